@@ -1,0 +1,110 @@
+//! What a run leaves behind, as plain records: `store` writes and reads them, `report` and
+//! `scoring` compute on them. One record per arm × eval item for calls, one per arm × item ×
+//! scorer for scores.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ArmKind, RunStatus};
+
+/// One run of an experiment, as listed by `orchestrator runs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: i64,
+    pub experiment: String,
+    pub status: RunStatus,
+    /// Unix milliseconds.
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    /// sha256 of the dataset's content (and split), so two runs are comparable.
+    pub dataset_fingerprint: String,
+    /// sha256 of the normalised spec; a rerun resumes a run with the same hash.
+    pub spec_hash: String,
+    /// The validated plan, as JSON, so reports read the assumptions it ran with.
+    pub spec_json: String,
+}
+
+/// One arm of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmInfo {
+    /// `prompt@provider` for prompt arms, the fine-tune id for fine-tunes.
+    pub arm: String,
+    pub kind: ArmKind,
+    pub provider: Option<String>,
+    pub prompt: Option<String>,
+    /// The model the arm calls or trains on.
+    pub model: String,
+}
+
+/// An eval item as stored with its run, for side-by-side comparisons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalItem {
+    pub item_id: String,
+    pub input: String,
+    pub target: String,
+}
+
+/// One answered (or failed) eval item of one arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub arm: String,
+    pub item_id: String,
+    /// The answer text; None when the call failed.
+    pub response: Option<String>,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// Wall time of the call, all attempts included.
+    pub latency_ms: f64,
+    pub cost_usd: f64,
+    pub attempts: u32,
+    pub cache_hit: bool,
+    /// Why the call failed; never contains a secret.
+    pub error: Option<String>,
+    /// Local compute seconds this answer used (local and fine-tuned arms).
+    pub compute_seconds: f64,
+}
+
+/// One scorer's value for one item of one arm, in [0, 1].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRecord {
+    pub arm: String,
+    pub item_id: String,
+    pub scorer: String,
+    pub value: f64,
+}
+
+/// A point of a training loss curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    pub step: u64,
+    pub epoch: f64,
+    /// `train` or `val`.
+    pub split: String,
+    pub loss: f64,
+}
+
+/// The training side of a fine-tune arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    pub arm: String,
+    /// `running`, `completed`, `failed`, `interrupted`.
+    pub status: String,
+    pub train_seconds: f64,
+    pub tokens_per_second: f64,
+    pub peak_memory_bytes: u64,
+    pub adapter_path: Option<String>,
+    /// The directory with resumable checkpoints.
+    pub checkpoint_dir: Option<String>,
+    pub error: Option<String>,
+    pub curve: Vec<LossPoint>,
+}
+
+/// Everything one run stored, as the leaderboard, compare and report read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    pub run: RunInfo,
+    pub arms: Vec<ArmInfo>,
+    pub items: Vec<EvalItem>,
+    pub calls: Vec<CallRecord>,
+    pub scores: Vec<ScoreRecord>,
+    pub training: Vec<TrainingRecord>,
+}

@@ -1,0 +1,267 @@
+//! The validated plan of an experiment: what `load` returns and the runner executes. Every value
+//! in it has been checked (ids unique, references resolved, files read, templates closed over the
+//! dataset's fields), so code downstream never re-validates.
+//!
+//! Nothing here parses YAML or reads files; `raw`, `validate` and `dataset` do that. Rendering a
+//! prompt for an item lives here because it needs the plan's train split for few-shot demos.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use domain::{
+    ArmKind, ComputeSpec, CostAssumptions, Decision, Device, GenerationParams, LoraHyper, Message,
+    Pricing, ScorerSpec,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::rng::SplitMix64;
+use crate::template;
+
+/// A validated experiment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The experiment id (`name:`), as stored in the database.
+    pub name: String,
+    pub description: Option<String>,
+    /// The spec file as it was given to [`crate::load`].
+    pub spec_path: PathBuf,
+    /// SHA-256 (hex) of the spec file's bytes followed by the dataset fingerprint: a run can be
+    /// resumed only by the same spec over the same data.
+    pub spec_hash: String,
+    pub dataset: Dataset,
+    pub providers: Vec<ProviderSpec>,
+    pub prompts: Vec<PromptSpec>,
+    pub finetunes: Vec<FinetuneSpec>,
+    pub generation: GenerationParams,
+    /// At least one; `equals` when the spec lists none.
+    pub scorers: Vec<ScorerSpec>,
+    pub budget_max_cost_usd: Option<f64>,
+    pub costs: CostAssumptions,
+    /// `decision.metric` names one of `scorers`.
+    pub decision: Decision,
+}
+
+/// The eval and train rows, already split.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// Items every arm answers, in file order.
+    pub eval: Vec<Row>,
+    /// Rows for few-shot demonstrations and fine-tuning, in file order; never shares an id with
+    /// `eval`.
+    pub train: Vec<Row>,
+    /// SHA-256 (hex) over the ids and fields of both splits and the split parameters.
+    pub fingerprint: String,
+    /// The field that is each row's `input`.
+    pub input_field: String,
+    /// The field that is each row's `target` (the reference answer).
+    pub target_field: String,
+    /// `split.seed` (default 7): seeds the split and the few-shot draws.
+    pub seed: u64,
+}
+
+/// One dataset row. All values are strings (JSON numbers and booleans as written in JSON).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The row's `id` field (or the field named by `dataset.id`) when it has one, else the line
+    /// number in its file (prefixed `train:` for rows of a separate train file).
+    pub id: String,
+    pub fields: BTreeMap<String, String>,
+    pub input: String,
+    pub target: String,
+}
+
+/// Where prompt arms get their answers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ProviderSpec {
+    #[serde(rename = "openai")]
+    OpenAi(OpenAiProviderSpec),
+    Local(LocalProviderSpec),
+}
+
+impl ProviderSpec {
+    pub fn id(&self) -> &str {
+        match self {
+            ProviderSpec::OpenAi(p) => &p.id,
+            ProviderSpec::Local(p) => &p.id,
+        }
+    }
+    pub fn model(&self) -> &str {
+        match self {
+            ProviderSpec::OpenAi(p) => &p.model,
+            ProviderSpec::Local(p) => &p.model,
+        }
+    }
+}
+
+/// An OpenAI-compatible chat-completions endpoint (`type: openai`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct OpenAiProviderSpec {
+    /// Defaults to `model`.
+    pub id: String,
+    pub model: String,
+    /// Default `https://api.openai.com/v1`, or `$OPENAI_BASE_URL` when that is set.
+    pub base_url: String,
+    /// The environment variable holding the API key (default `OPENAI_API_KEY`). The key itself
+    /// is never part of a plan.
+    pub api_key_env: String,
+    /// Default 8.
+    pub max_concurrency: usize,
+    pub requests_per_minute: Option<u32>,
+    /// None: use the built-in price of the model, if known.
+    pub pricing: Option<Pricing>,
+    /// Per request (`timeout_s`). Default 60.
+    pub timeout_secs: f64,
+    /// Default 5.
+    pub max_retries: u32,
+    /// Price calls at batch-API rates. Default false.
+    pub batch_api: bool,
+}
+
+/// A model run in-process by Candle (`type: local`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LocalProviderSpec {
+    /// Defaults to `model`.
+    pub id: String,
+    /// A known model name (`smollm2-135m-instruct`) or a path to a `.gguf`/`.safetensors` model.
+    pub model: String,
+    /// Default `cpu`.
+    pub device: Device,
+    /// Default 0.05 US dollars per hour.
+    pub cost_per_hour: f64,
+    /// Prompts generated together. Default 8.
+    pub batch_size: usize,
+}
+
+/// A prompt: system message, user template and number of few-shot demonstrations.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PromptSpec {
+    pub id: String,
+    /// May use `{{var}}` like the template.
+    pub system: Option<String>,
+    /// `{{field}}` for any dataset field, and `{{input}}` for the input field.
+    pub template: String,
+    /// Demonstrations drawn from the train split for each item. Default 0.
+    pub few_shot: usize,
+}
+
+/// A LoRA fine-tune of a local model.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FinetuneSpec {
+    pub id: String,
+    /// A known model name or a path, as for local providers.
+    pub base_model: String,
+    /// The prompt (an id in [`Plan::prompts`]) that formats each training example and eval item,
+    /// without demonstrations: see [`Plan::render_without_demos`].
+    pub prompt: String,
+    pub hyper: LoraHyper,
+    pub compute: ComputeSpec,
+}
+
+/// One arm: a way of answering every eval item.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ArmPlan {
+    /// `prompt@provider` for prompt arms, the fine-tune id for fine-tunes.
+    pub arm: String,
+    pub kind: ArmKind,
+    pub provider: Option<String>,
+    pub prompt: Option<String>,
+    /// The provider's model, or the fine-tune's base model.
+    pub model: String,
+}
+
+impl Plan {
+    /// Every arm: each prompt on each provider (provider-major: all prompts of the first
+    /// provider, then the next provider), then the fine-tunes in spec order.
+    pub fn arms(&self) -> Vec<ArmPlan> {
+        let mut arms = Vec::new();
+        for provider in &self.providers {
+            for prompt in &self.prompts {
+                arms.push(ArmPlan {
+                    arm: format!("{}@{}", prompt.id, provider.id()),
+                    kind: ArmKind::Prompt,
+                    provider: Some(provider.id().to_owned()),
+                    prompt: Some(prompt.id.clone()),
+                    model: provider.model().to_owned(),
+                });
+            }
+        }
+        for ft in &self.finetunes {
+            arms.push(ArmPlan {
+                arm: ft.id.clone(),
+                kind: ArmKind::Finetune,
+                provider: None,
+                prompt: Some(ft.prompt.clone()),
+                model: ft.base_model.clone(),
+            });
+        }
+        arms
+    }
+
+    pub fn prompt(&self, id: &str) -> Option<&PromptSpec> {
+        self.prompts.iter().find(|p| p.id == id)
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&ProviderSpec> {
+        self.providers.iter().find(|p| p.id() == id)
+    }
+
+    pub fn finetune(&self, id: &str) -> Option<&FinetuneSpec> {
+        self.finetunes.iter().find(|f| f.id == id)
+    }
+
+    pub fn scorer(&self, id: &str) -> Option<&ScorerSpec> {
+        self.scorers.iter().find(|s| s.id == id)
+    }
+
+    /// Messages for `item` with prompt `p`: system, then few-shot demos (user/assistant pairs
+    /// drawn deterministically from the TRAIN split only, seeded by item id), then the rendered
+    /// template.
+    pub fn render(&self, p: &PromptSpec, item: &Row) -> Vec<Message> {
+        let mut messages = Vec::with_capacity(2 + 2 * p.few_shot);
+        if let Some(system) = &p.system {
+            let s = template::render(system, item);
+            if !s.is_empty() {
+                messages.push(Message::system(s));
+            }
+        }
+        for demo in self.demos(p, item) {
+            messages.push(Message::user(template::render(&p.template, demo)));
+            messages.push(Message::assistant(demo.target.clone()));
+        }
+        messages.push(Message::user(template::render(&p.template, item)));
+        messages
+    }
+
+    /// Messages for `item` with prompt `p` but no demonstrations: how a fine-tune formats its
+    /// training examples and eval items (the weights learn what the demos would show).
+    pub fn render_without_demos(&self, p: &PromptSpec, item: &Row) -> Vec<Message> {
+        let zero = PromptSpec {
+            few_shot: 0,
+            ..p.clone()
+        };
+        self.render(&zero, item)
+    }
+
+    /// The train rows `render` shows as demonstrations before `item`: `p.few_shot` distinct rows
+    /// (fewer if the train split is smaller), never `item` itself, the same for the same seed
+    /// and item id.
+    pub fn demos(&self, p: &PromptSpec, item: &Row) -> Vec<&Row> {
+        if p.few_shot == 0 {
+            return Vec::new();
+        }
+        let train = &self.dataset.train;
+        let mut candidates: Vec<usize> = (0..train.len())
+            .filter(|&i| train[i].id != item.id)
+            .collect();
+        let k = p.few_shot.min(candidates.len());
+        SplitMix64::from_label(self.dataset.seed, "few-shot", &item.id)
+            .shuffle_prefix(&mut candidates, k);
+        candidates[..k].iter().map(|&i| &train[i]).collect()
+    }
+
+    /// The metric that decides: `decision.metric`.
+    pub fn primary_metric(&self) -> &str {
+        &self.decision.metric
+    }
+}

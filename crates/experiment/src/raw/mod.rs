@@ -1,0 +1,398 @@
+//! The spec's shape: YAML v1 (DESIGN.md §3) read section by section into raw structs that keep
+//! each value's position. Here every key is checked against its section, every value against
+//! its type and range, and defaults are filled in from the `domain` types.
+//!
+//! What this module does not check is anything that needs two places at once (a fine-tune's
+//! `prompt` naming a prompt, the decision metric naming a scorer, unique ids) or the dataset
+//! (files, fields, templates): `validate` does that with these structs. Nothing here leaves the
+//! crate.
+
+mod finetune;
+mod provider;
+mod scorer;
+
+use domain::{ComputeSpec, CostAssumptions, Device, GenerationParams, LoraHyper, ScorerKind};
+
+use crate::decode::{Ctx, Fields, Spanned, fields};
+use crate::plan::ProviderSpec;
+use crate::yaml::{Node, Pos};
+
+pub use provider::DEFAULT_OPENAI_BASE_URL;
+pub(crate) use scorer::scorer_spec;
+use {finetune::finetune, provider::provider, scorer::scorer};
+
+const TOP: &[&str] = &[
+    "name",
+    "description",
+    "dataset",
+    "providers",
+    "prompts",
+    "finetunes",
+    "generation",
+    "scorers",
+    "budget",
+    "costs",
+    "decision",
+];
+const DATASET: &[&str] = &["path", "train", "eval", "input", "target", "id", "split"];
+const SPLIT: &[&str] = &["eval", "train", "seed"];
+const PROMPT: &[&str] = &["id", "system", "template", "few_shot"];
+const GENERATION: &[&str] = &["max_tokens", "temperature", "top_p", "stop", "seed"];
+const BUDGET: &[&str] = &["max_cost_usd"];
+const COSTS: &[&str] = &["traffic", "staff", "serving", "batch_api"];
+const TRAFFIC: &[&str] = &["daily_requests", "horizon_days"];
+const STAFF: &[&str] = &[
+    "hourly_rate_usd",
+    "prompt_iteration_hours",
+    "data_prep_hours",
+    "mlops_hours_per_month",
+];
+const SERVING: &[&str] = &["finetune_hourly_usd"];
+const DECISION: &[&str] = &["metric", "quality_target"];
+
+/// Settings from outside the spec that fill its defaults.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Defaults {
+    pub openai_base_url: Option<String>,
+}
+
+pub(crate) struct RawSpec {
+    pub root: Pos,
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    pub dataset: Option<RawDataset>,
+    /// Position of the `providers` key, when written.
+    pub providers_key: Option<Pos>,
+    pub providers: Vec<RawProvider>,
+    pub prompts: Vec<RawPrompt>,
+    pub finetunes: Vec<RawFinetune>,
+    pub generation: GenerationParams,
+    /// Position of the `scorers` key, when written.
+    pub scorers_key: Option<Pos>,
+    pub scorers: Vec<RawScorer>,
+    pub budget_max_cost_usd: Option<f64>,
+    pub costs: CostAssumptions,
+    pub decision_metric: Option<Spanned<String>>,
+    pub quality_target: f64,
+}
+
+pub(crate) struct RawDataset {
+    pub pos: Pos,
+    pub path: Option<Spanned<String>>,
+    pub train: Option<Spanned<String>>,
+    pub eval: Option<Spanned<String>>,
+    pub input: Option<Spanned<String>>,
+    pub target: Option<Spanned<String>>,
+    pub id: Option<Spanned<String>>,
+    pub split: Option<RawSplit>,
+}
+
+pub(crate) struct RawSplit {
+    pub pos: Pos,
+    pub eval: Option<Spanned<usize>>,
+    pub train: Option<Spanned<usize>>,
+    pub seed: Option<u64>,
+}
+
+/// A provider entry; `spec` is None when the entry is too broken to use, but its id still
+/// counts for duplicate checks.
+pub(crate) struct RawProvider {
+    pub id: Option<Spanned<String>>,
+    pub spec: Option<ProviderSpec>,
+}
+
+pub(crate) struct RawPrompt {
+    pub id: Option<Spanned<String>>,
+    pub system: Option<Spanned<String>>,
+    pub template: Option<Spanned<String>>,
+    pub few_shot: Spanned<usize>,
+}
+
+pub(crate) struct RawFinetune {
+    pub id: Option<Spanned<String>>,
+    pub base_model: Option<Spanned<String>>,
+    pub prompt: Option<Spanned<String>>,
+    pub hyper: LoraHyper,
+    pub compute: ComputeSpec,
+}
+
+pub(crate) struct RawScorer {
+    /// The scorer's id (or its default) and where to point at it.
+    pub id: Option<Spanned<String>>,
+    pub kind: Option<ScorerKind>,
+}
+
+/// Reads the whole spec; every problem goes to `cx`.
+pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option<RawSpec> {
+    if root.is_null() {
+        cx.error(
+            root.pos,
+            "the spec is empty: it needs at least `name`, `dataset` and arms to compare",
+        );
+        return None;
+    }
+    let f = fields(cx, root, "the spec", TOP, &[])?;
+    let name = f.req_string(cx, "name");
+    if let Some(n) = &name {
+        check_name(cx, n);
+    }
+    let description = f.string(cx, "description").map(|s| s.value);
+    let dataset = match f.required(cx, "dataset") {
+        Some(n) => dataset(cx, n),
+        None => None,
+    };
+    let providers = f
+        .list(cx, "providers")
+        .into_iter()
+        .map(|n| provider(cx, n, defaults))
+        .collect();
+    let prompts = f
+        .list(cx, "prompts")
+        .into_iter()
+        .map(|n| prompt(cx, n))
+        .collect();
+    let finetunes = f
+        .list(cx, "finetunes")
+        .into_iter()
+        .map(|n| finetune(cx, n))
+        .collect();
+    let generation = f
+        .get("generation")
+        .and_then(|n| generation(cx, n))
+        .unwrap_or_default();
+    let scorers = f
+        .list(cx, "scorers")
+        .into_iter()
+        .map(|n| scorer(cx, n))
+        .collect();
+    let budget_max_cost_usd = f
+        .get("budget")
+        .and_then(|n| fields(cx, n, "`budget`", BUDGET, &[]))
+        .and_then(|b| {
+            b.number(cx, "max_cost_usd", |x| x >= 0.0, "zero or more")
+                .map(|s| s.value)
+        });
+    let costs = f
+        .get("costs")
+        .and_then(|n| costs(cx, n))
+        .unwrap_or_default();
+    let (decision_metric, quality_target) = match f
+        .get("decision")
+        .and_then(|n| fields(cx, n, "`decision`", DECISION, &[]))
+    {
+        Some(d) => (
+            d.string(cx, "metric"),
+            d.number(
+                cx,
+                "quality_target",
+                |x| (0.0..=1.0).contains(&x),
+                "between 0 and 1",
+            )
+            .map_or(0.9, |s| s.value),
+        ),
+        None => (None, 0.9),
+    };
+    Some(RawSpec {
+        root: root.pos,
+        name,
+        description,
+        dataset,
+        providers_key: f.key("providers").map(|k| k.pos),
+        providers,
+        prompts,
+        finetunes,
+        generation,
+        scorers_key: f.key("scorers").map(|k| k.pos),
+        scorers,
+        budget_max_cost_usd,
+        costs,
+        decision_metric,
+        quality_target,
+    })
+}
+
+/// The experiment name is its id in the database and in file names of reports.
+fn check_name(cx: &mut Ctx<'_>, name: &Spanned<String>) {
+    let ok = name
+        .value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if name.value.is_empty() || !ok {
+        cx.error(
+            name.pos,
+            format!(
+                "invalid name `{}`: use letters, digits, `-`, `_` and `.`",
+                name.value
+            ),
+        );
+    }
+}
+
+/// Ids name arms (`prompt@provider`) and are typed in `--arms a,b`, so `@`, `,` and spaces
+/// would make them ambiguous.
+fn id(cx: &mut Ctx<'_>, f: &Fields<'_>, required: bool) -> Option<Spanned<String>> {
+    let id = if required {
+        f.req_string(cx, "id")
+    } else {
+        f.string(cx, "id")
+    }?;
+    if id.value.is_empty()
+        || id
+            .value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '@' || c == ',')
+    {
+        cx.error(
+            id.pos,
+            format!(
+                "invalid id `{}`: ids may not be empty or contain spaces, `@` or `,`",
+                id.value
+            ),
+        );
+    }
+    Some(id)
+}
+
+fn dataset(cx: &mut Ctx<'_>, node: &Node) -> Option<RawDataset> {
+    let f = fields(cx, node, "`dataset`", DATASET, &[])?;
+    let split = f.get("split").and_then(|n| {
+        let s = fields(cx, n, "`split`", SPLIT, &[])?;
+        Some(RawSplit {
+            pos: s.pos,
+            eval: s.usize(cx, "eval", 1),
+            train: s.usize(cx, "train", 0),
+            seed: s.uint(cx, "seed", 0).map(|s| s.value),
+        })
+    });
+    Some(RawDataset {
+        pos: f.pos,
+        path: f.string(cx, "path"),
+        train: f.string(cx, "train"),
+        eval: f.string(cx, "eval"),
+        input: f.req_string(cx, "input"),
+        target: f.req_string(cx, "target"),
+        id: f.string(cx, "id"),
+        split,
+    })
+}
+
+fn device(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<Device> {
+    let s = f.string(cx, "device")?;
+    let d = Device::parse(&s.value);
+    if d.is_none() {
+        cx.error(
+            s.pos,
+            format!(
+                "invalid device `{}`: expected `cpu`, `cuda`, `cuda:N` or `auto`",
+                s.value
+            ),
+        );
+    }
+    d
+}
+
+fn positive(x: f64) -> bool {
+    x > 0.0
+}
+
+fn non_negative(x: f64) -> bool {
+    x >= 0.0
+}
+
+fn prompt(cx: &mut Ctx<'_>, node: &Node) -> RawPrompt {
+    let Some(f) = fields(cx, node, "a prompt", PROMPT, &[]) else {
+        return RawPrompt {
+            id: None,
+            system: None,
+            template: None,
+            few_shot: Spanned {
+                value: 0,
+                pos: node.pos,
+            },
+        };
+    };
+    RawPrompt {
+        id: id(cx, &f, true),
+        system: f.string(cx, "system"),
+        template: f.req_string(cx, "template"),
+        few_shot: f.usize(cx, "few_shot", 0).unwrap_or(Spanned {
+            value: 0,
+            pos: f.pos,
+        }),
+    }
+}
+
+fn generation(cx: &mut Ctx<'_>, node: &Node) -> Option<GenerationParams> {
+    let f = fields(cx, node, "`generation`", GENERATION, &[])?;
+    let d = GenerationParams::default();
+    Some(GenerationParams {
+        max_tokens: f.u32(cx, "max_tokens", 1).map_or(d.max_tokens, |s| s.value),
+        temperature: f
+            .number(
+                cx,
+                "temperature",
+                |x| (0.0..=2.0).contains(&x),
+                "between 0 and 2",
+            )
+            .map_or(d.temperature, |s| s.value as f32),
+        top_p: f
+            .number(
+                cx,
+                "top_p",
+                |x| x > 0.0 && x <= 1.0,
+                "more than 0 and at most 1",
+            )
+            .map(|s| s.value as f32)
+            .or(d.top_p),
+        stop: f
+            .strings(cx, "stop", true)
+            .map(|l| l.value.into_iter().map(|s| s.value).collect())
+            .unwrap_or(d.stop),
+        seed: f.uint(cx, "seed", 0).map(|s| s.value).or(d.seed),
+    })
+}
+
+fn costs(cx: &mut Ctx<'_>, node: &Node) -> Option<CostAssumptions> {
+    let f = fields(cx, node, "`costs`", COSTS, &[])?;
+    let mut c = CostAssumptions::default();
+    let ge0 = "zero or more";
+    if let Some(t) = f
+        .get("traffic")
+        .and_then(|n| fields(cx, n, "`traffic`", TRAFFIC, &[]))
+    {
+        if let Some(x) = t.number(cx, "daily_requests", non_negative, ge0) {
+            c.daily_requests = x.value;
+        }
+        if let Some(x) = t.number(cx, "horizon_days", positive, "more than zero") {
+            c.horizon_days = x.value;
+        }
+    }
+    if let Some(s) = f
+        .get("staff")
+        .and_then(|n| fields(cx, n, "`staff`", STAFF, &[]))
+    {
+        if let Some(x) = s.number(cx, "hourly_rate_usd", non_negative, ge0) {
+            c.hourly_rate_usd = x.value;
+        }
+        if let Some(x) = s.number(cx, "prompt_iteration_hours", non_negative, ge0) {
+            c.prompt_iteration_hours = x.value;
+        }
+        if let Some(x) = s.number(cx, "data_prep_hours", non_negative, ge0) {
+            c.data_prep_hours = x.value;
+        }
+        if let Some(x) = s.number(cx, "mlops_hours_per_month", non_negative, ge0) {
+            c.mlops_hours_per_month = x.value;
+        }
+    }
+    if let Some(s) = f
+        .get("serving")
+        .and_then(|n| fields(cx, n, "`serving`", SERVING, &[]))
+        && let Some(x) = s.number(cx, "finetune_hourly_usd", non_negative, ge0)
+    {
+        c.finetune_hourly_usd = x.value;
+    }
+    if let Some(b) = f.bool(cx, "batch_api") {
+        c.batch_api = b.value;
+    }
+    Some(c)
+}

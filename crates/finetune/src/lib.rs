@@ -1,0 +1,39 @@
+//! Local models with Candle: a llama-family transformer loaded from GGUF or safetensors, its
+//! tokenizer (from `tokenizer.json` or the GGUF metadata) and chat template, LoRA layers, batched
+//! generation with a KV cache, the LoRA trainer, PEFT adapter IO, and the fine-tune worker's job
+//! protocol.
+//!
+//! It has no tokio and no SQL: long work runs on the caller's thread and checks a cancel flag.
+//!
+//! Map for the trainer (what the model side offers):
+//! - [`generate::LocalModel`] bundles a [`model::Llama`], its [`tokenizer::Tokenizer`] and
+//!   [`chat::ChatTemplate`]; `LocalModel::load(path, device)` reads a `.gguf` or a safetensors
+//!   directory. `format_example` turns (messages, answer) into prompt and answer token ids.
+//! - [`model::Llama`]: `add_lora`, `lora_vars` (PEFT names → `Var`), `set_training`,
+//!   `forward_hidden` (`[B,T]` ids → `[B,T,H]` final normed hidden states, differentiable),
+//!   `lm_head` (`[N,H]` → `[N,V]`), `merge_lora`/`unmerge_lora`, `set_lora_tensors`.
+//! - Weights are always in the Hugging Face layout (GGUF q/k rows are un-permuted at load), so
+//!   LoRA tensors map one to one onto PEFT's `adapter_model.safetensors`.
+
+pub mod adapter;
+pub mod chat;
+pub mod checkpoint;
+pub mod data;
+pub mod device;
+mod error;
+mod files;
+pub mod generate;
+pub mod job;
+pub mod lora;
+pub mod model;
+pub mod ops;
+pub mod optim;
+pub mod testing;
+pub mod tokenizer;
+pub mod train;
+pub mod weights;
+
+pub use error::Error;
+pub use generate::{Generation, LocalModel};
+pub use lora::{LoraConfig, LoraTarget};
+pub use model::{Config, Llama};

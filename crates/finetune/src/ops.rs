@@ -1,0 +1,743 @@
+//! Tensor operations the transformer needs that Candle does not offer in a form that is both
+//! fast and differentiable.
+//!
+//! Candle's fused `rms_norm`, `softmax_last_dim` and `rope` are built without a backward pass:
+//! a graph through them silently detaches and LoRA variables get no gradient. And a plain
+//! `matmul` against a frozen weight also computes the weight's gradient, which nobody reads.
+//! Here each fused op runs forward as Candle runs it, and a small custom op re-attaches the
+//! graph with a hand-written backward; [`frozen_matmul`] multiplies by a frozen weight and
+//! returns a gradient for the activations only. Where nothing tracks gradients (inference)
+//! these are the plain fused ops, with no extra work.
+//!
+//! This module is not a general autograd extension: every backward here is checked against
+//! Candle's slow reference ops in the tests below.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CudaStorage, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
+
+/// `x · wt` for activations `x` `[N, in]` and a frozen weight `wt` `[in, out]` (any strides,
+/// e.g. a transposed view of an `[out, in]` weight). The backward returns the gradient of `x`
+/// only; `wt` is treated as a constant even if it is a variable.
+pub fn frozen_matmul(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
+    if !x.track_op() {
+        return x.matmul(&wt.detach());
+    }
+    x.apply_op2(&wt.detach(), FrozenMatmul)
+}
+
+struct FrozenMatmul;
+
+impl FrozenMatmul {
+    fn bmnk(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize, usize)> {
+        let (m, k) = l1.shape().dims2()?;
+        let (k2, n) = l2.shape().dims2()?;
+        if k != k2 {
+            candle_core::bail!(
+                "frozen_matmul: shape mismatch {:?} x {:?}",
+                l1.shape(),
+                l2.shape()
+            )
+        }
+        Ok((1, m, n, k))
+    }
+}
+
+impl CustomOp2 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let bmnk = Self::bmnk(l1, l2)?;
+        Ok((s1.matmul(s2, bmnk, l1, l2)?, Shape::from((bmnk.1, bmnk.2))))
+    }
+
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let bmnk = Self::bmnk(l1, l2)?;
+        Ok((s1.matmul(s2, bmnk, l1, l2)?, Shape::from((bmnk.1, bmnk.2))))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        wt: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(grad.matmul(&wt.t()?)?), None))
+    }
+}
+
+/// RMS normalisation over the last dimension, `x / sqrt(mean(x²) + eps) · alpha`, with a
+/// gradient for `x` (`alpha` is frozen).
+pub fn rms_norm(x: &Tensor, alpha: &Tensor, eps: f32) -> Result<Tensor> {
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        // One pass forward and one backward instead of Candle's kernel plus about ten
+        // elementwise ops for the gradient. Used with and without gradients, so a model with
+        // a fresh (B = 0) adapter computes exactly what the base model computes.
+        let x = x.contiguous()?;
+        let alpha = alpha.to_dtype(x.dtype())?.contiguous()?;
+        let op = RmsNormCpu {
+            eps: f64::from(eps),
+        };
+        return if x.track_op() {
+            x.apply_op2(&alpha, op)
+        } else {
+            x.apply_op2_no_bwd(&alpha, &op)
+        };
+    }
+    if x.dtype() == DType::F64 {
+        // Candle's fused kernel has no f64 version; f64 is for gradient checks only.
+        return candle_nn::ops::rms_norm_slow(x, alpha, eps);
+    }
+    let y = candle_nn::ops::rms_norm(x, alpha, eps)?;
+    attach(
+        x,
+        y,
+        Backward::RmsNorm {
+            alpha: alpha.clone(),
+            eps: f64::from(eps),
+        },
+    )
+}
+
+/// Softmax over the last dimension, with a gradient.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let y = candle_nn::ops::softmax_last_dim(x)?;
+    attach(x, y, Backward::Softmax)
+}
+
+/// Rotary position embedding in the half-rotation (Hugging Face / NeoX) layout, with a
+/// gradient for `x`. `x` is `[B, heads, T, head_dim]` (made contiguous here); `cos`/`sin` are
+/// `[T, head_dim/2]` or, for per-row positions, `[B, T, head_dim/2]`.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let y = candle_nn::rotary_emb::rope(&x, cos, sin)?;
+    attach(
+        &x,
+        y,
+        Backward::Rope {
+            cos: cos.clone(),
+            sin: sin.clone(),
+        },
+    )
+}
+
+/// `silu(gate) · up` for `gate_up` `[N, 2F]` holding gate in its first F columns and up in the
+/// rest (the fused MLP projection) → `[N, F]`. On the CPU one pass forward and one pass
+/// backward (Candle's silu and mul backward take about ten passes over these, the largest
+/// activations of the model); elsewhere Candle's ops.
+pub fn swiglu(gate_up: &Tensor) -> Result<Tensor> {
+    let f = gate_up.dim(D::Minus1)? / 2;
+    let supported = matches!(gate_up.dtype(), DType::F32 | DType::F64);
+    if !gate_up.device().is_cpu() || !supported {
+        let gate = gate_up.narrow(D::Minus1, 0, f)?;
+        let up = gate_up.narrow(D::Minus1, f, f)?;
+        return gate.silu()? * up;
+    }
+    let gate_up = gate_up.contiguous()?;
+    if gate_up.track_op() {
+        gate_up.apply_op1(Swiglu)
+    } else {
+        gate_up.apply_op1_no_bwd(&Swiglu)
+    }
+}
+
+struct Swiglu;
+
+/// The rows of a contiguous CPU tensor as a slice.
+fn cpu_slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
+    if !l.is_contiguous() {
+        candle_core::bail!("expected a contiguous tensor")
+    }
+    let all = s.as_slice::<T>()?;
+    match all.get(l.start_offset()..l.start_offset() + l.shape().elem_count()) {
+        Some(v) => Ok(v),
+        None => candle_core::bail!("tensor layout out of its storage"),
+    }
+}
+
+/// RMS norm on the CPU with its own backward (for `x` only: `alpha` is frozen).
+struct RmsNormCpu {
+    eps: f64,
+}
+
+fn rms_norm_fwd<T: Float>(x: &[T], alpha: &[T], eps: f64) -> Vec<T> {
+    let h = alpha.len();
+    let mut out = vec![T::ZERO; x.len()];
+    for (row, dst) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        let r = T::inv_rms(row, eps);
+        for ((d, &v), &a) in dst.iter_mut().zip(row).zip(alpha) {
+            *d = v * r * a;
+        }
+    }
+    out
+}
+
+/// `dx = r·(g − x·r²·mean(x·g))` with `g = dy·alpha`, `r = (mean(x²) + eps)^-½`.
+fn rms_norm_bwd<T: Float>(x: &[T], alpha: &[T], dy: &[T], eps: f64) -> Vec<T> {
+    let h = alpha.len();
+    let mut out = vec![T::ZERO; x.len()];
+    for ((row, dy), dst) in x.chunks_exact(h).zip(dy.chunks_exact(h)).zip(out.chunks_exact_mut(h)) {
+        let r = T::inv_rms(row, eps);
+        let mut dot = T::ZERO;
+        for ((&v, &d), &a) in row.iter().zip(dy).zip(alpha) {
+            dot = dot + v * d * a;
+        }
+        let c = r * r * dot * <T as num_like::Float>::from_f64(1.0 / h as f64);
+        for (((o, &v), &d), &a) in dst.iter_mut().zip(row).zip(dy).zip(alpha) {
+            *o = r * (d * a - v * c);
+        }
+    }
+    out
+}
+
+impl CustomOp2 for RmsNormCpu {
+    fn name(&self) -> &'static str {
+        "rms-norm-cpu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(rms_norm_fwd(
+                cpu_slice::<f32>(s1, l1)?,
+                cpu_slice::<f32>(s2, l2)?,
+                self.eps,
+            )),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(rms_norm_fwd(
+                cpu_slice::<f64>(s1, l1)?,
+                cpu_slice::<f64>(s2, l2)?,
+                self.eps,
+            )),
+            _ => candle_core::bail!("rms-norm-cpu: unsupported dtypes"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        alpha: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = x.apply_op3_no_bwd(alpha, &dy, &RmsNormCpuBackward { eps: self.eps })?;
+        Ok((Some(dx), None))
+    }
+}
+
+struct RmsNormCpuBackward {
+    eps: f64,
+}
+
+impl candle_core::CustomOp3 for RmsNormCpuBackward {
+    fn name(&self) -> &'static str {
+        "rms-norm-cpu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(rms_norm_bwd(
+                    cpu_slice::<f32>(s1, l1)?,
+                    cpu_slice::<f32>(s2, l2)?,
+                    cpu_slice::<f32>(s3, l3)?,
+                    self.eps,
+                ))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(rms_norm_bwd(
+                    cpu_slice::<f64>(s1, l1)?,
+                    cpu_slice::<f64>(s2, l2)?,
+                    cpu_slice::<f64>(s3, l3)?,
+                    self.eps,
+                ))
+            }
+            _ => candle_core::bail!("rms-norm-cpu backward: unsupported dtypes"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+trait Float: candle_core::WithDType + num_like::Float {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+/// The few float operations the CPU kernels need, for f32 and f64.
+mod num_like {
+    pub trait Float:
+        Copy
+        + std::ops::Mul<Output = Self>
+        + std::ops::Add<Output = Self>
+        + std::ops::Sub<Output = Self>
+    {
+        const ONE: Self;
+        const ZERO: Self;
+        fn sigmoid(self) -> Self;
+        fn from_f64(v: f64) -> Self;
+        /// `(mean(row²) + eps)^-½`.
+        fn inv_rms(row: &[Self], eps: f64) -> Self;
+    }
+    impl Float for f32 {
+        const ONE: f32 = 1.0;
+        const ZERO: f32 = 0.0;
+        fn sigmoid(self) -> f32 {
+            1.0 / (1.0 + (-self).exp())
+        }
+        fn from_f64(v: f64) -> f32 {
+            v as f32
+        }
+        fn inv_rms(row: &[f32], eps: f64) -> f32 {
+            let ss: f32 = row.iter().map(|v| v * v).sum();
+            (1.0 / (f64::from(ss) / row.len() as f64 + eps).sqrt()) as f32
+        }
+    }
+    impl Float for f64 {
+        const ONE: f64 = 1.0;
+        const ZERO: f64 = 0.0;
+        fn sigmoid(self) -> f64 {
+            1.0 / (1.0 + (-self).exp())
+        }
+        fn from_f64(v: f64) -> f64 {
+            v
+        }
+        fn inv_rms(row: &[f64], eps: f64) -> f64 {
+            let ss: f64 = row.iter().map(|v| v * v).sum();
+            1.0 / (ss / row.len() as f64 + eps).sqrt()
+        }
+    }
+}
+
+fn swiglu_fwd<T: Float>(gu: &[T], f: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(gu.len() / 2);
+    for row in gu.chunks_exact(2 * f) {
+        let (g, u) = row.split_at(f);
+        out.extend(g.iter().zip(u).map(|(&g, &u)| g * g.sigmoid() * u));
+    }
+    out
+}
+
+/// `[dgate | dup]` from `gate_up` and the output gradient `dy`.
+fn swiglu_bwd<T: Float>(gu: &[T], dy: &[T], f: usize) -> Vec<T> {
+    let mut out = vec![T::ONE; gu.len()];
+    for ((row, dy), dst) in gu
+        .chunks_exact(2 * f)
+        .zip(dy.chunks_exact(f))
+        .zip(out.chunks_exact_mut(2 * f))
+    {
+        let (g, u) = row.split_at(f);
+        let (dg, du) = dst.split_at_mut(f);
+        for i in 0..f {
+            let (g, u, d) = (g[i], u[i], dy[i]);
+            let s = g.sigmoid();
+            let silu = g * s;
+            // silu'(g) = s·(1 + g·(1 − s))
+            dg[i] = d * u * (s * (T::ONE + g * (T::ONE - s)));
+            du[i] = d * silu;
+        }
+    }
+    out
+}
+
+impl candle_core::CustomOp1 for Swiglu {
+    fn name(&self) -> &'static str {
+        "swiglu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = l.shape().dims();
+        let f = dims.last().copied().unwrap_or(0) / 2;
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = f;
+        }
+        let out = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(swiglu_fwd(cpu_slice::<f32>(s, l)?, f)),
+            CpuStorage::F64(_) => CpuStorage::F64(swiglu_fwd(cpu_slice::<f64>(s, l)?, f)),
+            _ => candle_core::bail!("swiglu: unsupported dtype {:?}", s.dtype()),
+        };
+        Ok((out, Shape::from(out_dims)))
+    }
+
+    fn bwd(&self, gate_up: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        Ok(Some(gate_up.apply_op2_no_bwd(&dy, &SwigluBackward)?))
+    }
+}
+
+struct SwigluBackward;
+
+impl CustomOp2 for SwigluBackward {
+    fn name(&self) -> &'static str {
+        "swiglu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let f = l2.shape().dims().last().copied().unwrap_or(0);
+        let out = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(swiglu_bwd(
+                cpu_slice::<f32>(s1, l1)?,
+                cpu_slice::<f32>(s2, l2)?,
+                f,
+            )),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(swiglu_bwd(
+                cpu_slice::<f64>(s1, l1)?,
+                cpu_slice::<f64>(s2, l2)?,
+                f,
+            )),
+            _ => candle_core::bail!("swiglu backward: unsupported dtypes"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// One decode step of attention for every row and head at once: `q` `[B, kv_heads, group, d]`
+/// (the query heads sharing a KV head folded together), `k`/`v` `[B, kv_heads, S, d]` (views
+/// into the KV cache are fine), `mask` additive `[B, S]` values or none. Returns
+/// `softmax(q·kᵀ·scale + mask)·v`, `[B, kv_heads, group, d]`, without gradient.
+///
+/// Candle would run this as two batched matmuls of `B·kv_heads` tiny gemm calls each, whose
+/// per-call overhead made a 16-row decode step cost 3× its arithmetic; here it is one pass,
+/// parallel over rows and heads. CPU f32 only: `None` elsewhere (use matmuls).
+pub fn decode_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+) -> Result<Option<Tensor>> {
+    if !q.device().is_cpu() || q.dtype() != DType::F32 || q.track_op() {
+        return Ok(None);
+    }
+    let (b, _, _, _) = k.dims4()?;
+    let s = k.dim(2)?;
+    let mask = match mask {
+        Some(m) => {
+            let m = m.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            if m.len() != b * s {
+                return Ok(None);
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let q = q.contiguous()?;
+    Ok(Some(q.apply_op3_no_bwd(
+        k,
+        v,
+        &DecodeAttention {
+            scale: scale as f32,
+            mask,
+        },
+    )?))
+}
+
+/// `d` values of `all` from `start`.
+fn row_at(all: &[f32], start: usize, d: usize) -> Result<&[f32]> {
+    match all.get(start..start + d) {
+        Some(r) => Ok(r),
+        None => candle_core::bail!("decode-attention: cache index out of range"),
+    }
+}
+
+struct DecodeAttention {
+    scale: f32,
+    mask: Option<Vec<f32>>,
+}
+
+impl candle_core::CustomOp3 for DecodeAttention {
+    fn name(&self) -> &'static str {
+        "decode-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sq: &CpuStorage,
+        lq: &Layout,
+        sk: &CpuStorage,
+        lk: &Layout,
+        sv: &CpuStorage,
+        lv: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let q = cpu_slice::<f32>(sq, lq)?;
+        let (b, h, g, d) = lq.shape().dims4()?;
+        let (kb, kh, s, kd) = lk.shape().dims4()?;
+        if (kb, kh, kd) != (b, h, d) || lv.shape().dims4()? != (b, h, s, d) {
+            candle_core::bail!("decode-attention: shapes {:?} {:?} {:?}", lq.shape(), lk.shape(), lv.shape())
+        }
+        let (ks, vs) = (lk.stride(), lv.stride());
+        if ks.get(3) != Some(&1) || vs.get(3) != Some(&1) {
+            candle_core::bail!("decode-attention: k and v need contiguous rows")
+        }
+        let (k_all, v_all) = (sk.as_slice::<f32>()?, sv.as_slice::<f32>()?);
+        let (k0, v0) = (lk.start_offset(), lv.start_offset());
+        let mut out = vec![0f32; b * h * g * d];
+        out.par_chunks_mut(g * d)
+            .enumerate()
+            .try_for_each(|(bh, dst)| -> Result<()> {
+                let (bi, hi) = (bh / h, bh % h);
+                let kbase = k0 + bi * ks[0] + hi * ks[1];
+                let vbase = v0 + bi * vs[0] + hi * vs[1];
+                let mut p = vec![0f32; s];
+                for gi in 0..g {
+                    let qoff = ((bi * h + hi) * g + gi) * d;
+                    let qrow = q.get(qoff..qoff + d).unwrap_or_default();
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, pj) in p.iter_mut().enumerate() {
+                        let kr = row_at(k_all, kbase + j * ks[2], d)?;
+                        let dot: f32 = qrow.iter().zip(kr).map(|(a, b)| a * b).sum();
+                        let m = match &self.mask {
+                            Some(m) => m.get(bi * s + j).copied().unwrap_or(0.0),
+                            None => 0.0,
+                        };
+                        *pj = dot * self.scale + m;
+                        max = max.max(*pj);
+                    }
+                    let mut sum = 0f32;
+                    for pj in p.iter_mut() {
+                        *pj = (*pj - max).exp();
+                        sum += *pj;
+                    }
+                    let o = &mut dst[gi * d..(gi + 1) * d];
+                    o.fill(0.0);
+                    for (j, &pj) in p.iter().enumerate() {
+                        let w = pj / sum;
+                        let vr = row_at(v_all, vbase + j * vs[2], d)?;
+                        for (oi, &vi) in o.iter_mut().zip(vr) {
+                            *oi += w * vi;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        Ok((CpuStorage::F32(out), Shape::from((b, h, g, d))))
+    }
+}
+
+/// How to take the gradient of an op whose forward Candle computed without a graph.
+enum Backward {
+    RmsNorm { alpha: Tensor, eps: f64 },
+    Softmax,
+    Rope { cos: Tensor, sin: Tensor },
+}
+
+/// Returns `y` (computed from `x` by a fused op without backward) as a node of `x`'s graph
+/// whose backward is `backward`. A no-op when `x` tracks no gradient.
+fn attach(x: &Tensor, y: Tensor, backward: Backward) -> Result<Tensor> {
+    if !x.track_op() {
+        return Ok(y);
+    }
+    // The op copies `y`'s storage, which must therefore be exactly `y`: fresh fused outputs are.
+    let y = if y.is_contiguous() && y.layout().start_offset() == 0 {
+        y
+    } else {
+        y.copy()?
+    };
+    x.apply_op2(&y, Attach(backward))
+}
+
+struct Attach(Backward);
+
+fn check_plain(l: &Layout) -> Result<()> {
+    if !l.is_contiguous() || l.start_offset() != 0 {
+        candle_core::bail!("attach: forward result must be contiguous from offset 0")
+    }
+    Ok(())
+}
+
+impl CustomOp2 for Attach {
+    fn name(&self) -> &'static str {
+        "attach-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _s1: &CpuStorage,
+        _l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_plain(l2)?;
+        Ok((s2.try_clone(l2)?, l2.shape().clone()))
+    }
+
+    fn cuda_fwd(
+        &self,
+        _s1: &CudaStorage,
+        _l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        check_plain(l2)?;
+        Ok((s2.try_clone(l2)?, l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = match &self.0 {
+            Backward::RmsNorm { alpha, eps } => {
+                // y = x·r·α with r = (mean(x²) + eps)^-½; dx = r·(g − x·r²·mean(x·g)), g = dy·α.
+                let g = dy.broadcast_mul(alpha)?;
+                let r = (x.sqr()?.mean_keepdim(D::Minus1)? + *eps)?
+                    .sqrt()?
+                    .recip()?;
+                let m = (x * &g)?.mean_keepdim(D::Minus1)?;
+                let inner = (g - x.broadcast_mul(&(r.sqr()? * m)?)?)?;
+                inner.broadcast_mul(&r)?
+            }
+            Backward::Softmax => {
+                // dx = y·(dy − Σ dy·y)
+                let s = (dy * y)?.sum_keepdim(D::Minus1)?;
+                (dy.broadcast_sub(&s)? * y)?
+            }
+            Backward::Rope { cos, sin } => {
+                // The rotation's transpose is the rotation by the opposite angle.
+                candle_nn::rotary_emb::rope(&dy.contiguous()?, cos, &sin.neg()?)?
+            }
+        };
+        Ok((Some(dx), None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        // A deterministic pseudo-random tensor without relying on the device RNG.
+        let n: usize = shape.iter().product();
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Gradient of sum(f(x) · w) through the fused op and through Candle's slow reference.
+    fn check_grad(
+        shape: &[usize],
+        fast: impl Fn(&Tensor) -> Result<Tensor>,
+        slow: impl Fn(&Tensor) -> Result<Tensor>,
+    ) {
+        let x = Var::from_tensor(&rand(shape, 1)).unwrap();
+        let w = rand(shape, 2);
+        let yf = fast(x.as_tensor()).unwrap();
+        let ys = slow(x.as_tensor()).unwrap();
+        let diff = (&yf - &ys).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5, "forward differs");
+        let gf = (yf * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gs = (ys * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gf = gf.get(x.as_tensor()).unwrap();
+        let gs = gs.get(x.as_tensor()).unwrap();
+        let diff = (gf - gs).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4, "gradient differs");
+    }
+
+    #[test]
+    fn rms_norm_grad_matches_slow() {
+        let alpha = (rand(&[8], 3) + 1.5).unwrap();
+        check_grad(
+            &[5, 8],
+            |x| rms_norm(x, &alpha, 1e-5),
+            |x| candle_nn::ops::rms_norm_slow(x, &alpha, 1e-5),
+        );
+    }
+
+    #[test]
+    fn softmax_grad_matches_slow() {
+        check_grad(&[2, 3, 7], softmax_last_dim, |x| {
+            candle_nn::ops::softmax(x, D::Minus1)
+        });
+    }
+
+    #[test]
+    fn rope_grad_matches_slow() {
+        let cos = rand(&[4, 3], 4);
+        let sin = rand(&[4, 3], 5);
+        check_grad(
+            &[2, 3, 4, 6],
+            |x| rope(x, &cos, &sin),
+            |x| candle_nn::rotary_emb::rope_slow(x, &cos, &sin),
+        );
+    }
+
+    #[test]
+    fn swiglu_grad_matches_slow() {
+        check_grad(&[3, 10], swiglu_grad_probe, |x| {
+            let gate = x.narrow(1, 0, 5)?;
+            let up = x.narrow(1, 5, 5)?;
+            (gate.silu()? * up)?.pad_with_zeros(1, 0, 5)
+        });
+    }
+
+    /// swiglu's output padded back to its input's width, so `check_grad` can compare it.
+    fn swiglu_grad_probe(x: &Tensor) -> Result<Tensor> {
+        swiglu(x)?.pad_with_zeros(1, 0, 5)
+    }
+
+    #[test]
+    fn frozen_matmul_grads_only_the_input() {
+        let x = Var::from_tensor(&rand(&[3, 4], 1)).unwrap();
+        let w = Var::from_tensor(&rand(&[5, 4], 2)).unwrap();
+        let y = frozen_matmul(x.as_tensor(), &w.as_tensor().t().unwrap()).unwrap();
+        let y_ref = x.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g_ref = y_ref.sum_all().unwrap().backward().unwrap();
+        assert!(g.get(w.as_tensor()).is_none());
+        let d = (g.get(x.as_tensor()).unwrap() - g_ref.get(x.as_tensor()).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+    }
+}

@@ -1,0 +1,618 @@
+//! The LoRA trainer: one fine-tune job from chat examples to a PEFT adapter on disk.
+//!
+//! Each example is formatted with the model's chat template into prompt and answer tokens
+//! (answer + end-of-turn), cut to `sequence_len` keeping the answer, and trained with the loss
+//! on answer tokens only: the final hidden states are gathered at the positions that predict
+//! answer tokens, and only those rows go through the tied LM head and `cross_entropy` (Candle's
+//! has no ignore index, and the 49k-wide head at every position would dominate the step).
+//!
+//! Around that: a deterministic validation split, per-epoch shuffles, padded micro-batches,
+//! gradient accumulation weighted by answer tokens (so a step equals one large batch), global
+//! norm clipping, AdamW with warm-up and cosine/linear decay (`optim.rs`), validation each
+//! epoch or every `eval_steps`, early stopping that keeps the best adapter, a checkpoint each
+//! epoch (`checkpoint.rs`), resume from the newest checkpoint, and cancellation between steps
+//! (checkpoint, then [`TrainOutcome::Interrupted`]). Progress goes out as [`WorkerEvent`]s.
+//!
+//! It runs on the caller's thread and never prints. Not here: the model and its forward
+//! (`model.rs`, `lora.rs`), the file formats (`adapter.rs`, `checkpoint.rs`), and answering the
+//! eval set (the worker does that with [`LocalModel::generate`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{DType, Result as CResult, Tensor, Var};
+use domain::{LoraHyper, LossPoint};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{self, TrainState};
+use crate::data::{self, Batch, Sample};
+use crate::job::{FinetuneJob, WorkerEvent};
+use crate::lora::LoraConfig;
+use crate::model::Llama;
+use crate::optim::{AdamW, AdamWConfig, Decay, GradAccumulator, LrSchedule, clip_grad_norm};
+use crate::{Error, LocalModel, adapter, files};
+
+/// Where the final adapter goes, under the job's `out_dir`.
+pub const ADAPTER_DIR: &str = "adapter";
+/// Where merged weights go (with `merge_weights`).
+pub const MERGED_DIR: &str = "merged";
+/// Checkpoints, under `out_dir`.
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+/// Written when training finished; a resumed job that finds it skips training.
+pub const TRAINED_FILE: &str = "trained.json";
+
+/// How a call to [`train`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainOutcome {
+    /// The adapter is written (the best one, when validation ran) and loaded on the model.
+    Finished(TrainReport),
+    /// The cancel flag was raised; the run can resume from `checkpoint` (none when it was
+    /// raised before the first step).
+    Interrupted {
+        step: u64,
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// What a finished training run measured and wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub adapter_path: PathBuf,
+    pub merged_path: Option<PathBuf>,
+    pub steps: u64,
+    pub total_steps: u64,
+    /// Wall time spent training, over every session of a resumed run.
+    pub train_seconds: f64,
+    pub tokens_per_second: f64,
+    /// This process's peak resident memory (`VmHWM`).
+    pub peak_memory_bytes: u64,
+    pub best_val_loss: Option<f64>,
+    pub best_step: Option<u64>,
+    pub stopped_early: bool,
+    /// Train loss per step and validation loss per evaluation.
+    pub curve: Vec<LossPoint>,
+    pub fingerprint: String,
+}
+
+impl TrainReport {
+    /// The `trained` event for this report.
+    pub fn event(&self) -> WorkerEvent {
+        WorkerEvent::Trained {
+            train_seconds: self.train_seconds,
+            tokens_per_second: self.tokens_per_second,
+            peak_memory_bytes: self.peak_memory_bytes,
+            adapter_path: self.adapter_path.clone(),
+            best_val_loss: self.best_val_loss,
+        }
+    }
+}
+
+/// Trains a LoRA adapter for `job` on `model` (which must hold no adapter of its own), writes
+/// it to `out_dir/adapter` (and merged weights with `merge_weights`), emits progress to
+/// `on_event`, and checks `cancel` between optimizer steps.
+///
+/// With `job.resume`, a run that already finished returns its report at once, and an
+/// unfinished one continues from its newest checkpoint.
+pub fn train(
+    job: &FinetuneJob,
+    model: &mut LocalModel,
+    on_event: &mut dyn FnMut(WorkerEvent),
+    cancel: &AtomicBool,
+) -> Result<TrainOutcome, Error> {
+    check_hyper(&job.hyper)?;
+    let mut samples = Vec::with_capacity(job.train.len());
+    let mut truncated = 0usize;
+    for ex in &job.train {
+        let (prompt, answer) = model.format_example(&ex.messages, &ex.answer)?;
+        let (sample, cut) = Sample::new(&prompt, &answer, job.hyper.sequence_len);
+        truncated += usize::from(cut);
+        samples.push(sample);
+    }
+    if truncated > 0 {
+        tracing::warn!(
+            arm = %job.arm,
+            truncated,
+            sequence_len = job.hyper.sequence_len,
+            "examples longer than sequence_len were cut (prompt start dropped, answer kept)"
+        );
+    }
+    let base_model = job.base_model.display().to_string();
+    let pad_id = model.tokenizer().pad_id();
+    let spec = SampleJob {
+        samples: &samples,
+        hyper: &job.hyper,
+        out_dir: &job.out_dir,
+        resume: job.resume,
+        base_model: &base_model,
+        pad_id,
+    };
+    let outcome = train_samples(&spec, model.model_mut(), on_event, cancel)?;
+    let TrainOutcome::Finished(mut report) = outcome else {
+        return Ok(outcome);
+    };
+    if job.hyper.merge_weights {
+        let merged = job.out_dir.join(MERGED_DIR);
+        if report.merged_path.is_none() || !merged.join("config.json").is_file() {
+            let template = adapter::base_chat_template(&job.base_model);
+            adapter::save_merged(&merged, model, template.as_deref())?;
+            report.merged_path = Some(merged);
+            files::write_json(&job.out_dir.join(TRAINED_FILE), &report)?;
+        }
+    }
+    on_event(report.event());
+    Ok(TrainOutcome::Finished(report))
+}
+
+/// A training job already in tokens: what [`train_samples`] needs.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleJob<'a> {
+    pub samples: &'a [Sample],
+    pub hyper: &'a LoraHyper,
+    pub out_dir: &'a Path,
+    pub resume: bool,
+    /// Recorded in the adapter's `base_model_name_or_path`.
+    pub base_model: &'a str,
+    pub pad_id: u32,
+}
+
+/// [`train`] on tokenised samples and a bare model: the whole training loop, without the
+/// tokenizer, the merged export or the `trained` event.
+pub fn train_samples(
+    job: &SampleJob,
+    model: &mut Llama,
+    on_event: &mut dyn FnMut(WorkerEvent),
+    cancel: &AtomicBool,
+) -> Result<TrainOutcome, Error> {
+    let hyper = job.hyper;
+    let decay = check_hyper(hyper)?;
+    let lora_cfg = LoraConfig::from_hyper(hyper)?;
+    let fingerprint = fingerprint(job.samples, hyper, job.base_model);
+    let root = job.out_dir.join(CHECKPOINT_DIR);
+    let adapter_dir = job.out_dir.join(ADAPTER_DIR);
+    let trained_file = job.out_dir.join(TRAINED_FILE);
+
+    let (train_idx, val_idx) = data::split(job.samples.len(), hyper.val_set_size, hyper.seed);
+    if train_idx.is_empty() {
+        return Err(Error::NoTrainingExamples {
+            examples: job.samples.len(),
+            held_out: val_idx.len(),
+        });
+    }
+    let mbs = hyper.micro_batch_size;
+    let accum = hyper.gradient_accumulation_steps;
+    let steps_per_epoch = train_idx.len().div_ceil(mbs).div_ceil(accum);
+    let total_steps = (steps_per_epoch * hyper.num_epochs) as u64;
+
+    if job.resume
+        && let Some(report) = finished_report(&trained_file, &fingerprint)
+        && adapter_dir.join(adapter::WEIGHTS_FILE).is_file()
+    {
+        adapter::load_adapter(&adapter_dir, model.device())?.apply_to(model)?;
+        on_event(WorkerEvent::Started {
+            total_steps,
+            resumed_from_step: Some(report.steps),
+        });
+        return Ok(TrainOutcome::Finished(report));
+    }
+
+    // Fresh adapter, or the newest checkpoint of this same job.
+    let resumed = if job.resume {
+        checkpoint::latest(&root, &fingerprint, model.device())?
+    } else {
+        None
+    };
+    if resumed.is_none() {
+        // Nothing of this job to resume: whatever is there belongs to another one.
+        checkpoint::clear(&root)?;
+    }
+    let last_checkpoint = resumed.as_ref().map(|ck| ck.state.step);
+    let mut state = TrainState::new(fingerprint.clone());
+    match &resumed {
+        Some(ck) => {
+            model.set_lora_tensors(&lora_cfg, &ck.lora)?;
+            state = ck.state.clone();
+            tracing::info!(step = state.step, checkpoint = %ck.dir.display(), "resuming");
+        }
+        None => model.add_lora(&lora_cfg, hyper.seed)?,
+    }
+    let vars = model.lora_vars();
+    let mut opt = AdamW::new(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        AdamWConfig {
+            weight_decay: hyper.weight_decay,
+            ..AdamWConfig::default()
+        },
+    )?;
+    if let Some(ck) = resumed {
+        let moment =
+            |map: &std::collections::HashMap<String, Tensor>| -> Result<Vec<Tensor>, Error> {
+                vars.iter()
+                    .map(|(name, _)| {
+                        map.get(name).cloned().ok_or_else(|| Error::BadCheckpoint {
+                            path: ck.dir.clone(),
+                            reason: format!("no optimizer moment for {name}"),
+                        })
+                    })
+                    .collect()
+            };
+        opt.restore(state.step, moment(&ck.m)?, moment(&ck.v)?)?;
+    }
+    on_event(WorkerEvent::Started {
+        total_steps,
+        resumed_from_step: (state.step > 0).then_some(state.step),
+    });
+
+    let schedule = LrSchedule {
+        peak: hyper.learning_rate,
+        warmup_steps: hyper.warmup_steps as u64,
+        total_steps,
+        decay,
+    };
+    let mut run = Run {
+        model,
+        job,
+        vars: &vars,
+        val_idx: &val_idx,
+        root: &root,
+        state,
+        session_start: Instant::now(),
+        session_steps: 0,
+        session_tokens: 0,
+        prior_seconds: 0.0,
+        last_checkpoint,
+    };
+    run.prior_seconds = run.state.train_seconds;
+
+    'epochs: while run.state.epoch < hyper.num_epochs && !run.state.stopped_early {
+        let epoch = run.state.epoch;
+        let order = data::epoch_order(&train_idx, hyper.seed, epoch);
+        let micro: Vec<&[usize]> = order.chunks(mbs).collect();
+        for (k, step_batches) in micro
+            .chunks(accum)
+            .enumerate()
+            .skip(run.state.step_in_epoch)
+        {
+            if cancel.load(Ordering::SeqCst) {
+                let checkpoint = run.checkpoint(&opt, on_event)?;
+                return Ok(TrainOutcome::Interrupted {
+                    step: run.state.step,
+                    checkpoint,
+                });
+            }
+            let lr = schedule.lr(run.state.step);
+            let loss = run.optimizer_step(step_batches, &mut opt, lr)?;
+            run.state.step_in_epoch = k + 1;
+            let epoch_f = epoch as f64 + (k + 1) as f64 / steps_per_epoch as f64;
+            run.state.curve.push(LossPoint {
+                step: run.state.step,
+                epoch: epoch_f,
+                split: "train".into(),
+                loss,
+            });
+            let elapsed = run.session_start.elapsed().as_secs_f64();
+            let per_step = elapsed / run.session_steps.max(1) as f64;
+            on_event(WorkerEvent::Step {
+                step: run.state.step,
+                total_steps,
+                epoch: epoch_f,
+                loss,
+                lr,
+                tokens_per_second: run.session_tokens as f64 / elapsed.max(1e-9),
+                eta_seconds: per_step * total_steps.saturating_sub(run.state.step) as f64,
+            });
+            if let Some(every) = hyper.eval_steps
+                && every > 0
+                && run.state.step.is_multiple_of(every as u64)
+            {
+                run.validate(epoch_f, on_event)?;
+                if run.state.stopped_early {
+                    run.state.epoch += 1;
+                    run.state.step_in_epoch = 0;
+                    break 'epochs;
+                }
+            }
+        }
+        run.state.epoch += 1;
+        run.state.step_in_epoch = 0;
+        if hyper.eval_steps.is_none() {
+            run.validate(run.state.epoch as f64, on_event)?;
+        }
+        run.checkpoint(&opt, on_event)?;
+    }
+    if run.last_checkpoint != Some(run.state.step) {
+        run.checkpoint(&opt, on_event)?;
+    }
+
+    // The best adapter when validation ran, else the last one.
+    let best = checkpoint::best_dir(&root);
+    if run.state.best_step.is_some() && best.join(adapter::WEIGHTS_FILE).is_file() {
+        adapter::load_adapter(&best, run.model.device())?.apply_to(run.model)?;
+    }
+    adapter::save_adapter(&adapter_dir, run.model, job.base_model)?;
+    run.sync_time();
+    let state = &run.state;
+    let report = TrainReport {
+        adapter_path: adapter_dir,
+        merged_path: None,
+        steps: state.step,
+        total_steps,
+        train_seconds: state.train_seconds,
+        tokens_per_second: state.tokens as f64 / state.train_seconds.max(1e-9),
+        peak_memory_bytes: peak_memory_bytes(),
+        best_val_loss: state.best_val_loss,
+        best_step: state.best_step,
+        stopped_early: state.stopped_early,
+        curve: state.curve.clone(),
+        fingerprint,
+    };
+    files::write_json(&trained_file, &report)?;
+    tracing::info!(
+        steps = report.steps,
+        seconds = report.train_seconds,
+        best_val_loss = ?report.best_val_loss,
+        "training finished"
+    );
+    Ok(TrainOutcome::Finished(report))
+}
+
+fn finished_report(path: &Path, fingerprint: &str) -> Option<TrainReport> {
+    let report: TrainReport = files::read_json(path).ok()?;
+    (report.fingerprint == fingerprint).then_some(report)
+}
+
+/// The training loop's moving parts.
+struct Run<'a> {
+    model: &'a mut Llama,
+    job: &'a SampleJob<'a>,
+    vars: &'a [(String, Var)],
+    val_idx: &'a [usize],
+    root: &'a Path,
+    state: TrainState,
+    session_start: Instant,
+    session_steps: u64,
+    session_tokens: u64,
+    /// Training seconds of earlier sessions of this run.
+    prior_seconds: f64,
+    last_checkpoint: Option<u64>,
+}
+
+impl Run<'_> {
+    /// One optimizer step over the micro-batches `batches`; returns the step's mean loss over
+    /// its answer tokens.
+    fn optimizer_step(
+        &mut self,
+        batches: &[&[usize]],
+        opt: &mut AdamW,
+        lr: f64,
+    ) -> Result<f64, Error> {
+        let hyper = self.job.hyper;
+        // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
+        self.model.set_training(
+            true,
+            hyper.seed ^ self.state.step.wrapping_mul(0x2545_f491_4f6c_dd1d),
+        );
+        let samples: Vec<Vec<&Sample>> = batches
+            .iter()
+            .map(|b| b.iter().filter_map(|&i| self.job.samples.get(i)).collect())
+            .collect();
+        let step_answer_tokens: usize = samples.iter().flatten().map(|s| s.answer_tokens()).sum();
+        let params: Vec<Var> = self.vars.iter().map(|(_, v)| v.clone()).collect();
+        let mut acc = GradAccumulator::new(params.len());
+        let mut loss_sum = 0.0;
+        for micro in &samples {
+            let batch = Batch::new(micro, self.job.pad_id, self.model.device())?;
+            self.session_tokens += batch.tokens as u64;
+            self.state.tokens += batch.tokens as u64;
+            if batch.answer_tokens == 0 {
+                continue;
+            }
+            let loss = answer_loss(self.model, &batch)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?) * batch.answer_tokens as f64;
+            // Weighted by this micro-batch's share of the step's answer tokens, the summed
+            // gradients are those of the mean loss over the whole step.
+            let share = batch.answer_tokens as f64 / step_answer_tokens.max(1) as f64;
+            let grads = (loss * share)?.backward()?;
+            acc.add(&params, &grads)?;
+        }
+        let mut grads = acc.take(&params)?;
+        clip_grad_norm(&mut grads, hyper.max_grad_norm)?;
+        opt.step(&grads, lr)?;
+        self.state.step += 1;
+        self.session_steps += 1;
+        Ok(loss_sum / step_answer_tokens.max(1) as f64)
+    }
+
+    /// Validation loss, early-stopping bookkeeping, and the best adapter on disk.
+    fn validate(&mut self, epoch: f64, on_event: &mut dyn FnMut(WorkerEvent)) -> Result<(), Error> {
+        if self.val_idx.is_empty() {
+            return Ok(());
+        }
+        let loss = validation_loss(
+            self.model,
+            self.job.samples,
+            self.val_idx,
+            self.job.hyper.micro_batch_size,
+            self.job.pad_id,
+        )?;
+        let step = self.state.step;
+        self.state.curve.push(LossPoint {
+            step,
+            epoch,
+            split: "val".into(),
+            loss,
+        });
+        on_event(WorkerEvent::Validation { step, epoch, loss });
+        if self.state.best_val_loss.is_none_or(|best| loss < best) {
+            self.state.best_val_loss = Some(loss);
+            self.state.best_step = Some(step);
+            self.state.evals_since_best = 0;
+            adapter::save_adapter(
+                &checkpoint::best_dir(self.root),
+                self.model,
+                self.job.base_model,
+            )?;
+        } else {
+            self.state.evals_since_best += 1;
+            if let Some(patience) = self.job.hyper.early_stopping_patience
+                && self.state.evals_since_best >= patience
+            {
+                tracing::info!(
+                    step,
+                    patience,
+                    "early stopping: validation loss stopped improving"
+                );
+                self.state.stopped_early = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_time(&mut self) {
+        self.state.train_seconds = self.prior_seconds + self.session_start.elapsed().as_secs_f64();
+    }
+
+    /// Writes a checkpoint of the current step (once per step).
+    fn checkpoint(
+        &mut self,
+        opt: &AdamW,
+        on_event: &mut dyn FnMut(WorkerEvent),
+    ) -> Result<Option<PathBuf>, Error> {
+        if self.state.step == 0 {
+            return Ok(None);
+        }
+        let dir = checkpoint::step_dir(self.root, self.state.step);
+        if self.last_checkpoint == Some(self.state.step) && dir.is_dir() {
+            return Ok(Some(dir));
+        }
+        self.sync_time();
+        let dir = checkpoint::save(self.root, &self.state, self.vars, opt)?;
+        self.last_checkpoint = Some(self.state.step);
+        on_event(WorkerEvent::Checkpoint {
+            step: self.state.step,
+            path: dir.clone(),
+        });
+        Ok(Some(dir))
+    }
+}
+
+/// Mean cross-entropy over the batch's answer tokens: hidden states at the predicting
+/// positions only, through the tied head.
+pub fn answer_loss(model: &Llama, batch: &Batch) -> CResult<Tensor> {
+    let hidden = model.forward_hidden(&batch.ids)?;
+    let (b, t, h) = hidden.dims3()?;
+    let rows = hidden.reshape((b * t, h))?.index_select(&batch.rows, 0)?;
+    let logits = model.lm_head(&rows)?.to_dtype(DType::F32)?;
+    candle_nn::loss::cross_entropy(&logits, &batch.targets)
+}
+
+/// Mean loss over the answer tokens of samples `idx`, without dropout.
+pub fn validation_loss(
+    model: &mut Llama,
+    samples: &[Sample],
+    idx: &[usize],
+    micro_batch_size: usize,
+    pad_id: u32,
+) -> Result<f64, Error> {
+    model.set_training(false, 0);
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for chunk in idx.chunks(micro_batch_size.max(1)) {
+        let refs: Vec<&Sample> = chunk.iter().filter_map(|&i| samples.get(i)).collect();
+        let batch = Batch::new(&refs, pad_id, model.device())?;
+        if batch.answer_tokens == 0 {
+            continue;
+        }
+        let loss = answer_loss(model, &batch)?.to_scalar::<f32>()?;
+        sum += f64::from(loss) * batch.answer_tokens as f64;
+        n += batch.answer_tokens;
+    }
+    Ok(if n == 0 { f64::NAN } else { sum / n as f64 })
+}
+
+/// Checks what the trainer itself relies on (the experiment spec is validated earlier; a job
+/// file may come from elsewhere). Returns the decay schedule.
+pub fn check_hyper(h: &LoraHyper) -> Result<Decay, Error> {
+    let bad = |field: &'static str, value: String, expected: &'static str| {
+        Err(Error::InvalidHyper {
+            field,
+            value,
+            expected,
+        })
+    };
+    if h.num_epochs == 0 {
+        return bad("num_epochs", h.num_epochs.to_string(), "at least 1");
+    }
+    if h.micro_batch_size == 0 {
+        return bad("micro_batch_size", "0".into(), "at least 1");
+    }
+    if h.gradient_accumulation_steps == 0 {
+        return bad("gradient_accumulation_steps", "0".into(), "at least 1");
+    }
+    if h.sequence_len < 2 {
+        return bad("sequence_len", h.sequence_len.to_string(), "at least 2");
+    }
+    if !(h.learning_rate.is_finite() && h.learning_rate > 0.0) {
+        return bad(
+            "learning_rate",
+            h.learning_rate.to_string(),
+            "a positive number",
+        );
+    }
+    if !(0.0..1.0).contains(&h.val_set_size) {
+        return bad(
+            "val_set_size",
+            h.val_set_size.to_string(),
+            "a share in [0, 1)",
+        );
+    }
+    if !(h.weight_decay.is_finite() && h.weight_decay >= 0.0) {
+        return bad("weight_decay", h.weight_decay.to_string(), "zero or more");
+    }
+    if h.max_grad_norm.is_nan() {
+        return bad(
+            "max_grad_norm",
+            "NaN".into(),
+            "a number (0 disables clipping)",
+        );
+    }
+    match Decay::parse(&h.lr_scheduler) {
+        Some(d) => Ok(d),
+        None => bad("lr_scheduler", h.lr_scheduler.clone(), "cosine or linear"),
+    }
+}
+
+/// sha256 of everything that determines a run's result: the samples, the hyper-parameters
+/// (merge_weights excepted: it only adds an export) and the base model.
+fn fingerprint(samples: &[Sample], hyper: &LoraHyper, base_model: &str) -> String {
+    let mut hyper = hyper.clone();
+    hyper.merge_weights = false;
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&(&hyper, base_model)).unwrap_or_default());
+    for s in samples {
+        h.update((s.prompt_len as u64).to_le_bytes());
+        h.update((s.ids.len() as u64).to_le_bytes());
+        for id in &s.ids {
+            h.update(id.to_le_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Peak resident memory of this process (`VmHWM` in `/proc/self/status`), 0 where unknown.
+pub fn peak_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let kb = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?;
+                kb.trim().parse::<u64>().ok()
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+#[path = "train_tests.rs"]
+mod tests;

@@ -1,0 +1,107 @@
+//! `orchestrator report`: the decision report of a run — quality ± CI, cost over the horizon,
+//! time-to-ship, break-even volume and the verdict with its reasons — as text, JSON or Markdown,
+//! and optionally as a self-contained HTML page.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use domain::{ArmKind, Decision};
+use experiment::{Plan, ProviderSpec};
+use report::{ArmCostInputs, ArmPricing, ReportFormat};
+
+use crate::commands::leaderboard::with_newline;
+use crate::commands::{load_results, open_existing, primary_metric, select_run, stored_plan};
+use crate::exit::Exit;
+
+/// The decision report: stay with a prompt, escalate to a fine-tune, or neither — with reasons.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The experiment whose latest run to report on (default: the latest run of any experiment).
+    pub experiment: Option<String>,
+
+    /// Report on this run instead.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<i64>,
+
+    /// Also write the report as a self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
+    let store = open_existing(db).await?;
+    let run = select_run(&store, args.experiment.as_deref(), args.run).await?;
+    let results = load_results(&store, &run).await?;
+    let plan = stored_plan(&run);
+    let (costs, decision) = match &plan {
+        Some(p) => (p.costs.clone(), p.decision.clone()),
+        None => (
+            domain::CostAssumptions::default(),
+            Decision {
+                metric: primary_metric(None, &results),
+                quality_target: 0.9,
+            },
+        ),
+    };
+    let inputs = plan.as_ref().map(cost_inputs).unwrap_or_default();
+    let decided = report::decide(&results, &costs, &decision, &inputs);
+    let format = match args.format {
+        Format::Text => ReportFormat::Text,
+        Format::Json => ReportFormat::Json,
+        Format::Markdown => ReportFormat::Markdown,
+    };
+    print!("{}", with_newline(report::render_report(&decided, format)));
+    if let Some(path) = args.html {
+        std::fs::write(&path, report::render_html(&decided, &results))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// How each arm is paid for, from the plan the run was made from.
+fn cost_inputs(plan: &Plan) -> ArmCostInputs {
+    let mut arms = BTreeMap::new();
+    for arm in plan.arms() {
+        let pricing = match arm.kind {
+            ArmKind::Finetune => {
+                plan.finetunes
+                    .iter()
+                    .find(|f| f.id == arm.arm)
+                    .map(|f| ArmPricing::Compute {
+                        cost_per_hour: f.compute.cost_per_hour,
+                    })
+            }
+            ArmKind::Prompt => match arm.provider.as_deref().and_then(|p| plan.provider(p)) {
+                Some(ProviderSpec::OpenAi(spec)) => Some(ArmPricing::Hosted {
+                    pricing: spec
+                        .pricing
+                        .or_else(|| providers::builtin_pricing(&spec.model)),
+                }),
+                Some(ProviderSpec::Local(spec)) => Some(ArmPricing::Compute {
+                    cost_per_hour: spec.cost_per_hour,
+                }),
+                None => None,
+            },
+        };
+        if let Some(p) = pricing {
+            arms.insert(arm.arm, p);
+        }
+    }
+    ArmCostInputs {
+        arms,
+        declared: None,
+    }
+}

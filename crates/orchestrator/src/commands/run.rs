@@ -1,0 +1,209 @@
+//! `orchestrator run FILE`: runs (or resumes) an experiment with progress bars, Ctrl-C handling
+//! and the exit codes of the run's outcome. `--dry-run` prints the plan and its estimated cost
+//! and touches neither the network nor the database.
+//!
+//! Exit codes: 0 completed (also when the budget stopped it, with a warning); 3 finished with
+//! failed items; 130 interrupted by Ctrl-C (rerun the same command to resume).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use domain::RunStatus;
+use indicatif::MultiProgress;
+use runner::{Estimate, RunOptions, RunOutcome};
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::open_store;
+use crate::exit::Exit;
+use crate::progress::{Ui, plural};
+
+/// Run an experiment: every prompt × provider arm and every fine-tune answers the eval items.
+/// A rerun of the same spec resumes its unfinished run.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The experiment YAML.
+    pub file: PathBuf,
+
+    /// Run only these arms (comma-separated, e.g. zero-shot@gpt-4o-mini,smollm2-lora).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub arms: Option<Vec<String>>,
+
+    /// Answer only the first N eval items.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+
+    /// Neither read nor write the response cache: every call goes to the provider.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Most calls in flight over all providers (each provider's max_concurrency still holds).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+
+    /// Print the arms, items and estimated cost; spend nothing and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Start a new run even if an unfinished run of this spec could be resumed.
+    #[arg(long)]
+    pub new: bool,
+}
+
+pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Result<Exit> {
+    let plan = experiment::load(&args.file)?;
+    let opts = RunOptions {
+        arms: args.arms,
+        limit: args.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        no_cache: args.no_cache,
+        jobs: args.jobs.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        new: args.new,
+        dry_run: args.dry_run,
+        artifacts_dir: artifacts_dir(db),
+        worker: None,
+        grace: runner::DEFAULT_GRACE,
+        secrets: runner::Secrets::from_env(),
+    };
+    runner::check_options(&plan, &opts)?;
+    if opts.dry_run {
+        let estimate = runner::estimate(&plan, &opts)?;
+        print_estimate(&estimate);
+        return Ok(Exit::Ok);
+    }
+
+    let store = open_store(db).await?;
+    let cancel = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(cancel.clone(), bars.clone()));
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let ui = tokio::spawn(Ui::new(bars.clone()).drive(rx));
+    let outcome = runner::run(&plan, &store, opts, cancel.clone(), tx).await;
+    // The runner has dropped its sender: the UI drains what is left and clears the bars.
+    let _ = ui.await;
+    signals.abort();
+    store.close().await;
+
+    let summary = match outcome.context("running the experiment")? {
+        RunOutcome::Finished(summary) => summary,
+        RunOutcome::Planned(estimate) => {
+            print_estimate(&estimate);
+            return Ok(Exit::Ok);
+        }
+    };
+    println!(
+        "run {}: {} · {} answered now · {} failed · ${:.4} spent",
+        summary.run_id, summary.status, summary.answered, summary.failed_items, summary.spent_usd
+    );
+    Ok(match summary.status {
+        RunStatus::Interrupted => {
+            eprintln!(
+                "interrupted: {} item{} left; run the same command again to resume run {}",
+                summary.unanswered,
+                plural(summary.unanswered),
+                summary.run_id
+            );
+            Exit::Interrupted
+        }
+        RunStatus::BudgetExceeded => {
+            eprintln!(
+                "warning: budget reached: the run stopped before spending more than \
+                 budget.max_cost_usd; {} item{} unanswered. Raise the budget and run again: \
+                 answers already paid for come from the cache.",
+                summary.unanswered,
+                plural(summary.unanswered),
+            );
+            if summary.failed_items > 0 {
+                Exit::Failures
+            } else {
+                Exit::Ok
+            }
+        }
+        RunStatus::Failed => Exit::Internal,
+        RunStatus::Completed | RunStatus::Running => {
+            if summary.failed_items > 0 {
+                eprintln!(
+                    "{} item{} failed for good; see `orchestrator leaderboard --run {}` (a new run \
+                     retries them, and answers already cached cost nothing)",
+                    summary.failed_items,
+                    plural(summary.failed_items),
+                    summary.run_id
+                );
+                Exit::Failures
+            } else {
+                println!(
+                    "see the results: orchestrator leaderboard --run {}",
+                    summary.run_id
+                );
+                Exit::Ok
+            }
+        }
+    })
+}
+
+/// Where fine-tune jobs keep their files: `.orchestrator/` beside the database.
+fn artifacts_dir(db: &Path) -> PathBuf {
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    dir.join(".orchestrator")
+}
+
+/// First Ctrl-C: stop scheduling and finish cleanly. Second: leave now.
+async fn watch_signals(cancel: CancellationToken, bars: MultiProgress) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    cancel.cancel();
+    Ui::line(
+        &bars,
+        "stopping: letting calls in flight finish and saving results (Ctrl-C again to quit now)",
+    );
+    if tokio::signal::ctrl_c().await.is_ok() {
+        Ui::line(&bars, "quitting now; rerun the same command to resume");
+        std::process::exit(Exit::Interrupted as i32);
+    }
+}
+
+fn print_estimate(e: &Estimate) {
+    let items = e.arms.first().map_or(0, |a| a.items);
+    println!(
+        "{}: {} arm{} × {items} eval item{} (dry run: nothing is spent or written)",
+        e.experiment,
+        e.arms.len(),
+        plural(e.arms.len() as u64),
+        plural(items)
+    );
+    let width = e.arms.iter().map(|a| a.arm.len()).max().unwrap_or(3).max(3);
+    println!(
+        "{:<width$}  {:<8}  {:>6}  {:>12}  {:>12}  {:>10}",
+        "arm", "kind", "items", "prompt tok", "max out tok", "est. cost"
+    );
+    for a in &e.arms {
+        let cost = a
+            .cost_usd
+            .map_or_else(|| "-".to_string(), |c| format!("${c:.4}"));
+        println!(
+            "{:<width$}  {:<8}  {:>6}  {:>12}  {:>12}  {:>10}{}",
+            a.arm,
+            a.kind.as_str(),
+            a.items,
+            a.prompt_tokens,
+            a.max_completion_tokens,
+            cost,
+            a.note
+                .as_deref()
+                .map_or_else(String::new, |n| format!("  ({n})")),
+        );
+    }
+    println!(
+        "estimated cost (upper bound, before cache hits): ${:.4}",
+        e.total_usd
+    );
+    if let Some(b) = e.budget_usd {
+        let verdict = if e.total_usd > b {
+            "the run would stop at the budget"
+        } else {
+            "within budget"
+        };
+        println!("budget: ${b:.2} ({verdict})");
+    }
+}

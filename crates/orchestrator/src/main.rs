@@ -1,0 +1,106 @@
+//! `orchestrator`: compare prompt engineering with LoRA fine-tuning on one eval set.
+//!
+//! This is the thin edge of the program: it parses the command line (one file per subcommand in
+//! `commands/`), installs logging, draws progress, handles Ctrl-C, and turns every outcome into
+//! one of the documented exit codes. It holds no domain logic: specs are the `experiment`
+//! crate's, runs the `runner`'s, results the `store`'s, and every table the `report`'s.
+//!
+//! Exit codes: 0 success; 1 bad input (spec, dataset, flags); 2 internal error; 3 the run
+//! finished with failed items; 130 interrupted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+mod commands;
+mod exit;
+mod logging;
+mod progress;
+
+use exit::Exit;
+
+/// Compare prompt engineering with LoRA fine-tuning on one eval set: run every prompt ×
+/// provider arm and every fine-tune on the same items, score them alike, and decide with data.
+#[derive(Debug, Parser)]
+#[command(name = "orchestrator", version, propagate_version = true)]
+struct Cli {
+    /// The SQLite database that holds runs and results.
+    #[arg(
+        long,
+        global = true,
+        env = "ORCHESTRATOR_DB",
+        default_value = "orchestrator.db",
+        value_name = "PATH"
+    )]
+    db: PathBuf,
+
+    /// Log more: -v for progress details, -vv for debugging (ORCHESTRATOR_LOG takes a full
+    /// tracing filter, e.g. `runner=debug`).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Validate(commands::validate::Args),
+    Run(commands::run::Args),
+    Runs(commands::runs::Args),
+    Leaderboard(commands::leaderboard::Args),
+    Compare(commands::compare::Args),
+    Report(commands::report::Args),
+    Models(commands::models::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with 0; a usage error is bad input (1), not clap's 2.
+            let code = if err.use_stderr() {
+                Exit::BadInput
+            } else {
+                Exit::Ok
+            };
+            let _ = err.print();
+            return code.into();
+        }
+    };
+    let bars = indicatif::MultiProgress::with_draw_target(
+        indicatif::ProgressDrawTarget::stderr_with_hz(8),
+    );
+    logging::init(cli.verbose, bars.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: starting the async runtime failed: {err}");
+            return Exit::Internal.into();
+        }
+    };
+    let outcome = runtime.block_on(dispatch(cli, bars));
+    // Tasks abandoned after a grace period must not hold the exit hostage.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match outcome {
+        Ok(code) => code.into(),
+        Err(err) => exit::report_error(&err).into(),
+    }
+}
+
+async fn dispatch(cli: Cli, bars: indicatif::MultiProgress) -> anyhow::Result<Exit> {
+    let db = cli.db;
+    match cli.command {
+        Command::Validate(args) => commands::validate::execute(args).await,
+        Command::Run(args) => commands::run::execute(args, &db, bars).await,
+        Command::Runs(args) => commands::runs::execute(args, &db).await,
+        Command::Leaderboard(args) => commands::leaderboard::execute(args, &db).await,
+        Command::Compare(args) => commands::compare::execute(args, &db).await,
+        Command::Report(args) => commands::report::execute(args, &db).await,
+        Command::Models(args) => commands::models::execute(args, bars).await,
+    }
+}

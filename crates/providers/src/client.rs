@@ -1,0 +1,516 @@
+//! [`Client`]: one per endpoint. It owns the limits (a semaphore for `max_concurrency`, a GCRA
+//! limiter for `requests_per_minute`), the retry loop, and the translation between our domain
+//! types and `async-openai`'s.
+//!
+//! A call holds its concurrency permit from its first attempt to its result, backoff waits
+//! included: while an endpoint is pushing back (429, 5xx), fewer requests reach it. Each attempt,
+//! retries included, takes a rate-limit slot. The client does not cache: the runner checks the
+//! store with [`crate::cache_key`] before calling.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
+    CreateChatCompletionRequest, CreateChatCompletionResponse, StopConfiguration,
+};
+use domain::{GenerationParams, Message, Role, Usage};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::error::Redactor;
+use crate::limiter::RateLimiter;
+use crate::retry::RetryPolicy;
+use crate::transport::{AttemptFailure, ChatTransport};
+use crate::{Answer, CallError, CallOutcome, Endpoint, Error, estimate_prompt_tokens};
+
+/// A client for one endpoint. Cloning is cheap and clones share the limits, so all calls to one
+/// provider should go through clones of one `Client`.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    retry: RetryPolicy,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    openai: async_openai::Client<OpenAIConfig>,
+    permits: Semaphore,
+    limiter: Option<RateLimiter>,
+    redactor: Redactor,
+    reasoning_model: bool,
+}
+
+/// A failed attempt, classified.
+struct Failed {
+    error: CallError,
+    retry_after: Option<Duration>,
+    retryable: bool,
+}
+
+impl Failed {
+    fn new(error: CallError) -> Self {
+        let retryable = error.is_retryable();
+        Self {
+            error,
+            retry_after: None,
+            retryable,
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.inner.endpoint;
+        f.debug_struct("Client")
+            .field("id", &e.id)
+            .field("base_url", &e.base_url)
+            .field("model", &e.model)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Checks the endpoint and builds its client, with the default [`RetryPolicy`].
+    pub fn new(endpoint: Endpoint) -> Result<Client, Error> {
+        let id = endpoint.id.clone();
+        let base_url = endpoint.base_url.trim_end_matches('/').to_owned();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(Error::InvalidBaseUrl {
+                endpoint: id,
+                url: endpoint.base_url,
+            });
+        }
+        let invalid = |field| Error::InvalidLimit {
+            endpoint: id.clone(),
+            field,
+        };
+        if endpoint.max_concurrency == 0 {
+            return Err(invalid("max_concurrency"));
+        }
+        if endpoint.requests_per_minute == Some(0) {
+            return Err(invalid("requests_per_minute"));
+        }
+        if endpoint.timeout.is_zero() {
+            return Err(invalid("timeout"));
+        }
+        let key = endpoint.api_key.as_ref().map(|k| k.expose()).unwrap_or("");
+        // async-openai parses "Bearer <key>" into a header with `unwrap`; check it here so a
+        // bad key is an error, not a panic.
+        if http::HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
+            return Err(Error::InvalidApiKey { endpoint: id });
+        }
+
+        let http = reqwest::Client::builder()
+            .connect_timeout(endpoint.timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|source| Error::HttpClient {
+                endpoint: id.clone(),
+                source,
+            })?;
+        // Every setting explicit: `OpenAIConfig::new()` would otherwise pick up
+        // OPENAI_API_KEY, OPENAI_ORG_ID and OPENAI_PROJECT_ID from the environment and send
+        // them to whatever server this endpoint names.
+        let config = OpenAIConfig::new()
+            .with_api_base(base_url.clone())
+            .with_api_key(key)
+            .with_org_id("")
+            .with_project_id("");
+        // `with_http_service` replaces async-openai's executor, and with it its built-in
+        // retry layer: see transport.rs for why.
+        let openai = async_openai::Client::build(http.clone(), config)
+            .with_http_service(ChatTransport::new(http));
+
+        let reasoning_model = is_reasoning_model(&endpoint.model);
+        let inner = Inner {
+            openai,
+            permits: Semaphore::new(endpoint.max_concurrency),
+            limiter: endpoint.requests_per_minute.map(RateLimiter::per_minute),
+            redactor: Redactor::new(endpoint.api_key.clone()),
+            reasoning_model,
+            endpoint: Endpoint {
+                base_url,
+                ..endpoint
+            },
+        };
+        Ok(Client {
+            inner: Arc::new(inner),
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// The same client (sharing its limits) with another backoff policy.
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Client {
+        self.retry = retry;
+        self
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// Waits for a concurrency permit and the rate limiter, then calls with retries.
+    pub async fn chat(&self, messages: &[Message], params: &GenerationParams) -> CallOutcome {
+        let inner = &*self.inner;
+        let endpoint = &inner.endpoint;
+        // The semaphore is never closed, so `acquire` cannot fail; were it closed, calling
+        // without a permit beats failing the item.
+        let _permit = inner.permits.acquire().await.ok();
+        let request = build_request(&endpoint.model, messages, params, inner.reasoning_model);
+
+        let mut attempts = 0u32;
+        let mut started: Option<Instant> = None;
+        loop {
+            if let Some(limiter) = &inner.limiter {
+                limiter.until_ready().await;
+            }
+            let started = *started.get_or_insert_with(Instant::now);
+            attempts += 1;
+            let failed = match self.attempt(request.clone(), messages).await {
+                Ok(answer) => {
+                    return CallOutcome {
+                        result: Ok(answer),
+                        attempts,
+                        latency: started.elapsed(),
+                    };
+                }
+                Err(failed) => failed,
+            };
+            let retries = attempts - 1;
+            if !failed.retryable || retries >= endpoint.max_retries {
+                tracing::debug!(
+                    endpoint = %endpoint.id, attempts, cause = %failed.error,
+                    "call failed"
+                );
+                return CallOutcome {
+                    result: Err(failed.error),
+                    attempts,
+                    latency: started.elapsed(),
+                };
+            }
+            let delay = self.retry.delay(retries, failed.retry_after);
+            tracing::debug!(
+                endpoint = %endpoint.id, attempt = attempts, delay_ms = delay.as_millis() as u64,
+                retry_after = failed.retry_after.is_some(), cause = %failed.error,
+                "retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One HTTP exchange under the endpoint's timeout.
+    async fn attempt(
+        &self,
+        request: CreateChatCompletionRequest,
+        messages: &[Message],
+    ) -> Result<Answer, Failed> {
+        let inner = &*self.inner;
+        let timeout = inner.endpoint.timeout;
+        match tokio::time::timeout(timeout, inner.openai.chat().create(request)).await {
+            Err(_) => Err(Failed::new(CallError::Timeout { after: timeout })),
+            Ok(Err(e)) => Err(self.classify(e, timeout)),
+            Ok(Ok(response)) => self.answer(response, messages),
+        }
+    }
+
+    fn answer(
+        &self,
+        response: CreateChatCompletionResponse,
+        messages: &[Message],
+    ) -> Result<Answer, Failed> {
+        let Some(choice) = response.choices.into_iter().next() else {
+            return Err(Failed::new(CallError::Malformed {
+                reason: "the response has no choices".into(),
+                body_excerpt: String::new(),
+            }));
+        };
+        let message = choice.message;
+        let text = message.content.or(message.refusal).unwrap_or_default();
+        let usage = match response.usage {
+            Some(u) => Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            },
+            None => {
+                // Some compatible servers omit `usage`; an estimate prices the call better
+                // than zero would.
+                tracing::debug!(endpoint = %self.inner.endpoint.id, "response has no usage; estimating tokens");
+                Usage {
+                    prompt_tokens: estimate_prompt_tokens(messages),
+                    completion_tokens: crate::estimate_tokens(&text),
+                }
+            }
+        };
+        let cost_usd = self.inner.endpoint.pricing.cost(
+            u64::from(usage.prompt_tokens),
+            u64::from(usage.completion_tokens),
+        );
+        Ok(Answer {
+            text,
+            usage,
+            cost_usd,
+        })
+    }
+
+    /// Turns an `async-openai` error into a redacted [`CallError`] plus retry hints.
+    fn classify(&self, error: OpenAIError, timeout: Duration) -> Failed {
+        let r = &self.inner.redactor;
+        match error {
+            OpenAIError::Boxed(boxed) => match boxed.downcast::<AttemptFailure>() {
+                Ok(failure) => match *failure {
+                    AttemptFailure::Status {
+                        status,
+                        retry_after,
+                        body,
+                    } => {
+                        let error = CallError::Http {
+                            status,
+                            body_excerpt: r.excerpt(&error_summary(&body)),
+                        };
+                        // OpenAI answers 429 for an exhausted quota too; waiting will not
+                        // refill it.
+                        let retryable =
+                            error.is_retryable() && !body.contains("insufficient_quota");
+                        Failed {
+                            error,
+                            retry_after,
+                            retryable,
+                        }
+                    }
+                    AttemptFailure::Body { source } => {
+                        if source.is_timeout() {
+                            return Failed::new(CallError::Timeout { after: timeout });
+                        }
+                        Failed::new(CallError::Truncated {
+                            message: r.excerpt(&chain(&source)),
+                        })
+                    }
+                    AttemptFailure::Malformed { reason, body } => {
+                        Failed::new(CallError::Malformed {
+                            reason: r.excerpt(&reason),
+                            body_excerpt: r.excerpt(&body),
+                        })
+                    }
+                },
+                Err(other) => Failed::new(CallError::Connection {
+                    message: r.excerpt(&chain(other.as_ref())),
+                }),
+            },
+            OpenAIError::Reqwest(e) => {
+                let message = r.excerpt(&chain(&e));
+                Failed::new(if e.is_timeout() {
+                    CallError::Timeout { after: timeout }
+                } else if e.is_builder() {
+                    CallError::InvalidRequest { message }
+                } else if e.is_body() || e.is_decode() {
+                    CallError::Truncated { message }
+                } else {
+                    CallError::Connection { message }
+                })
+            }
+            // Our transport turns failed statuses and bad bodies into `Boxed` before
+            // async-openai sees them; these two arms are for completeness.
+            OpenAIError::ApiError(api) => Failed::new(CallError::Http {
+                status: api.status_code.as_u16(),
+                body_excerpt: r.excerpt(&api.api_error.to_string()),
+            }),
+            OpenAIError::JSONDeserialize(e, body) => Failed::new(CallError::Malformed {
+                reason: r.excerpt(&e.to_string()),
+                body_excerpt: r.excerpt(&body),
+            }),
+            OpenAIError::InvalidArgument(message) => Failed::new(CallError::InvalidRequest {
+                message: r.excerpt(&message),
+            }),
+            other => Failed::new(CallError::Connection {
+                message: r.excerpt(&chain(&other)),
+            }),
+        }
+    }
+}
+
+/// The readable part of an error body: OpenAI's `{"error": {"message", "type", "code"}}` as
+/// `message (type: .., code: ..)`, anything else as it came.
+fn error_summary(body: &str) -> String {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.to_owned();
+    };
+    let error = &value["error"];
+    let Some(message) = error["message"].as_str().or_else(|| error.as_str()) else {
+        return body.to_owned();
+    };
+    let details: Vec<String> = ["type", "code"]
+        .iter()
+        .filter_map(|k| error[*k].as_str().map(|v| format!("{k}: {v}")))
+        .collect();
+    if details.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message} ({})", details.join(", "))
+    }
+}
+
+/// An error and its sources, joined by `: ` (reqwest's own message hides the root cause,
+/// e.g. "connection refused", in its sources).
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// OpenAI's reasoning models (o1, o3, o4, gpt-5) reject `max_tokens` and any temperature but
+/// the default; they take `max_completion_tokens` instead.
+fn is_reasoning_model(model: &str) -> bool {
+    let lower = model.to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|p| name == *p || name.starts_with(&format!("{p}-")))
+}
+
+/// Our request in `async-openai`'s types.
+// `max_tokens` and `seed` are deprecated in OpenAI's schema, but they are what most
+// OpenAI-compatible servers (vLLM, Groq, Together, llama.cpp) read.
+#[allow(deprecated)]
+fn build_request(
+    model: &str,
+    messages: &[Message],
+    params: &GenerationParams,
+    reasoning_model: bool,
+) -> CreateChatCompletionRequest {
+    let messages = messages
+        .iter()
+        .map(|m| match m.role {
+            Role::System => ChatCompletionRequestMessage::System(
+                ChatCompletionRequestSystemMessage::from(m.content.as_str()),
+            ),
+            Role::User => ChatCompletionRequestMessage::User(
+                ChatCompletionRequestUserMessage::from(m.content.as_str()),
+            ),
+            Role::Assistant => ChatCompletionRequestMessage::Assistant(
+                ChatCompletionRequestAssistantMessage::from(m.content.as_str()),
+            ),
+        })
+        .collect();
+    let mut request = CreateChatCompletionRequest {
+        model: model.to_owned(),
+        messages,
+        ..Default::default()
+    };
+    if reasoning_model {
+        request.max_completion_tokens = Some(params.max_tokens);
+    } else {
+        request.max_tokens = Some(params.max_tokens);
+        request.temperature = Some(params.temperature);
+        request.top_p = params.top_p;
+    }
+    if !params.stop.is_empty() {
+        request.stop = Some(StopConfiguration::StringArray(params.stop.clone()));
+    }
+    request.seed = params.seed.and_then(|s| i64::try_from(s).ok());
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_summarised() {
+        assert_eq!(
+            error_summary(
+                r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#
+            ),
+            "Rate limit reached (type: requests, code: rate_limit_exceeded)"
+        );
+        assert_eq!(error_summary(r#"{"error":"overloaded"}"#), "overloaded");
+        assert_eq!(error_summary("<html>502</html>"), "<html>502</html>");
+        assert_eq!(error_summary(r#"{"detail":"x"}"#), r#"{"detail":"x"}"#);
+    }
+
+    #[test]
+    fn reasoning_models_are_recognised() {
+        assert!(is_reasoning_model("o4-mini"));
+        assert!(is_reasoning_model("o3"));
+        assert!(is_reasoning_model("openai/gpt-5-mini"));
+        assert!(!is_reasoning_model("gpt-4o-mini"));
+        assert!(!is_reasoning_model("olmo-7b"));
+    }
+
+    #[test]
+    fn request_uses_the_right_token_field() {
+        let msgs = [Message::system("s"), Message::user("u")];
+        let params = GenerationParams {
+            stop: vec!["\n".into()],
+            seed: Some(7),
+            ..GenerationParams::default()
+        };
+        let plain =
+            serde_json::to_value(build_request("gpt-4o-mini", &msgs, &params, false)).unwrap();
+        assert_eq!(plain["max_tokens"], 64);
+        assert_eq!(plain["temperature"], 0.0);
+        assert_eq!(plain["stop"], serde_json::json!(["\n"]));
+        assert_eq!(plain["seed"], 7);
+        assert_eq!(plain["messages"][0]["role"], "system");
+        assert_eq!(plain["messages"][1]["content"], "u");
+        let reasoning =
+            serde_json::to_value(build_request("o4-mini", &msgs, &params, true)).unwrap();
+        assert_eq!(reasoning["max_completion_tokens"], 64);
+        assert!(reasoning.get("max_tokens").is_none());
+        assert!(reasoning.get("temperature").is_none());
+    }
+
+    #[test]
+    fn rejects_bad_endpoints_without_printing_the_key() {
+        let endpoint = Endpoint {
+            id: "p".into(),
+            base_url: "http://127.0.0.1:1/v1".into(),
+            model: "m".into(),
+            api_key: Some(domain::Secret::new("sk-bad\nkey")),
+            max_concurrency: 1,
+            requests_per_minute: None,
+            timeout: Duration::from_secs(1),
+            max_retries: 0,
+            pricing: domain::Pricing {
+                input_per_mtok: 0.0,
+                output_per_mtok: 0.0,
+            },
+        };
+        let err = Client::new(endpoint.clone()).unwrap_err();
+        assert!(matches!(err, Error::InvalidApiKey { .. }));
+        assert!(!err.to_string().contains("sk-bad"));
+        let err = Client::new(Endpoint {
+            base_url: "api.openai.com".into(),
+            api_key: None,
+            ..endpoint.clone()
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidBaseUrl { .. }));
+        let err = Client::new(Endpoint {
+            max_concurrency: 0,
+            api_key: None,
+            ..endpoint
+        })
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::InvalidLimit {
+                field: "max_concurrency",
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,600 @@
+//! The cost model of DESIGN.md §5, computed on what a run measured plus what the spec assumes:
+//! per-request cost, upfront cost, fixed monthly cost, the total over the horizon, time-to-ship,
+//! and the share of the total that is staff time.
+//!
+//! Everything here is arithmetic on plain records, so every figure can be checked by hand. It
+//! deliberately does not choose an arm (`decision` does) nor format numbers for people (`render`).
+//! Measured inputs ([`Measured`]) and declared ones ([`CostAssumptions`], [`ArmPricing`]) stay in
+//! separate types so a report can always show which is which.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use domain::{ArmKind, CallRecord, ComputeSpec, CostAssumptions, Pricing, RunResults};
+use serde::{Deserialize, Serialize};
+
+/// Hours a 24/7 server runs in a month (8,760 / 12).
+pub const SERVING_HOURS_PER_MONTH: f64 = 730.0;
+/// Days in an average month (365.25 / 12), to turn the horizon into months.
+pub const DAYS_PER_MONTH: f64 = 30.4375;
+/// Batch-API calls cost this share of the interactive price.
+pub const BATCH_API_PRICE_FACTOR: f64 = 0.5;
+
+/// How one arm is paid for, which the run's records cannot say by themselves. The binary builds
+/// it from the plan: a hosted provider gives `Hosted` with its price, a local provider or a
+/// fine-tune gives `Compute` with its device's `cost_per_hour`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ArmPricing {
+    /// An API priced per token; `None` when the price is unknown (then the calls' recorded cost
+    /// is used).
+    Hosted { pricing: Option<Pricing> },
+    /// A machine priced per hour: local prompt arms and fine-tunes (training and answering).
+    Compute { cost_per_hour: f64 },
+}
+
+/// What the decision report needs beyond `RunResults`, `CostAssumptions` and `Decision`.
+/// Every part is optional: without it the model infers what it can from the run and says so.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmCostInputs {
+    /// Pricing per arm name. A missing arm is inferred: compute-priced when its calls recorded
+    /// compute seconds, hosted otherwise.
+    pub arms: BTreeMap<String, ArmPricing>,
+    /// Names of the `CostAssumptions` fields the spec set explicitly (e.g. `daily_requests`).
+    /// `None` when unknown: a field equal to its default is then shown as a default.
+    pub declared: Option<BTreeSet<String>>,
+}
+
+impl ArmCostInputs {
+    /// Adds the pricing of one arm.
+    pub fn with_arm(mut self, arm: impl Into<String>, pricing: ArmPricing) -> Self {
+        self.arms.insert(arm.into(), pricing);
+        self
+    }
+}
+
+/// Where a figure that is not measured came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Written in the spec.
+    Declared,
+    /// Not in the spec: the documented default.
+    Default,
+    /// Not in the spec: derived from the run's own records.
+    Inferred,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Declared => "declared",
+            Source::Default => "default",
+            Source::Inferred => "inferred",
+        }
+    }
+}
+
+/// What one arm's records say, before any assumption is applied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// Eval items of the run.
+    pub items: usize,
+    /// Items the arm answered without error.
+    pub answered: usize,
+    /// Items whose call failed or never ran; they count 0 in quality.
+    pub failed: usize,
+    /// Answers that came from the response cache (free this time, not in production).
+    pub cache_hits: usize,
+    /// What the eval cost, summed over its calls.
+    pub eval_spend_usd: f64,
+    /// Mean tokens of the successful calls.
+    pub mean_prompt_tokens: f64,
+    pub mean_completion_tokens: f64,
+    /// Mean local compute seconds of the successful calls (0 for hosted arms).
+    pub mean_compute_seconds: f64,
+    /// Mean recorded cost of the successful calls that were not cache hits; `None` when none.
+    pub mean_uncached_cost_usd: Option<f64>,
+    /// Recorded dollars per compute hour (cost ÷ compute seconds), when compute was recorded.
+    pub recorded_cost_per_hour: Option<f64>,
+    /// Machine time of the eval: compute seconds for local arms; for hosted arms the summed call
+    /// latency, capped at the run's wall time (calls overlap, so this is an upper bound).
+    pub eval_machine_seconds: f64,
+    /// Training time of a fine-tune.
+    pub train_seconds: Option<f64>,
+    /// Latency percentiles of successful calls (cache hits left out when others exist).
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+}
+
+impl Measured {
+    /// Whether the arm's calls ran on local compute.
+    pub fn ran_locally(&self) -> bool {
+        self.mean_compute_seconds > 0.0
+    }
+}
+
+/// Measures `arm` in `results`: counts, spend, means and latency percentiles.
+pub fn measure(results: &RunResults, arm: &str) -> Measured {
+    let calls: Vec<_> = results.calls.iter().filter(|c| c.arm == arm).collect();
+    let ok: Vec<_> = calls
+        .iter()
+        .filter(|c| c.error.is_none() && c.response.is_some())
+        .collect();
+    let uncached: Vec<_> = ok.iter().filter(|c| !c.cache_hit).collect();
+    let items = item_ids(results).len();
+    let mean = |f: &dyn Fn(&CallRecord) -> f64| {
+        if ok.is_empty() {
+            0.0
+        } else {
+            ok.iter().map(|c| f(c)).sum::<f64>() / ok.len() as f64
+        }
+    };
+    let compute_total: f64 = calls.iter().map(|c| c.compute_seconds).sum();
+    let cost_total: f64 = calls.iter().map(|c| c.cost_usd).sum();
+    let latency_total: f64 = calls.iter().map(|c| c.latency_ms).sum::<f64>() / 1000.0;
+    let wall = results
+        .run
+        .finished_ms
+        .map(|end| (end - results.run.started_ms).max(0) as f64 / 1000.0);
+    let eval_machine_seconds = if compute_total > 0.0 {
+        compute_total
+    } else {
+        wall.map_or(latency_total, |w| latency_total.min(w))
+    };
+    let latencies = latencies(results, arm);
+    let (latency_p50_ms, latency_p95_ms) = if latencies.is_empty() {
+        (None, None)
+    } else {
+        (
+            Some(scoring::percentile(&latencies, 50.0)),
+            Some(scoring::percentile(&latencies, 95.0)),
+        )
+    };
+    Measured {
+        items,
+        answered: ok.len(),
+        failed: items.saturating_sub(ok.len()),
+        cache_hits: calls.iter().filter(|c| c.cache_hit).count(),
+        eval_spend_usd: cost_total,
+        mean_prompt_tokens: mean(&|c| f64::from(c.prompt_tokens)),
+        mean_completion_tokens: mean(&|c| f64::from(c.completion_tokens)),
+        mean_compute_seconds: mean(&|c| c.compute_seconds),
+        mean_uncached_cost_usd: (!uncached.is_empty())
+            .then(|| uncached.iter().map(|c| c.cost_usd).sum::<f64>() / uncached.len() as f64),
+        recorded_cost_per_hour: (compute_total > 0.0).then(|| cost_total / compute_total * 3600.0),
+        eval_machine_seconds,
+        train_seconds: results
+            .training
+            .iter()
+            .find(|t| t.arm == arm)
+            .map(|t| t.train_seconds),
+        latency_p50_ms,
+        latency_p95_ms,
+    }
+}
+
+/// The eval items of a run: the stored items, or the distinct items the calls name when the
+/// items were not stored.
+pub(crate) fn item_ids(results: &RunResults) -> Vec<String> {
+    if !results.items.is_empty() {
+        return results.items.iter().map(|i| i.item_id.clone()).collect();
+    }
+    let mut seen = BTreeSet::new();
+    for c in &results.calls {
+        seen.insert(c.item_id.clone());
+    }
+    seen.into_iter().collect()
+}
+
+/// Latencies of an arm's successful calls, in milliseconds. Cache hits are left out when there
+/// are other calls, since production traffic will not hit the eval's cache.
+pub(crate) fn latencies(results: &RunResults, arm: &str) -> Vec<f64> {
+    let ok: Vec<&CallRecord> = results
+        .calls
+        .iter()
+        .filter(|c| c.arm == arm && c.error.is_none() && c.response.is_some())
+        .collect();
+    let fresh: Vec<f64> = ok
+        .iter()
+        .filter(|c| !c.cache_hit)
+        .map(|c| c.latency_ms)
+        .collect();
+    if fresh.is_empty() {
+        ok.iter().map(|c| c.latency_ms).collect()
+    } else {
+        fresh
+    }
+}
+
+/// The price actually applied to an arm, with where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PricingUsed {
+    /// Per-token price (`None`: unknown, the recorded call cost was used); `batch_api` halves it.
+    Hosted {
+        pricing: Option<Pricing>,
+        batch_api: bool,
+    },
+    /// Dollars per machine hour, and where that rate came from.
+    Compute { cost_per_hour: f64, source: Source },
+}
+
+/// The cost model's result for one arm. Every field is derived: measurements times assumptions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmCost {
+    /// What serving one request costs, in dollars.
+    pub cost_per_request_usd: f64,
+    /// How `cost_per_request_usd` was computed, in words.
+    pub cost_per_request_basis: String,
+    /// Paid once before shipping: staff hours, training and the eval itself.
+    pub upfront_usd: f64,
+    /// Paid every month whatever the traffic: 24/7 serving and upkeep of a fine-tune.
+    pub fixed_monthly_usd: f64,
+    /// `upfront + horizon_days × daily_requests × cost_per_request + months × fixed_monthly`.
+    pub horizon_total_usd: f64,
+    /// Declared staff hours plus measured machine hours (eval and training).
+    pub time_to_ship_hours: f64,
+    /// Staff dollars over the horizon ÷ `horizon_total_usd` (0 when the total is 0).
+    pub staff_share: f64,
+    pub breakdown: CostBreakdown,
+}
+
+/// The parts `ArmCost`'s totals are made of, so a reader can redo the sums.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostBreakdown {
+    pub pricing: PricingUsed,
+    /// Staff hours before shipping × hourly rate.
+    pub staff_upfront_usd: f64,
+    /// Training seconds × compute price (fine-tunes).
+    pub train_usd: f64,
+    /// Measured spend of the eval run.
+    pub eval_spend_usd: f64,
+    /// `finetune_hourly_usd × 730` (fine-tunes).
+    pub serving_monthly_usd: f64,
+    /// `mlops_hours_per_month × hourly_rate_usd` (fine-tunes).
+    pub upkeep_monthly_usd: f64,
+    /// Traffic cost over the horizon: `horizon_days × daily_requests × cost_per_request`.
+    pub traffic_usd: f64,
+    /// All staff dollars over the horizon (upfront hours and monthly upkeep).
+    pub staff_horizon_usd: f64,
+    /// Declared staff hours before shipping.
+    pub human_hours: f64,
+    /// Measured machine hours before shipping (eval and training).
+    pub machine_hours: f64,
+}
+
+impl ArmCost {
+    /// The part of the horizon total that does not depend on traffic:
+    /// `upfront + (horizon_days / 30.4375) × fixed_monthly`.
+    pub fn volume_independent(&self, horizon_days: f64) -> f64 {
+        self.upfront_usd + horizon_days / DAYS_PER_MONTH * self.fixed_monthly_usd
+    }
+
+    /// The horizon total at another traffic level.
+    pub fn total_at(&self, daily_requests: f64, horizon_days: f64) -> f64 {
+        self.volume_independent(horizon_days)
+            + horizon_days * daily_requests * self.cost_per_request_usd
+    }
+}
+
+/// Resolves the pricing of `arm`: the declared one, else inferred from its records.
+pub fn pricing_for(
+    inputs: &ArmCostInputs,
+    arm: &str,
+    kind: ArmKind,
+    measured: &Measured,
+    costs: &CostAssumptions,
+) -> PricingUsed {
+    match inputs.arms.get(arm) {
+        Some(ArmPricing::Hosted { pricing }) => PricingUsed::Hosted {
+            pricing: *pricing,
+            batch_api: costs.batch_api,
+        },
+        Some(ArmPricing::Compute { cost_per_hour }) => PricingUsed::Compute {
+            cost_per_hour: *cost_per_hour,
+            source: Source::Declared,
+        },
+        None if kind == ArmKind::Finetune || measured.ran_locally() => {
+            match measured.recorded_cost_per_hour {
+                Some(rate) => PricingUsed::Compute {
+                    cost_per_hour: rate,
+                    source: Source::Inferred,
+                },
+                None => PricingUsed::Compute {
+                    cost_per_hour: ComputeSpec::default().cost_per_hour,
+                    source: Source::Default,
+                },
+            }
+        }
+        None => PricingUsed::Hosted {
+            pricing: None,
+            batch_api: costs.batch_api,
+        },
+    }
+}
+
+/// The cost model of DESIGN.md §5 for one arm.
+///
+/// - cost per request: hosted, mean tokens × price (half with `batch_api`), or the mean recorded
+///   cost of uncached calls when the price is unknown; compute, mean compute seconds × hourly
+///   price, or the mean recorded cost when no compute seconds were recorded;
+/// - upfront: prompt, `prompt_iteration_hours × rate + eval spend`; fine-tune,
+///   `train_seconds × hourly price + data_prep_hours × rate + eval spend`;
+/// - fixed monthly: fine-tune, `finetune_hourly_usd × 730 + mlops_hours_per_month × rate`;
+///   prompt arms, 0 (DESIGN §5 charges serving and upkeep to the fine-tune only);
+/// - time-to-ship: the same declared staff hours, plus measured eval and training hours.
+pub fn arm_cost(
+    kind: ArmKind,
+    measured: &Measured,
+    pricing: PricingUsed,
+    costs: &CostAssumptions,
+) -> ArmCost {
+    let (cost_per_request_usd, cost_per_request_basis) = per_request(measured, pricing);
+    let rate = costs.hourly_rate_usd;
+    let train_seconds = measured.train_seconds.unwrap_or(0.0);
+    let (human_hours, train_usd, serving_monthly_usd, upkeep_monthly_usd) = match kind {
+        ArmKind::Prompt => (costs.prompt_iteration_hours, 0.0, 0.0, 0.0),
+        ArmKind::Finetune => {
+            let hourly = match pricing {
+                PricingUsed::Compute { cost_per_hour, .. } => cost_per_hour,
+                PricingUsed::Hosted { .. } => ComputeSpec::default().cost_per_hour,
+            };
+            (
+                costs.data_prep_hours,
+                train_seconds / 3600.0 * hourly,
+                costs.finetune_hourly_usd * SERVING_HOURS_PER_MONTH,
+                costs.mlops_hours_per_month * rate,
+            )
+        }
+    };
+    let staff_upfront_usd = human_hours * rate;
+    let upfront_usd = staff_upfront_usd + train_usd + measured.eval_spend_usd;
+    let fixed_monthly_usd = serving_monthly_usd + upkeep_monthly_usd;
+    let months = costs.horizon_days / DAYS_PER_MONTH;
+    let traffic_usd = costs.horizon_days * costs.daily_requests * cost_per_request_usd;
+    let horizon_total_usd = upfront_usd + traffic_usd + months * fixed_monthly_usd;
+    let staff_horizon_usd = staff_upfront_usd + months * upkeep_monthly_usd;
+    let machine_hours = (measured.eval_machine_seconds + train_seconds) / 3600.0;
+    ArmCost {
+        cost_per_request_usd,
+        cost_per_request_basis,
+        upfront_usd,
+        fixed_monthly_usd,
+        horizon_total_usd,
+        time_to_ship_hours: human_hours + machine_hours,
+        staff_share: if horizon_total_usd > 0.0 {
+            staff_horizon_usd / horizon_total_usd
+        } else {
+            0.0
+        },
+        breakdown: CostBreakdown {
+            pricing,
+            staff_upfront_usd,
+            train_usd,
+            eval_spend_usd: measured.eval_spend_usd,
+            serving_monthly_usd,
+            upkeep_monthly_usd,
+            traffic_usd,
+            staff_horizon_usd,
+            human_hours,
+            machine_hours,
+        },
+    }
+}
+
+fn per_request(m: &Measured, pricing: PricingUsed) -> (f64, String) {
+    match pricing {
+        PricingUsed::Hosted { pricing, batch_api } => {
+            let factor = if batch_api {
+                BATCH_API_PRICE_FACTOR
+            } else {
+                1.0
+            };
+            let batch = if batch_api {
+                ", batch API (half price)"
+            } else {
+                ""
+            };
+            match (pricing, m.mean_uncached_cost_usd) {
+                (Some(p), _) => (
+                    factor
+                        * (m.mean_prompt_tokens * p.input_per_mtok
+                            + m.mean_completion_tokens * p.output_per_mtok)
+                        / 1_000_000.0,
+                    format!(
+                        "measured mean tokens {:.1} in + {:.1} out × price ${}/${} per Mtok{batch}",
+                        m.mean_prompt_tokens,
+                        m.mean_completion_tokens,
+                        p.input_per_mtok,
+                        p.output_per_mtok
+                    ),
+                ),
+                (None, Some(cost)) => (
+                    factor * cost,
+                    format!("measured mean cost of uncached successful calls{batch}"),
+                ),
+                (None, None) => (
+                    0.0,
+                    "unknown: no price given and no uncached successful call; counted as 0"
+                        .to_owned(),
+                ),
+            }
+        }
+        PricingUsed::Compute { cost_per_hour, .. } if m.mean_compute_seconds > 0.0 => (
+            m.mean_compute_seconds * cost_per_hour / 3600.0,
+            format!(
+                "measured {:.3} compute s per request × ${cost_per_hour}/h",
+                m.mean_compute_seconds
+            ),
+        ),
+        PricingUsed::Compute { .. } => (
+            m.mean_uncached_cost_usd.unwrap_or(0.0),
+            "measured mean recorded cost (no compute seconds recorded)".to_owned(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assumptions() -> CostAssumptions {
+        CostAssumptions {
+            daily_requests: 1000.0,
+            horizon_days: 365.0,
+            hourly_rate_usd: 100.0,
+            prompt_iteration_hours: 5.0,
+            data_prep_hours: 40.0,
+            mlops_hours_per_month: 2.0,
+            finetune_hourly_usd: 1.0,
+            batch_api: false,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn hosted_prompt_arm_by_hand() {
+        let m = Measured {
+            mean_prompt_tokens: 1000.0,
+            mean_completion_tokens: 100.0,
+            eval_spend_usd: 2.0,
+            eval_machine_seconds: 1800.0,
+            ..Measured::default()
+        };
+        let pricing = PricingUsed::Hosted {
+            pricing: Some(Pricing {
+                input_per_mtok: 1.0,
+                output_per_mtok: 10.0,
+            }),
+            batch_api: false,
+        };
+        let c = arm_cost(ArmKind::Prompt, &m, pricing, &assumptions());
+        // cost/request = (1000 × 1 + 100 × 10) / 1e6 = 0.002
+        assert!(close(c.cost_per_request_usd, 0.002));
+        // upfront = 5 h × $100 + $2 eval = 502
+        assert!(close(c.upfront_usd, 502.0));
+        assert_eq!(c.fixed_monthly_usd, 0.0);
+        // total = 502 + 365 × 1000 × 0.002 = 502 + 730 = 1232
+        assert!(close(c.horizon_total_usd, 1232.0));
+        // time to ship = 5 h declared + 1800 s = 0.5 h measured
+        assert!(close(c.time_to_ship_hours, 5.5));
+        // staff share = 500 / 1232
+        assert!(close(c.staff_share, 500.0 / 1232.0));
+    }
+
+    #[test]
+    fn batch_api_halves_the_hosted_price() {
+        let m = Measured {
+            mean_prompt_tokens: 1000.0,
+            mean_completion_tokens: 100.0,
+            ..Measured::default()
+        };
+        let pricing = PricingUsed::Hosted {
+            pricing: Some(Pricing {
+                input_per_mtok: 1.0,
+                output_per_mtok: 10.0,
+            }),
+            batch_api: true,
+        };
+        let c = arm_cost(ArmKind::Prompt, &m, pricing, &assumptions());
+        // 0.002 × 0.5
+        assert!(close(c.cost_per_request_usd, 0.001));
+        assert!(c.cost_per_request_basis.contains("batch API"));
+    }
+
+    #[test]
+    fn unknown_price_falls_back_to_recorded_uncached_cost() {
+        let m = Measured {
+            mean_uncached_cost_usd: Some(0.003),
+            ..Measured::default()
+        };
+        let pricing = PricingUsed::Hosted {
+            pricing: None,
+            batch_api: false,
+        };
+        let c = arm_cost(ArmKind::Prompt, &m, pricing, &assumptions());
+        assert!(close(c.cost_per_request_usd, 0.003));
+    }
+
+    #[test]
+    fn finetune_arm_by_hand() {
+        let m = Measured {
+            mean_compute_seconds: 0.36,
+            eval_spend_usd: 0.5,
+            eval_machine_seconds: 360.0,
+            train_seconds: Some(7200.0),
+            ..Measured::default()
+        };
+        let pricing = PricingUsed::Compute {
+            cost_per_hour: 2.0,
+            source: Source::Declared,
+        };
+        let c = arm_cost(ArmKind::Finetune, &m, pricing, &assumptions());
+        // cost/request = 0.36 s × $2/h / 3600 = 0.0002
+        assert!(close(c.cost_per_request_usd, 0.0002));
+        // upfront = 2 h training × $2 + 40 h × $100 + $0.5 eval = 4 + 4000 + 0.5 = 4004.5
+        assert!(close(c.upfront_usd, 4004.5));
+        // fixed = $1 × 730 + 2 h × $100 = 930 per month
+        assert!(close(c.fixed_monthly_usd, 930.0));
+        // total = 4004.5 + 365 × 1000 × 0.0002 + (365 / 30.4375) × 930
+        //       = 4004.5 + 73 + 11.991786447638603 × 930 = 4004.5 + 73 + 11152.361396303901
+        assert!(close(c.horizon_total_usd, 15_229.861_396_303_9));
+        // time to ship = 40 h + (360 s + 7200 s) / 3600 = 42.1 h
+        assert!(close(c.time_to_ship_hours, 42.1));
+        // staff = 4000 + 11.991786447638603 × 200 = 6398.357289527721
+        assert!(close(c.breakdown.staff_horizon_usd, 6398.357289527721));
+        assert!(close(
+            c.staff_share,
+            6_398.357_289_527_721 / 15_229.861_396_303_9
+        ));
+    }
+
+    #[test]
+    fn compute_rate_is_inferred_from_the_records_when_not_declared() {
+        let m = Measured {
+            recorded_cost_per_hour: Some(3.0),
+            mean_compute_seconds: 1.0,
+            ..Measured::default()
+        };
+        let p = pricing_for(
+            &ArmCostInputs::default(),
+            "ft",
+            ArmKind::Finetune,
+            &m,
+            &assumptions(),
+        );
+        assert_eq!(
+            p,
+            PricingUsed::Compute {
+                cost_per_hour: 3.0,
+                source: Source::Inferred
+            }
+        );
+        let none = Measured::default();
+        let p = pricing_for(
+            &ArmCostInputs::default(),
+            "ft",
+            ArmKind::Finetune,
+            &none,
+            &assumptions(),
+        );
+        assert_eq!(
+            p,
+            PricingUsed::Compute {
+                cost_per_hour: 0.05,
+                source: Source::Default
+            }
+        );
+        let p = pricing_for(
+            &ArmCostInputs::default(),
+            "p@api",
+            ArmKind::Prompt,
+            &none,
+            &assumptions(),
+        );
+        assert!(matches!(p, PricingUsed::Hosted { pricing: None, .. }));
+    }
+}

@@ -1,0 +1,565 @@
+//! The decision report: per-arm quality with a bootstrap CI, paired comparisons of the prompt
+//! arm to beat against each fine-tune, the cost model at the declared traffic, break-even
+//! volumes, and the verdict (stay, escalate or neither) with its reasons and what would change it.
+//!
+//! # The verdict rule
+//!
+//! The quality target says what is good enough; once an arm is good enough, money decides.
+//!
+//! 1. An arm *meets the target* when the mean of the decision metric over the eval items (failed
+//!    or missing calls count 0) is at least `quality_target`. The point estimate decides; the CI
+//!    and the paired tests are reported beside it so a reader sees how firm it is.
+//! 2. Of the arms that meet the target, the **recommended arm** is the one with the lowest total
+//!    cost over the horizon at the declared traffic. Ties go to a prompt arm (staying needs no
+//!    migration), then to higher quality.
+//! 3. The verdict is **stay** when that arm is a prompt arm, **escalate** when it is a fine-tune,
+//!    and **neither** when no arm meets the target (then no arm is recommended, and the closest
+//!    arm and its gap are named).
+//!
+//! So a fine-tune that beats a passing prompt arm on quality but costs more does not win (the
+//! target already says what quality is needed), and a fine-tune that is cheaper and also passes
+//! does win. When the prompt arms miss and a fine-tune passes, the fine-tune wins even if its
+//! advantage is not statistically decisive; the reasons then say so plainly.
+//!
+//! The *prompt arm to beat* (the baseline of comparisons and break-even volumes) is the prompt arm
+//! rule 2 would pick among prompt arms alone, or the best-scoring prompt arm when none passes.
+//!
+//! The sentences are written in `explain`; rendering lives in `render` and `html`; the arithmetic
+//! in `cost` and `break_even`; the statistics in `scoring`.
+
+use std::collections::{HashMap, HashSet};
+
+use domain::{ArmKind, CostAssumptions, Decision, RunResults, RunStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::break_even::BreakEven;
+use crate::cost::{self, ArmCost, ArmCostInputs, Measured, PricingUsed, Source};
+use crate::explain::Explainer;
+
+/// Bootstrap resamples and seed for every CI and paired test: scoring's defaults, so the report
+/// and the leaderboard print the same intervals.
+const BOOTSTRAP_RESAMPLES: usize = scoring::DEFAULT_RESAMPLES;
+const BOOTSTRAP_SEED: u64 = scoring::DEFAULT_SEED;
+/// Traffic multipliers the verdict is recomputed at.
+pub const SENSITIVITY_FACTORS: [f64; 2] = [0.1, 10.0];
+/// Slack for comparing a mean with the target, so 270/300 counts as 0.9.
+pub(crate) const EPS: f64 = 1e-9;
+
+/// What the report recommends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Stay with a prompt arm.
+    Stay,
+    /// Escalate to a fine-tune.
+    Escalate,
+    /// No arm meets the quality target.
+    Neither,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Stay => "stay",
+            Verdict::Escalate => "escalate",
+            Verdict::Neither => "neither",
+        }
+    }
+}
+
+/// Everything `orchestrator report` shows, in every format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionReport {
+    pub experiment: String,
+    pub run_id: i64,
+    pub run_status: RunStatus,
+    /// The decision metric (a scorer id) and the quality it must reach.
+    pub metric: String,
+    pub quality_target: f64,
+    /// Whether every score of the metric is 0 or 1 (then McNemar's test applies).
+    pub binary_metric: bool,
+    pub verdict: Verdict,
+    /// The arm to ship; `None` when no arm meets the target.
+    pub recommended_arm: Option<String>,
+    /// Why, in plain sentences: the verdict, quality gaps and their significance, cost at the
+    /// declared volume, time-to-ship.
+    pub reasons: Vec<String>,
+    /// What would change the verdict: traffic, quality gaps.
+    pub would_change: Vec<String>,
+    /// With `neither`: the arm closest to the target.
+    pub closest: Option<Closest>,
+    /// The prompt arm every fine-tune is compared with (see the module docs).
+    pub baseline_prompt_arm: Option<String>,
+    /// The fine-tune chosen the same way among fine-tunes: the one the HTML report sets
+    /// against `baseline_prompt_arm` item by item.
+    pub best_finetune_arm: Option<String>,
+    /// Measured quality and the derived cost model, one per arm in run order.
+    pub arms: Vec<ArmReport>,
+    /// The baseline prompt arm against each fine-tune.
+    pub break_even: Vec<BreakEven>,
+    /// Each fine-tune (`a`) against the baseline prompt arm (`b`).
+    pub comparisons: Vec<PairedComparison>,
+    /// The verdict at other traffic levels.
+    pub sensitivity: Vec<Sensitivity>,
+    /// Every cost assumption, marked declared or default.
+    pub assumptions: Vec<Assumption>,
+    /// Things that make the numbers less trustworthy (failed items, unknown prices, …).
+    pub warnings: Vec<String>,
+}
+
+/// One arm: its measured quality, its raw measurements and the cost model derived from them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmReport {
+    pub arm: String,
+    pub kind: ArmKind,
+    /// Mean of the decision metric over all eval items.
+    pub quality: f64,
+    /// 95% bootstrap percentile interval of `quality`.
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub meets_target: bool,
+    /// Derived: measurements × assumptions.
+    #[serde(flatten)]
+    pub cost: ArmCost,
+    /// Measured in the run, before any assumption.
+    pub measured: Measured,
+}
+
+/// The arm nearest the target when none reaches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Closest {
+    pub arm: String,
+    pub quality: f64,
+    /// `quality_target − quality`.
+    pub gap: f64,
+}
+
+/// `a` against `b` on the same items: `diff = quality(a) − quality(b)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedComparison {
+    pub a: String,
+    pub b: String,
+    pub quality_a: f64,
+    pub quality_b: f64,
+    pub diff: f64,
+    /// 95% paired-bootstrap interval of `diff`.
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// Two-sided paired-bootstrap p-value.
+    pub p_value: f64,
+    /// The interval excludes 0.
+    pub decisive: bool,
+    /// McNemar's exact test, for pass/fail metrics.
+    pub mcnemar: Option<scoring::McNemar>,
+}
+
+/// The verdict if traffic were `factor ×` the declared one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sensitivity {
+    pub factor: f64,
+    pub daily_requests: f64,
+    pub verdict: Verdict,
+    pub recommended_arm: Option<String>,
+}
+
+/// One cost assumption as the report used it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assumption {
+    /// The `CostAssumptions` field name (the YAML key).
+    pub name: String,
+    pub value: serde_json::Value,
+    pub unit: String,
+    pub source: Source,
+}
+
+/// Builds the decision report for a run. `inputs` carries what the records cannot say: each
+/// arm's pricing and which assumptions the spec declared (see [`ArmCostInputs`]).
+pub fn decide(
+    results: &RunResults,
+    costs: &CostAssumptions,
+    decision: &Decision,
+    inputs: &ArmCostInputs,
+) -> DecisionReport {
+    let metric = decision.metric.as_str();
+    let target = decision.quality_target;
+    let items = cost::item_ids(results);
+    let table = ScoreTable::new(results, metric);
+    let mut warnings = Vec::new();
+
+    if !matches!(results.run.status, RunStatus::Completed) {
+        warnings.push(format!(
+            "Run {} is {}: arms may be incomplete, and unanswered items count 0.",
+            results.run.id, results.run.status
+        ));
+    }
+    if !table.any {
+        warnings.push(format!(
+            "No scores were recorded for the metric `{metric}`: every arm's quality is 0."
+        ));
+    }
+
+    let mut per_arm_scores = Vec::with_capacity(results.arms.len());
+    let mut arms = Vec::with_capacity(results.arms.len());
+    for info in &results.arms {
+        let xs = table.arm_scores(&info.arm, &items);
+        let (q, (ci_low, ci_high)) = if xs.is_empty() {
+            (0.0, (0.0, 0.0))
+        } else {
+            (
+                scoring::mean(&xs),
+                scoring::bootstrap_ci(&xs, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+            )
+        };
+        let measured = cost::measure(results, &info.arm);
+        let pricing = cost::pricing_for(inputs, &info.arm, info.kind, &measured, costs);
+        let arm_cost = cost::arm_cost(info.kind, &measured, pricing, costs);
+        warnings.extend(arm_warnings(
+            &info.arm, info.kind, &measured, &arm_cost, results,
+        ));
+        per_arm_scores.push(xs);
+        arms.push(ArmReport {
+            arm: info.arm.clone(),
+            kind: info.kind,
+            quality: q,
+            ci_low,
+            ci_high,
+            meets_target: q + EPS >= target,
+            cost: arm_cost,
+            measured,
+        });
+    }
+
+    let totals: Vec<f64> = arms.iter().map(|a| a.cost.horizon_total_usd).collect();
+    let recommended = pick(&arms, &totals, target, |_| true);
+    let baseline = baseline_of(&arms, &totals, target, ArmKind::Prompt);
+
+    let mut comparisons = Vec::new();
+    let mut break_even = Vec::new();
+    if let Some(p) = baseline {
+        for (f, arm) in arms.iter().enumerate() {
+            if arm.kind != ArmKind::Finetune {
+                continue;
+            }
+            comparisons.push(paired(
+                &arms[f],
+                &per_arm_scores[f],
+                &arms[p],
+                &per_arm_scores[p],
+                table.binary,
+            ));
+            break_even.push(crate::break_even::break_even(
+                (&arms[p].arm, &arms[p].cost),
+                (&arm.arm, &arm.cost),
+                costs.horizon_days,
+            ));
+        }
+    }
+
+    let sensitivity = SENSITIVITY_FACTORS
+        .iter()
+        .map(|&factor| {
+            let daily = costs.daily_requests * factor;
+            let totals: Vec<f64> = arms
+                .iter()
+                .map(|a| a.cost.total_at(daily, costs.horizon_days))
+                .collect();
+            let pick = pick(&arms, &totals, target, |_| true);
+            Sensitivity {
+                factor,
+                daily_requests: daily,
+                verdict: verdict_of(&arms, pick),
+                recommended_arm: pick.map(|i| arms[i].arm.clone()),
+            }
+        })
+        .collect();
+
+    let verdict = verdict_of(&arms, recommended);
+    let closest = match verdict {
+        Verdict::Neither => best_quality(&arms, &totals, |_| true).map(|i| Closest {
+            arm: arms[i].arm.clone(),
+            quality: arms[i].quality,
+            gap: target - arms[i].quality,
+        }),
+        _ => None,
+    };
+
+    let mut report = DecisionReport {
+        experiment: results.run.experiment.clone(),
+        run_id: results.run.id,
+        run_status: results.run.status,
+        metric: metric.to_owned(),
+        quality_target: target,
+        binary_metric: table.binary,
+        verdict,
+        recommended_arm: recommended.map(|i| arms[i].arm.clone()),
+        reasons: Vec::new(),
+        would_change: Vec::new(),
+        closest,
+        baseline_prompt_arm: baseline.map(|i| arms[i].arm.clone()),
+        best_finetune_arm: baseline_of(&arms, &totals, target, ArmKind::Finetune)
+            .map(|i| arms[i].arm.clone()),
+        arms,
+        break_even,
+        comparisons,
+        sensitivity,
+        assumptions: assumptions(costs, inputs),
+        warnings,
+    };
+    let (reasons, would_change) = Explainer {
+        r: &report,
+        costs,
+        items: items.len(),
+    }
+    .explain(recommended, baseline);
+    report.reasons = reasons;
+    report.would_change = would_change;
+    report
+}
+
+/// Whether `report --fail-under` should fail: the recommended arm's quality is below
+/// `threshold` (default: the quality target), or no arm is recommended.
+pub fn fail_under(report: &DecisionReport, threshold: Option<f64>) -> bool {
+    let threshold = threshold.unwrap_or(report.quality_target);
+    let recommended = report
+        .recommended_arm
+        .as_ref()
+        .and_then(|name| report.arms.iter().find(|a| &a.arm == name));
+    match recommended {
+        Some(arm) => arm.quality + EPS < threshold,
+        None => true,
+    }
+}
+
+/// The decision metric per (arm, item), and which calls succeeded.
+pub(crate) struct ScoreTable<'a> {
+    scores: HashMap<(&'a str, &'a str), f64>,
+    answered: HashSet<(&'a str, &'a str)>,
+    /// Some score of the metric exists.
+    any: bool,
+    /// Every score of the metric is 0 or 1.
+    binary: bool,
+}
+
+impl<'a> ScoreTable<'a> {
+    pub(crate) fn new(results: &'a RunResults, metric: &str) -> Self {
+        let mut scores = HashMap::new();
+        let mut binary = true;
+        for s in results.scores.iter().filter(|s| s.scorer == metric) {
+            binary &= s.value == 0.0 || s.value == 1.0;
+            scores.insert((s.arm.as_str(), s.item_id.as_str()), s.value);
+        }
+        let answered = results
+            .calls
+            .iter()
+            .filter(|c| c.error.is_none() && c.response.is_some())
+            .map(|c| (c.arm.as_str(), c.item_id.as_str()))
+            .collect();
+        let any = !scores.is_empty();
+        ScoreTable {
+            scores,
+            answered,
+            any,
+            binary: binary && any,
+        }
+    }
+
+    /// One value per eval item, in item order.
+    fn arm_scores(&self, arm: &str, items: &[String]) -> Vec<f64> {
+        items.iter().map(|id| self.value(arm, id)).collect()
+    }
+
+    /// The metric of one item as quality counts it: the score of a successful call, else 0.
+    pub(crate) fn value(&self, arm: &str, item: &str) -> f64 {
+        let key = (arm, item);
+        if self.answered.contains(&key) {
+            self.scores.get(&key).copied().unwrap_or(0.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+fn arm_warnings(
+    arm: &str,
+    kind: ArmKind,
+    m: &Measured,
+    c: &ArmCost,
+    results: &RunResults,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    if m.failed > 0 {
+        w.push(format!(
+            "`{arm}`: {} of {} items failed or were never answered; they count 0.",
+            m.failed, m.items
+        ));
+    }
+    match c.breakdown.pricing {
+        PricingUsed::Hosted { pricing: None, .. } if m.mean_uncached_cost_usd.is_none() => {
+            w.push(format!(
+                "`{arm}`: no price and no uncached call, so its cost per request is unknown (counted as $0)."
+            ))
+        }
+        PricingUsed::Compute {
+            source: Source::Default,
+            cost_per_hour,
+        } => w.push(format!(
+            "`{arm}`: no compute price given or recorded; assumed the default ${cost_per_hour}/h."
+        )),
+        _ => {}
+    }
+    if kind == ArmKind::Finetune {
+        match results.training.iter().find(|t| t.arm == arm) {
+            None => w.push(format!(
+                "`{arm}`: no training record, so training time and cost count 0."
+            )),
+            Some(t) if t.status != "completed" => w.push(format!(
+                "`{arm}`: training is `{}`, not completed.",
+                t.status
+            )),
+            Some(_) => {}
+        }
+    }
+    w
+}
+
+/// Rule 2 of the module docs: among allowed arms that meet the target, the cheapest over the
+/// horizon (`totals`), prompt arms first on ties, then higher quality, then run order.
+pub(crate) fn pick(
+    arms: &[ArmReport],
+    totals: &[f64],
+    target: f64,
+    allow: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    (0..arms.len())
+        .filter(|&i| allow(i) && arms[i].quality + EPS >= target)
+        .min_by(|&i, &j| {
+            totals[i]
+                .total_cmp(&totals[j])
+                .then_with(|| kind_rank(arms[i].kind).cmp(&kind_rank(arms[j].kind)))
+                .then_with(|| arms[j].quality.total_cmp(&arms[i].quality))
+                .then_with(|| i.cmp(&j))
+        })
+}
+
+fn kind_rank(kind: ArmKind) -> u8 {
+    match kind {
+        ArmKind::Prompt => 0,
+        ArmKind::Finetune => 1,
+    }
+}
+
+/// The highest-quality allowed arm; ties go to the cheaper one.
+fn best_quality(
+    arms: &[ArmReport],
+    totals: &[f64],
+    allow: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    (0..arms.len()).filter(|&i| allow(i)).min_by(|&i, &j| {
+        arms[j]
+            .quality
+            .total_cmp(&arms[i].quality)
+            .then_with(|| totals[i].total_cmp(&totals[j]))
+            .then_with(|| i.cmp(&j))
+    })
+}
+
+/// The arm of `kind` the rule would pick among that kind alone, else its best-scoring arm.
+fn baseline_of(arms: &[ArmReport], totals: &[f64], target: f64, kind: ArmKind) -> Option<usize> {
+    pick(arms, totals, target, |i| arms[i].kind == kind)
+        .or_else(|| best_quality(arms, totals, |i| arms[i].kind == kind))
+}
+
+pub(crate) fn verdict_of(arms: &[ArmReport], pick: Option<usize>) -> Verdict {
+    match pick.map(|i| arms[i].kind) {
+        Some(ArmKind::Prompt) => Verdict::Stay,
+        Some(ArmKind::Finetune) => Verdict::Escalate,
+        None => Verdict::Neither,
+    }
+}
+
+fn paired(a: &ArmReport, xa: &[f64], b: &ArmReport, xb: &[f64], binary: bool) -> PairedComparison {
+    let (diff, ci_low, ci_high, p) = if xa.is_empty() {
+        (0.0, 0.0, 0.0, 1.0)
+    } else {
+        let d = scoring::paired_bootstrap(xa, xb, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED);
+        (d.diff, d.ci_low, d.ci_high, d.p_value)
+    };
+    let mcnemar = (binary && !xa.is_empty()).then(|| {
+        let pa: Vec<bool> = xa.iter().map(|&x| x > 0.5).collect();
+        let pb: Vec<bool> = xb.iter().map(|&x| x > 0.5).collect();
+        scoring::mcnemar(&pa, &pb)
+    });
+    PairedComparison {
+        a: a.arm.clone(),
+        b: b.arm.clone(),
+        quality_a: a.quality,
+        quality_b: b.quality,
+        diff,
+        ci_low,
+        ci_high,
+        p_value: p,
+        decisive: ci_low > 0.0 || ci_high < 0.0,
+        mcnemar,
+    }
+}
+
+fn assumptions(costs: &CostAssumptions, inputs: &ArmCostInputs) -> Vec<Assumption> {
+    let d = CostAssumptions::default();
+    let source = |name: &str, differs: bool| match &inputs.declared {
+        Some(set) if set.contains(name) => Source::Declared,
+        Some(_) => Source::Default,
+        None if differs => Source::Declared,
+        None => Source::Default,
+    };
+    let num = |name: &str, value: f64, default: f64, unit: &str| Assumption {
+        name: name.to_owned(),
+        value: serde_json::json!(value),
+        unit: unit.to_owned(),
+        source: source(name, value != default),
+    };
+    vec![
+        num(
+            "daily_requests",
+            costs.daily_requests,
+            d.daily_requests,
+            "requests/day",
+        ),
+        num("horizon_days", costs.horizon_days, d.horizon_days, "days"),
+        num(
+            "hourly_rate_usd",
+            costs.hourly_rate_usd,
+            d.hourly_rate_usd,
+            "USD/engineer-hour",
+        ),
+        num(
+            "prompt_iteration_hours",
+            costs.prompt_iteration_hours,
+            d.prompt_iteration_hours,
+            "engineer-hours",
+        ),
+        num(
+            "data_prep_hours",
+            costs.data_prep_hours,
+            d.data_prep_hours,
+            "engineer-hours",
+        ),
+        num(
+            "mlops_hours_per_month",
+            costs.mlops_hours_per_month,
+            d.mlops_hours_per_month,
+            "engineer-hours/month",
+        ),
+        num(
+            "finetune_hourly_usd",
+            costs.finetune_hourly_usd,
+            d.finetune_hourly_usd,
+            "USD/hour, 24/7",
+        ),
+        Assumption {
+            name: "batch_api".to_owned(),
+            value: serde_json::json!(costs.batch_api),
+            unit: "hosted calls at half price".to_owned(),
+            source: source("batch_api", costs.batch_api != d.batch_api),
+        },
+    ]
+}

@@ -1,0 +1,807 @@
+//! The leaderboard: one row per arm of a run with its quality on the chosen metric (and a 95%
+//! bootstrap interval), errors, eval cost, latency and tokens, ranked best first, and its
+//! rendering as a table, JSON (the shape DESIGN.md §4 promises), CSV or Markdown.
+//!
+//! It reads `domain::RunResults` only and judges nothing: which arm to ship, and what it costs
+//! over time, is the decision report's job (`decision`, `cost`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use domain::{ArmInfo, ArmKind, CallRecord, RunResults};
+use serde::{Deserialize, Serialize};
+
+use crate::format::{self, Align, Format, Table};
+
+/// One arm on the leaderboard. Serialised field names are a public contract
+/// (`leaderboard --format json`, DESIGN.md §4): add fields, never rename them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardRow {
+    /// `prompt@provider`, or the fine-tune id.
+    pub arm: String,
+    /// `prompt` or `finetune`.
+    pub kind: ArmKind,
+    pub provider: Option<String>,
+    pub prompt: Option<String>,
+    /// The model the arm calls or was trained from.
+    pub model: String,
+    /// Eval items of the run: the denominator of `quality`.
+    pub n: usize,
+    /// Items without a usable value of `metric`: the call failed or never ran, or the answer
+    /// has no score for `metric`. Each counts 0 in `quality`.
+    pub errors: usize,
+    /// The scorer id `quality` is the mean of.
+    pub metric: String,
+    /// Mean of `metric` over all `n` items, errors counted as 0.
+    pub quality: f64,
+    /// 95% percentile-bootstrap interval of `quality`.
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// What this arm's eval calls cost, summed (training is not included; the decision report
+    /// accounts for it).
+    pub cost_usd: f64,
+    /// Mean recorded cost of a successful call, × 1000: cache hits are left out when other
+    /// calls exist (a cached answer is free now, but not in production).
+    pub cost_per_1k_usd: f64,
+    /// Median and 95th percentile latency of successful calls (cache hits left out when other
+    /// calls exist); `null` when the arm has no successful call.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    /// Prompt and completion tokens, summed over every call of the arm.
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// Fine-tunes: how long training took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_seconds: Option<f64>,
+    /// Fine-tunes: where the PEFT adapter was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_path: Option<String>,
+    /// Every scorer of the run, by id: its mean over all `n` items, computed as `quality` is.
+    pub scores: BTreeMap<String, f64>,
+}
+
+/// The leaderboard of a run on `metric`, best first: by `quality` descending, then
+/// `cost_per_1k_usd` ascending, then arm name.
+///
+/// Quality is the mean of `metric` over **every** eval item of the run, not only the answered
+/// ones: an item whose call failed or never ran, or whose answer has no `metric` score, counts
+/// 0 and is counted in `errors`, so an arm cannot rank higher by failing on hard items. The eval
+/// items are the run's stored items (or, when none were stored, the items its calls name). A
+/// run with no items gives every arm quality 0 with the interval [0, 0].
+///
+/// An unknown `metric` is not an error here (every item counts as an error); check it with
+/// [`metrics`] first.
+pub fn leaderboard(results: &RunResults, metric: &str) -> Vec<LeaderboardRow> {
+    let index = ResultIndex::new(results);
+    let scorers = metrics(results);
+    let mut rows: Vec<LeaderboardRow> = results
+        .arms
+        .iter()
+        .map(|arm| row(results, &index, &scorers, arm, metric))
+        .collect();
+    rows.sort_by(|x, y| {
+        y.quality
+            .total_cmp(&x.quality)
+            .then_with(|| x.cost_per_1k_usd.total_cmp(&y.cost_per_1k_usd))
+            .then_with(|| x.arm.cmp(&y.arm))
+    });
+    rows
+}
+
+/// The scorer ids with at least one score in the run, sorted.
+pub fn metrics(results: &RunResults) -> Vec<String> {
+    let ids: BTreeSet<&str> = results.scores.iter().map(|s| s.scorer.as_str()).collect();
+    ids.into_iter().map(str::to_string).collect()
+}
+
+/// The value of `metric` for each eval item of the run, in item order, as `quality` counts it:
+/// the score of a successful call, else 0. `compare` and the leaderboard pair arms on these.
+pub fn metric_values(results: &RunResults, arm: &str, metric: &str) -> Vec<f64> {
+    ResultIndex::new(results).values(arm, metric).0
+}
+
+fn row(
+    results: &RunResults,
+    index: &ResultIndex<'_>,
+    scorers: &[String],
+    arm: &ArmInfo,
+    metric: &str,
+) -> LeaderboardRow {
+    let (values, errors) = index.values(&arm.arm, metric);
+    let (quality, (ci_low, ci_high)) = if values.is_empty() {
+        (0.0, (0.0, 0.0))
+    } else {
+        (
+            scoring::mean(&values),
+            scoring::bootstrap_ci(&values, scoring::DEFAULT_RESAMPLES, scoring::DEFAULT_SEED),
+        )
+    };
+    let scores = scorers
+        .iter()
+        .map(|s| {
+            let (xs, _) = index.values(&arm.arm, s);
+            let m = if xs.is_empty() {
+                0.0
+            } else {
+                scoring::mean(&xs)
+            };
+            (s.clone(), m)
+        })
+        .collect();
+
+    let calls: Vec<&CallRecord> = results.calls.iter().filter(|c| c.arm == arm.arm).collect();
+    let ok: Vec<&CallRecord> = calls.iter().copied().filter(|c| succeeded(c)).collect();
+    let fresh: Vec<&CallRecord> = ok.iter().copied().filter(|c| !c.cache_hit).collect();
+    let priced = if fresh.is_empty() { &ok } else { &fresh };
+    let latencies: Vec<f64> = priced.iter().map(|c| c.latency_ms).collect();
+    let latency = |q| (!latencies.is_empty()).then(|| scoring::percentile(&latencies, q));
+    let cost_per_1k_usd = if priced.is_empty() {
+        0.0
+    } else {
+        priced.iter().map(|c| c.cost_usd).sum::<f64>() / priced.len() as f64 * 1000.0
+    };
+    let training = results.training.iter().find(|t| t.arm == arm.arm);
+
+    LeaderboardRow {
+        arm: arm.arm.clone(),
+        kind: arm.kind,
+        provider: arm.provider.clone(),
+        prompt: arm.prompt.clone(),
+        model: arm.model.clone(),
+        n: values.len(),
+        errors,
+        metric: metric.to_string(),
+        quality,
+        ci_low,
+        ci_high,
+        cost_usd: calls.iter().map(|c| c.cost_usd).sum(),
+        cost_per_1k_usd,
+        latency_p50_ms: latency(50.0),
+        latency_p95_ms: latency(95.0),
+        tokens_in: calls.iter().map(|c| u64::from(c.prompt_tokens)).sum(),
+        tokens_out: calls.iter().map(|c| u64::from(c.completion_tokens)).sum(),
+        train_seconds: training.map(|t| t.train_seconds),
+        adapter_path: training.and_then(|t| t.adapter_path.clone()),
+        scores,
+    }
+}
+
+/// A call that produced an answer.
+pub(crate) fn succeeded(c: &CallRecord) -> bool {
+    c.error.is_none() && c.response.is_some()
+}
+
+/// The run's records keyed for per-item lookups.
+pub(crate) struct ResultIndex<'a> {
+    /// Eval item ids, in run order.
+    pub items: Vec<&'a str>,
+    /// (arm, item) of every successful call.
+    answered: HashSet<(&'a str, &'a str)>,
+    /// (arm, item, scorer) → value.
+    scores: HashMap<(&'a str, &'a str, &'a str), f64>,
+}
+
+impl<'a> ResultIndex<'a> {
+    pub(crate) fn new(results: &'a RunResults) -> Self {
+        let items = if results.items.is_empty() {
+            let named: BTreeSet<&str> = results.calls.iter().map(|c| c.item_id.as_str()).collect();
+            named.into_iter().collect()
+        } else {
+            results.items.iter().map(|i| i.item_id.as_str()).collect()
+        };
+        ResultIndex {
+            items,
+            answered: results
+                .calls
+                .iter()
+                .filter(|c| succeeded(c))
+                .map(|c| (c.arm.as_str(), c.item_id.as_str()))
+                .collect(),
+            scores: results
+                .scores
+                .iter()
+                .map(|s| {
+                    (
+                        (s.arm.as_str(), s.item_id.as_str(), s.scorer.as_str()),
+                        s.value,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The metric of one item as quality counts it; `None` when it counts as an error.
+    pub(crate) fn value(&self, arm: &str, item: &str, metric: &str) -> Option<f64> {
+        if !self.answered.contains(&(arm, item)) {
+            return None;
+        }
+        self.scores.get(&(arm, item, metric)).copied()
+    }
+
+    /// One value per item (errors as 0), and the number of errors.
+    pub(crate) fn values(&self, arm: &str, metric: &str) -> (Vec<f64>, usize) {
+        let mut errors = 0;
+        let values = self
+            .items
+            .iter()
+            .map(|item| {
+                self.value(arm, item, metric).unwrap_or_else(|| {
+                    errors += 1;
+                    0.0
+                })
+            })
+            .collect();
+        (values, errors)
+    }
+}
+
+/// Prints the leaderboard. The table and Markdown show quality with its interval, cost,
+/// latency and errors; JSON is the array of [`LeaderboardRow`]s; CSV has every field, with
+/// one `scores.<id>` column per scorer.
+pub fn render_leaderboard(rows: &[LeaderboardRow], format: Format) -> String {
+    match format {
+        Format::Json => format::json_pretty(rows),
+        Format::Csv => csv(rows),
+        Format::Table => human_table(rows, |t: &Table<'_>| t.text()),
+        Format::Markdown => human_table(rows, |t: &Table<'_>| t.markdown()),
+    }
+}
+
+const HUMAN_COLUMNS: [(&str, Align); 9] = [
+    ("arm", Align::Left),
+    ("kind", Align::Left),
+    ("quality", Align::Left),
+    ("n", Align::Right),
+    ("errors", Align::Right),
+    ("cost", Align::Right),
+    ("per 1k", Align::Right),
+    ("p50 ms", Align::Right),
+    ("p95 ms", Align::Right),
+];
+
+fn human_table(rows: &[LeaderboardRow], layout: fn(&Table<'_>) -> String) -> String {
+    let mut header: Vec<String> = HUMAN_COLUMNS.iter().map(|(h, _)| h.to_string()).collect();
+    if let Some(first) = rows.first() {
+        header[2] = format!("{} [95% CI]", first.metric);
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.arm.clone(),
+                r.kind.to_string(),
+                format::quality_ci(r.quality, r.ci_low, r.ci_high),
+                r.n.to_string(),
+                r.errors.to_string(),
+                format::usd(r.cost_usd),
+                format::usd(r.cost_per_1k_usd),
+                format::millis(r.latency_p50_ms),
+                format::millis(r.latency_p95_ms),
+            ]
+        })
+        .collect();
+    layout(&Table {
+        header,
+        align: HUMAN_COLUMNS.iter().map(|(_, a)| *a).collect(),
+        rows: &cells,
+    })
+}
+
+fn csv(rows: &[LeaderboardRow]) -> String {
+    let scorers: BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| r.scores.keys().map(String::as_str))
+        .collect();
+    let mut header: Vec<String> = [
+        "arm",
+        "kind",
+        "provider",
+        "prompt",
+        "model",
+        "n",
+        "errors",
+        "metric",
+        "quality",
+        "ci_low",
+        "ci_high",
+        "cost_usd",
+        "cost_per_1k_usd",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "tokens_in",
+        "tokens_out",
+        "train_seconds",
+        "adapter_path",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    header.extend(scorers.iter().map(|s| format!("scores.{s}")));
+    let num = |x: Option<f64>| x.map(format::csv_number).unwrap_or_default();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut cells = vec![
+                r.arm.clone(),
+                r.kind.to_string(),
+                r.provider.clone().unwrap_or_default(),
+                r.prompt.clone().unwrap_or_default(),
+                r.model.clone(),
+                r.n.to_string(),
+                r.errors.to_string(),
+                r.metric.clone(),
+                format::csv_number(r.quality),
+                format::csv_number(r.ci_low),
+                format::csv_number(r.ci_high),
+                format::csv_number(r.cost_usd),
+                format::csv_number(r.cost_per_1k_usd),
+                num(r.latency_p50_ms),
+                num(r.latency_p95_ms),
+                r.tokens_in.to_string(),
+                r.tokens_out.to_string(),
+                num(r.train_seconds),
+                r.adapter_path.clone().unwrap_or_default(),
+            ];
+            cells.extend(scorers.iter().map(|s| num(r.scores.get(*s).copied())));
+            cells
+        })
+        .collect();
+    Table {
+        header,
+        align: Vec::new(),
+        rows: &cells,
+    }
+    .csv()
+}
+
+/// A small run built in memory for the tests of this crate: six movie reviews, two prompt arms
+/// and a fine-tune, scored by the real `equals` and `f1` scorers.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+pub(crate) mod fixture {
+    use domain::{
+        ArmInfo, ArmKind, CallRecord, EvalItem, RunInfo, RunResults, RunStatus, ScoreRecord,
+        ScorerKind, TrainingRecord,
+    };
+
+    pub(crate) const ZERO_SHOT: &str = "zero-shot@mock";
+    pub(crate) const FEW_SHOT: &str = "few-shot@mock";
+    pub(crate) const LORA: &str = "smollm2-lora";
+
+    const ITEMS: [(&str, &str, &str); 6] = [
+        ("r1", "A moving, beautifully acted film.", "positive"),
+        ("r2", "The plot drags and the jokes fall flat.", "negative"),
+        (
+            "r3",
+            "I laughed, I cried, I want to see it again.",
+            "positive",
+        ),
+        ("r4", "Two hours I will never get back.", "negative"),
+        (
+            "r5",
+            "Not bad at all, honestly a pleasant surprise.",
+            "positive",
+        ),
+        (
+            "r6",
+            "Visually stunning but emotionally hollow: a long, tedious slog that wastes a \
+             talented cast.",
+            "negative",
+        ),
+    ];
+
+    /// (arm, item, answer or error, latency ms, cost, cache hit)
+    type Call = (
+        &'static str,
+        &'static str,
+        Result<&'static str, &'static str>,
+        f64,
+        f64,
+        bool,
+    );
+
+    const CALLS: [Call; 17] = [
+        (ZERO_SHOT, "r1", Ok("positive"), 310.0, 0.00001, false),
+        (ZERO_SHOT, "r2", Ok("negative"), 290.0, 0.00001, false),
+        (ZERO_SHOT, "r3", Ok("Positive."), 350.0, 0.00001, false),
+        (ZERO_SHOT, "r4", Ok("positive"), 420.0, 0.00001, false),
+        // Answered, but its `equals` score is missing below: an error for `equals`.
+        (ZERO_SHOT, "r5", Ok("negative"), 330.0, 0.00001, false),
+        (
+            ZERO_SHOT,
+            "r6",
+            Err("HTTP 500: internal server error"),
+            1200.0,
+            0.0,
+            false,
+        ),
+        (FEW_SHOT, "r1", Ok("positive"), 0.4, 0.0, true),
+        (FEW_SHOT, "r2", Ok("negative"), 510.0, 0.00004, false),
+        (FEW_SHOT, "r3", Ok("positive"), 480.0, 0.00004, false),
+        (FEW_SHOT, "r4", Ok("negative"), 530.0, 0.00004, false),
+        (
+            FEW_SHOT,
+            "r5",
+            Ok("Positive\nThe reviewer is pleasantly surprised."),
+            900.0,
+            0.00004,
+            false,
+        ),
+        (
+            FEW_SHOT,
+            "r6",
+            Ok("positive | visually stunning"),
+            495.0,
+            0.00004,
+            false,
+        ),
+        (LORA, "r1", Ok("positive"), 95.0, 0.00002, false),
+        (LORA, "r2", Ok("negative"), 90.0, 0.00002, false),
+        (LORA, "r3", Ok("positive"), 101.0, 0.00002, false),
+        (LORA, "r4", Ok("negative"), 88.0, 0.00002, false),
+        (LORA, "r5", Ok("positive"), 97.0, 0.00002, false),
+        // LORA never answered r6: the run was interrupted.
+    ];
+
+    fn arm(arm: &str, kind: ArmKind, provider: Option<&str>, prompt: &str, model: &str) -> ArmInfo {
+        ArmInfo {
+            arm: arm.into(),
+            kind,
+            provider: provider.map(Into::into),
+            prompt: Some(prompt.into()),
+            model: model.into(),
+        }
+    }
+
+    pub(crate) fn results() -> RunResults {
+        let mut calls = Vec::new();
+        let mut scores = Vec::new();
+        for (arm, item, answer, latency_ms, cost_usd, cache_hit) in CALLS {
+            let local = arm == LORA;
+            calls.push(CallRecord {
+                arm: arm.into(),
+                item_id: item.into(),
+                response: answer.ok().map(Into::into),
+                prompt_tokens: if arm == FEW_SHOT { 180 } else { 40 },
+                completion_tokens: if answer.is_ok() { 2 } else { 0 },
+                latency_ms,
+                cost_usd,
+                attempts: if answer.is_ok() { 1 } else { 3 },
+                cache_hit,
+                error: answer.err().map(Into::into),
+                compute_seconds: if local { latency_ms / 1000.0 } else { 0.0 },
+            });
+            let Ok(text) = answer else { continue };
+            let target = ITEMS.iter().find(|i| i.0 == item).map(|i| i.2).unwrap();
+            for (id, kind) in [("equals", ScorerKind::Equals), ("f1", ScorerKind::F1)] {
+                if arm == ZERO_SHOT && item == "r5" && id == "equals" {
+                    continue;
+                }
+                scores.push(ScoreRecord {
+                    arm: arm.into(),
+                    item_id: item.into(),
+                    scorer: id.into(),
+                    value: scoring::score(&kind, text, target),
+                });
+            }
+        }
+        RunResults {
+            run: RunInfo {
+                id: 1,
+                experiment: "movie-sentiment".into(),
+                status: RunStatus::Interrupted,
+                started_ms: 1_700_000_000_000,
+                finished_ms: Some(1_700_000_060_000),
+                dataset_fingerprint: "fp".into(),
+                spec_hash: "hash".into(),
+                spec_json: "{}".into(),
+            },
+            arms: vec![
+                arm(
+                    ZERO_SHOT,
+                    ArmKind::Prompt,
+                    Some("mock"),
+                    "zero-shot",
+                    "mock-1",
+                ),
+                arm(
+                    FEW_SHOT,
+                    ArmKind::Prompt,
+                    Some("mock"),
+                    "few-shot",
+                    "mock-1",
+                ),
+                arm(
+                    LORA,
+                    ArmKind::Finetune,
+                    None,
+                    "zero-shot",
+                    "smollm2-135m-instruct",
+                ),
+            ],
+            items: ITEMS
+                .iter()
+                .map(|(id, input, target)| EvalItem {
+                    item_id: (*id).into(),
+                    input: (*input).into(),
+                    target: (*target).into(),
+                })
+                .collect(),
+            calls,
+            scores,
+            training: vec![TrainingRecord {
+                arm: LORA.into(),
+                status: "completed".into(),
+                train_seconds: 842.5,
+                tokens_per_second: 1500.0,
+                peak_memory_bytes: 1 << 30,
+                adapter_path: Some("runs/1/smollm2-lora/adapter".into()),
+                checkpoint_dir: None,
+                error: None,
+                curve: Vec::new(),
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::fixture::{self, FEW_SHOT, LORA, ZERO_SHOT};
+    use super::*;
+
+    fn check(format: Format, expected: Expect) {
+        let rows = leaderboard(&fixture::results(), "equals");
+        expected.assert_eq(&render_leaderboard(&rows, format));
+    }
+
+    #[test]
+    fn ranks_by_quality_then_cost() {
+        let rows = leaderboard(&fixture::results(), "equals");
+        let order: Vec<&str> = rows.iter().map(|r| r.arm.as_str()).collect();
+        // The fine-tune and few-shot tie at 5/6; the fine-tune is cheaper per request.
+        assert_eq!(order, [LORA, FEW_SHOT, ZERO_SHOT]);
+    }
+
+    #[test]
+    fn errors_count_as_zero() {
+        let rows = leaderboard(&fixture::results(), "equals");
+        let by_arm = |arm: &str| rows.iter().find(|r| r.arm == arm).unwrap();
+        // zero-shot: r4 wrong, r5 answered but unscored, r6 failed → 3/6 with 2 errors.
+        let z = by_arm(ZERO_SHOT);
+        assert_eq!((z.n, z.errors, z.quality), (6, 2, 0.5));
+        // few-shot: r6 wrong, no errors.
+        let f = by_arm(FEW_SHOT);
+        assert_eq!((f.n, f.errors, f.quality), (6, 0, 5.0 / 6.0));
+        // the fine-tune never answered r6.
+        let l = by_arm(LORA);
+        assert_eq!((l.n, l.errors, l.quality), (6, 1, 5.0 / 6.0));
+        // f1 has a score for zero-shot's r5 (0: "negative" vs "positive"), so one error only.
+        let f1 = leaderboard(&fixture::results(), "f1");
+        let z = f1.iter().find(|r| r.arm == ZERO_SHOT).unwrap();
+        assert_eq!((z.errors, z.quality), (1, 0.5));
+        assert_eq!(z.scores["equals"], 0.5);
+    }
+
+    #[test]
+    fn measurements() {
+        let rows = leaderboard(&fixture::results(), "equals");
+        let f = rows.iter().find(|r| r.arm == FEW_SHOT).unwrap();
+        // The cache hit is left out of cost per request and latency.
+        assert!((f.cost_per_1k_usd - 0.04).abs() < 1e-12);
+        assert!((f.cost_usd - 0.0002).abs() < 1e-12);
+        assert_eq!(f.latency_p50_ms, Some(510.0)); // np.percentile([510, 480, 530, 900, 495], 50)
+        assert_eq!(f.latency_p95_ms, Some(826.0)); // np.percentile([510, 480, 530, 900, 495], 95)
+        assert_eq!((f.tokens_in, f.tokens_out), (1080, 12));
+        let z = rows.iter().find(|r| r.arm == ZERO_SHOT).unwrap();
+        // The failed call is not a latency sample but its tokens and cost count.
+        assert_eq!(z.latency_p95_ms, Some(406.0)); // np.percentile([310, 290, 350, 420, 330], 95)
+        assert_eq!(z.tokens_in, 240);
+        assert!(z.ci_low <= z.quality && z.quality <= z.ci_high);
+    }
+
+    #[test]
+    fn json_field_names() {
+        let rows = leaderboard(&fixture::results(), "equals");
+        let json: serde_json::Value =
+            serde_json::from_str(&render_leaderboard(&rows, Format::Json)).unwrap();
+        let keys = |arm: &str| -> Vec<String> {
+            let row = json
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["arm"] == arm)
+                .unwrap();
+            row.as_object().unwrap().keys().cloned().collect()
+        };
+        let prompt_keys = [
+            "arm",
+            "ci_high",
+            "ci_low",
+            "cost_per_1k_usd",
+            "cost_usd",
+            "errors",
+            "kind",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "metric",
+            "model",
+            "n",
+            "prompt",
+            "provider",
+            "quality",
+            "scores",
+            "tokens_in",
+            "tokens_out",
+        ];
+        assert_eq!(keys(ZERO_SHOT), prompt_keys);
+        let mut finetune_keys = prompt_keys.to_vec();
+        finetune_keys.extend(["train_seconds", "adapter_path"]);
+        finetune_keys.sort();
+        assert_eq!(keys(LORA), finetune_keys);
+        let lora = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["arm"] == LORA)
+            .unwrap();
+        assert_eq!(lora["kind"], "finetune");
+        assert_eq!(lora["provider"], serde_json::Value::Null);
+        assert_eq!(lora["train_seconds"], 842.5);
+        // The rows read back as they were written.
+        let back: Vec<LeaderboardRow> =
+            serde_json::from_str(&render_leaderboard(&rows, Format::Json)).unwrap();
+        assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn metric_listing() {
+        let results = fixture::results();
+        assert_eq!(metrics(&results), ["equals", "f1"]);
+        assert_eq!(
+            metric_values(&results, ZERO_SHOT, "equals"),
+            [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn empty_run() {
+        let mut results = fixture::results();
+        results.items.clear();
+        results.calls.clear();
+        results.scores.clear();
+        let rows = leaderboard(&results, "equals");
+        assert!(
+            rows.iter()
+                .all(|r| r.n == 0 && r.quality == 0.0 && r.ci_high == 0.0)
+        );
+        assert!(rows.iter().all(|r| r.latency_p50_ms.is_none()));
+        expect![[r#"
+            arm  kind  quality  n  errors  cost  per 1k  p50 ms  p95 ms
+        "#]]
+        .assert_eq(&render_leaderboard(&[], Format::Table));
+    }
+
+    #[test]
+    fn table() {
+        check(
+            Format::Table,
+            expect![[r#"
+            arm             kind      equals [95% CI]     n  errors        cost   per 1k  p50 ms  p95 ms
+            smollm2-lora    finetune  0.833 [0.50, 1.00]  6       1   $0.000100  $0.0200      95     100
+            few-shot@mock   prompt    0.833 [0.50, 1.00]  6       0   $0.000200  $0.0400     510     826
+            zero-shot@mock  prompt    0.500 [0.17, 0.83]  6       2  $0.0000500  $0.0100     330     406
+        "#]],
+        );
+    }
+
+    #[test]
+    fn markdown() {
+        check(
+            Format::Markdown,
+            expect![[r#"
+            | arm | kind | equals [95% CI] | n | errors | cost | per 1k | p50 ms | p95 ms |
+            | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |
+            | smollm2-lora | finetune | 0.833 [0.50, 1.00] | 6 | 1 | $0.000100 | $0.0200 | 95 | 100 |
+            | few-shot@mock | prompt | 0.833 [0.50, 1.00] | 6 | 0 | $0.000200 | $0.0400 | 510 | 826 |
+            | zero-shot@mock | prompt | 0.500 [0.17, 0.83] | 6 | 2 | $0.0000500 | $0.0100 | 330 | 406 |
+        "#]],
+        );
+    }
+
+    #[test]
+    fn csv() {
+        check(
+            Format::Csv,
+            expect![[r#"
+            arm,kind,provider,prompt,model,n,errors,metric,quality,ci_low,ci_high,cost_usd,cost_per_1k_usd,latency_p50_ms,latency_p95_ms,tokens_in,tokens_out,train_seconds,adapter_path,scores.equals,scores.f1
+            smollm2-lora,finetune,,zero-shot,smollm2-135m-instruct,6,1,equals,0.8333333333333334,0.5,1,0.0001,0.02,95,100.2,200,10,842.5,runs/1/smollm2-lora/adapter,0.8333333333333334,0.8333333333333334
+            few-shot@mock,prompt,mock,few-shot,mock-1,6,0,equals,0.8333333333333334,0.5,1,0.0002,0.04,510,826,1080,12,,,0.8333333333333334,0.7222222222222222
+            zero-shot@mock,prompt,mock,zero-shot,mock-1,6,2,equals,0.5,0.16666666666666666,0.8333333333333334,0.00005,0.01,330,406,240,10,,,0.5,0.5
+        "#]],
+        );
+    }
+
+    #[test]
+    fn json() {
+        check(
+            Format::Json,
+            expect![[r#"
+            [
+              {
+                "arm": "smollm2-lora",
+                "kind": "finetune",
+                "provider": null,
+                "prompt": "zero-shot",
+                "model": "smollm2-135m-instruct",
+                "n": 6,
+                "errors": 1,
+                "metric": "equals",
+                "quality": 0.8333333333333334,
+                "ci_low": 0.5,
+                "ci_high": 1.0,
+                "cost_usd": 0.0001,
+                "cost_per_1k_usd": 0.02,
+                "latency_p50_ms": 95.0,
+                "latency_p95_ms": 100.2,
+                "tokens_in": 200,
+                "tokens_out": 10,
+                "train_seconds": 842.5,
+                "adapter_path": "runs/1/smollm2-lora/adapter",
+                "scores": {
+                  "equals": 0.8333333333333334,
+                  "f1": 0.8333333333333334
+                }
+              },
+              {
+                "arm": "few-shot@mock",
+                "kind": "prompt",
+                "provider": "mock",
+                "prompt": "few-shot",
+                "model": "mock-1",
+                "n": 6,
+                "errors": 0,
+                "metric": "equals",
+                "quality": 0.8333333333333334,
+                "ci_low": 0.5,
+                "ci_high": 1.0,
+                "cost_usd": 0.0002,
+                "cost_per_1k_usd": 0.04,
+                "latency_p50_ms": 510.0,
+                "latency_p95_ms": 826.0,
+                "tokens_in": 1080,
+                "tokens_out": 12,
+                "scores": {
+                  "equals": 0.8333333333333334,
+                  "f1": 0.7222222222222222
+                }
+              },
+              {
+                "arm": "zero-shot@mock",
+                "kind": "prompt",
+                "provider": "mock",
+                "prompt": "zero-shot",
+                "model": "mock-1",
+                "n": 6,
+                "errors": 2,
+                "metric": "equals",
+                "quality": 0.5,
+                "ci_low": 0.16666666666666666,
+                "ci_high": 0.8333333333333334,
+                "cost_usd": 0.00005,
+                "cost_per_1k_usd": 0.01,
+                "latency_p50_ms": 330.0,
+                "latency_p95_ms": 406.0,
+                "tokens_in": 240,
+                "tokens_out": 10,
+                "scores": {
+                  "equals": 0.5,
+                  "f1": 0.5
+                }
+              }
+            ]
+        "#]],
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! Turns what a run stored (`domain::RunResults`) into what people read: the leaderboard,
+//! item-by-item comparisons, and the decision report (cost model, break-even, verdict) in
+//! table, JSON, CSV, Markdown and self-contained HTML form.
+//!
+//! It never queries SQL and never prints: callers hand it records and get strings back.
+
+pub mod compare;
+pub mod cost;
+pub mod decision;
+pub mod format;
+pub mod html;
+pub mod leaderboard;
+pub mod render;
+
+mod break_even;
+mod charts;
+mod explain;
+mod figures;
+mod svg;
+
+pub use break_even::BreakEven;
+pub use compare::{Comparison, Disagreement, Error, compare, render_compare};
+pub use cost::{ArmCostInputs, ArmPricing};
+pub use decision::{DecisionReport, Verdict, decide, fail_under};
+pub use format::{Format, ParseFormatError};
+pub use html::render_html;
+pub use leaderboard::{LeaderboardRow, leaderboard, metric_values, metrics, render_leaderboard};
+pub use render::{ReportFormat, render_report};

@@ -1,0 +1,271 @@
+//! Prompt arms on `type: local` providers: the model is resolved (and fetched into the cache when
+//! it is a known one that is missing), loaded once per provider, and asked in batches of
+//! `batch_size` on a dedicated OS thread, so Candle's matrix work never blocks the async runtime.
+//! Each answer's cost is its compute seconds × the device's `cost_per_hour`.
+//!
+//! One job per device at a time: the caller passes the device's lock, which fine-tune workers on
+//! the same device also take. Cancellation is checked between batches.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{CallRecord, Device, Message};
+use experiment::LocalProviderSpec;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::Shared;
+use crate::events::{Emitter, Event};
+use crate::writer::Written;
+
+/// One prompt arm on the local provider, with its pending items' messages already rendered
+/// (the generation thread does not borrow the plan).
+pub(crate) struct LocalArm {
+    pub arm: Arc<str>,
+    pub pending: Vec<(usize, Vec<Message>)>,
+    pub total: u64,
+    pub done: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LocalOutcome {
+    pub answered: u64,
+    pub failed: u64,
+}
+
+/// Answers every pending item of `arms` with the provider's model.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_provider(
+    provider: LocalProviderSpec,
+    arms: Vec<LocalArm>,
+    shared: Arc<Shared>,
+    writer: mpsc::Sender<Written>,
+    events: Emitter,
+    stop: CancellationToken,
+    device_lock: Arc<Mutex<()>>,
+    grace: Duration,
+) -> LocalOutcome {
+    let pending: u64 = arms.iter().map(|a| a.pending.len() as u64).sum();
+    if pending == 0 {
+        return LocalOutcome::default();
+    }
+    let _device = tokio::select! {
+        guard = device_lock.lock_owned() => guard,
+        () = stop.cancelled() => return LocalOutcome::default(),
+    };
+    let path = match resolve_model(&provider.model, &events).await {
+        Ok(path) => path,
+        Err(message) => {
+            events
+                .note(format!(
+                    "provider {}: {message}; its {} item(s) are counted as failed",
+                    provider.id, pending
+                ))
+                .await;
+            return LocalOutcome {
+                answered: 0,
+                failed: pending,
+            };
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    let thread_stop = stop.clone();
+    let thread_events = events.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("local-{}", provider.id))
+        .spawn(move || {
+            let out = generate_all(
+                &provider,
+                &path,
+                arms,
+                &shared,
+                &writer,
+                &thread_events,
+                &thread_stop,
+            );
+            let _ = tx.send(out);
+        });
+    if let Err(err) = spawned {
+        events
+            .note(format!(
+                "could not start a thread for local generation: {err}"
+            ))
+            .await;
+        return LocalOutcome {
+            answered: 0,
+            failed: pending,
+        };
+    }
+    let mut rx = rx;
+    tokio::select! {
+        out = &mut rx => return out.unwrap_or_default(),
+        () = stop.cancelled() => {}
+    }
+    // Cancelled: the thread stops after its current batch; wait for it a while, not forever.
+    match tokio::time::timeout(grace, rx).await {
+        Ok(out) => out.unwrap_or_default(),
+        Err(_) => {
+            tracing::warn!("local generation did not stop within the grace period; abandoned");
+            LocalOutcome::default()
+        }
+    }
+}
+
+/// The blocking part: load, then generate batch after batch, sending records as they come.
+fn generate_all(
+    provider: &LocalProviderSpec,
+    path: &std::path::Path,
+    arms: Vec<LocalArm>,
+    shared: &Shared,
+    writer: &mpsc::Sender<Written>,
+    events: &Emitter,
+    stop: &CancellationToken,
+) -> LocalOutcome {
+    let mut out = LocalOutcome::default();
+    let started = std::time::Instant::now();
+    let model = match finetune::LocalModel::load(path, provider.device) {
+        Ok(model) => model,
+        Err(err) => {
+            events.send_blocking(Event::Note(format!(
+                "provider {}: loading {} failed: {err}; its items are counted as failed",
+                provider.id,
+                path.display()
+            )));
+            out.failed = arms.iter().map(|a| a.pending.len() as u64).sum();
+            return out;
+        }
+    };
+    tracing::info!(provider = %provider.id, seconds = started.elapsed().as_secs_f64(), "local model loaded");
+    let batch = provider.batch_size.max(1);
+    let per_second = provider.cost_per_hour / 3600.0;
+    for mut arm in arms {
+        let mut errors = 0u64;
+        let mut cost = 0.0;
+        for chunk in arm.pending.chunks(batch) {
+            if stop.is_cancelled() {
+                return out;
+            }
+            let prompts: Vec<Vec<Message>> =
+                chunk.iter().map(|(_, messages)| messages.clone()).collect();
+            let generated = model.generate(&prompts, &shared.params);
+            for (k, &(item, _)) in chunk.iter().enumerate() {
+                let row = &shared.items[item];
+                let (call, scores) = match &generated {
+                    Ok(gens) if k < gens.len() => {
+                        let g = &gens[k];
+                        let call = CallRecord {
+                            arm: arm.arm.to_string(),
+                            item_id: row.id.clone(),
+                            response: Some(g.text.clone()),
+                            prompt_tokens: g.prompt_tokens,
+                            completion_tokens: g.completion_tokens,
+                            latency_ms: g.seconds * 1000.0,
+                            cost_usd: g.seconds * per_second,
+                            attempts: 1,
+                            cache_hit: false,
+                            error: None,
+                            compute_seconds: g.seconds,
+                        };
+                        let scores = shared.score_all(&arm.arm, item, &g.text);
+                        (call, scores)
+                    }
+                    other => {
+                        let error = match other {
+                            Err(err) => format!("local generation failed: {err}"),
+                            Ok(_) => "local generation returned too few answers".to_string(),
+                        };
+                        (failed_call(&arm.arm, &row.id, error), Vec::new())
+                    }
+                };
+                cost += call.cost_usd;
+                if let Some(error) = &call.error {
+                    errors += 1;
+                    out.failed += 1;
+                    events.send_blocking(Event::CallFailed {
+                        arm: arm.arm.to_string(),
+                        item: row.id.clone(),
+                        error: error.clone(),
+                    });
+                } else {
+                    arm.done += 1;
+                    out.answered += 1;
+                }
+                if writer
+                    .blocking_send(Written {
+                        call,
+                        scores,
+                        cache: None,
+                    })
+                    .is_err()
+                {
+                    return out;
+                }
+            }
+            events.progress(Event::ArmProgress {
+                arm: arm.arm.to_string(),
+                done: arm.done,
+                total: arm.total,
+                cost_usd: cost,
+                errors,
+            });
+        }
+        // The last word on the arm is delivered even when progress events were dropped.
+        events.send_blocking(Event::ArmProgress {
+            arm: arm.arm.to_string(),
+            done: arm.done,
+            total: arm.total,
+            cost_usd: cost,
+            errors,
+        });
+    }
+    out
+}
+
+pub(crate) fn failed_call(arm: &str, item: &str, error: String) -> CallRecord {
+    CallRecord {
+        arm: arm.to_string(),
+        item_id: item.to_string(),
+        response: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        latency_ms: 0.0,
+        cost_usd: 0.0,
+        attempts: 1,
+        cache_hit: false,
+        error: Some(error),
+        compute_seconds: 0.0,
+    }
+}
+
+/// The model's weights on disk: a path as given, a cached known model, or a known model fetched
+/// now (with download progress as events). The error is a sentence for the user.
+pub(crate) async fn resolve_model(name: &str, events: &Emitter) -> Result<PathBuf, String> {
+    match models::resolve(name) {
+        Ok(resolved) => Ok(resolved.path),
+        Err(models::Error::NotCached { name, pull_command }) => {
+            events
+                .note(format!("fetching model {name} into the cache (once)"))
+                .await;
+            let progress_events = events.clone();
+            let model = name.clone();
+            models::pull(&name, move |done, total| {
+                progress_events.progress(Event::ModelDownload {
+                    model: model.clone(),
+                    done,
+                    total,
+                });
+            })
+            .await
+            .map_err(|err| {
+                format!("model {name} could not be fetched ({err}); fetch it with `{pull_command}`")
+            })
+        }
+        Err(err) => Err(format!("model {name} is not available: {err}")),
+    }
+}
+
+/// The key of a device's lock: `auto` shares the lock of the device it most likely means.
+pub(crate) fn device_key(device: Device) -> String {
+    device.to_string()
+}

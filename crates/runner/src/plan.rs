@@ -1,0 +1,150 @@
+//! From a validated plan to what this invocation runs: the arms the user selected (`--arms`), the
+//! eval items (`--limit`), what each hosted provider charges, and the `--dry-run` estimate of what the run will cost.
+//!
+//! Nothing here touches the network, the store or the API keys' values.
+
+use domain::{ArmKind, Pricing};
+use experiment::{ArmPlan, OpenAiProviderSpec, Plan, ProviderSpec, Row};
+use serde::Serialize;
+
+use crate::budget::{call_cost_upper_bound, prompt_tokens_upper_bound};
+use crate::{Error, RunOptions};
+
+/// The arms selected by `--arms` (all of them without it), in the plan's order.
+pub(crate) fn select_arms(plan: &Plan, filter: Option<&[String]>) -> Result<Vec<ArmPlan>, Error> {
+    let all = plan.arms();
+    let Some(filter) = filter else {
+        return Ok(all);
+    };
+    for wanted in filter {
+        if !all.iter().any(|a| &a.arm == wanted) {
+            return Err(Error::UnknownArm {
+                arm: wanted.clone(),
+                known: all.iter().map(|a| a.arm.clone()).collect(),
+            });
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|a| filter.contains(&a.arm))
+        .collect())
+}
+
+/// Checks what the options ask of the plan (known arms, some items) without doing anything, so
+/// the CLI can refuse bad input before it opens the database.
+pub fn check_options(plan: &Plan, opts: &RunOptions) -> Result<(), Error> {
+    select_arms(plan, opts.arms.as_deref())?;
+    if eval_rows(plan, opts.limit).is_empty() {
+        return Err(Error::NoItems);
+    }
+    Ok(())
+}
+
+/// The eval items of this invocation: the eval split, cut to `--limit`.
+pub(crate) fn eval_rows(plan: &Plan, limit: Option<usize>) -> &[Row] {
+    let rows = &plan.dataset.eval;
+    &rows[..limit.unwrap_or(rows.len()).min(rows.len())]
+}
+
+/// Where the provider is reached. `experiment::load` already put `$OPENAI_BASE_URL` in place of
+/// the default, so the spec's value is final here.
+pub(crate) fn base_url(spec: &OpenAiProviderSpec) -> String {
+    spec.base_url.clone()
+}
+
+/// The provider's prices: the spec's, else the built-in table's, else none known.
+pub(crate) fn pricing(spec: &OpenAiProviderSpec) -> Option<Pricing> {
+    spec.pricing
+        .or_else(|| providers::builtin_pricing(&spec.model))
+}
+
+/// What `--dry-run` prints: per arm, the items and the most the arm can cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    pub experiment: String,
+    pub arms: Vec<ArmEstimate>,
+    /// Sum of the arms' hosted costs (local compute is not included).
+    pub total_usd: f64,
+    pub budget_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArmEstimate {
+    pub arm: String,
+    pub kind: ArmKind,
+    pub provider: Option<String>,
+    pub model: String,
+    pub items: u64,
+    /// Estimated prompt tokens over all items (hosted arms).
+    pub prompt_tokens: u64,
+    /// `max_tokens` × items: the most answer tokens the arm can be billed for.
+    pub max_completion_tokens: u64,
+    /// Upper bound of the arm's cost; None where it is local compute, priced after the fact.
+    pub cost_usd: Option<f64>,
+    /// Why there is no figure, or what it assumes.
+    pub note: Option<String>,
+}
+
+/// Estimates the run without spending anything or touching the store. Cached answers and items
+/// already answered by a resumable run are not subtracted: the figure is an upper bound.
+pub fn estimate(plan: &Plan, opts: &RunOptions) -> Result<Estimate, Error> {
+    let arms = select_arms(plan, opts.arms.as_deref())?;
+    let rows = eval_rows(plan, opts.limit);
+    let max_tokens = plan.generation.max_tokens;
+    let mut out = Vec::with_capacity(arms.len());
+    for arm in arms {
+        let items = rows.len() as u64;
+        let mut e = ArmEstimate {
+            arm: arm.arm.clone(),
+            kind: arm.kind,
+            provider: arm.provider.clone(),
+            model: arm.model.clone(),
+            items,
+            prompt_tokens: 0,
+            max_completion_tokens: items * u64::from(max_tokens),
+            cost_usd: None,
+            note: None,
+        };
+        let provider = arm.provider.as_deref().and_then(|p| plan.provider(p));
+        let prompt = arm.prompt.as_deref().and_then(|p| plan.prompt(p));
+        match (arm.kind, provider, prompt) {
+            (ArmKind::Prompt, Some(ProviderSpec::OpenAi(spec)), Some(prompt)) => {
+                let price = pricing(spec);
+                let mut tokens = 0;
+                let mut cost = 0.0;
+                for row in rows {
+                    let messages = plan.render(prompt, row);
+                    tokens += prompt_tokens_upper_bound(&messages);
+                    if let Some(p) = &price {
+                        cost += call_cost_upper_bound(&messages, max_tokens, p);
+                    }
+                }
+                e.prompt_tokens = tokens;
+                match price {
+                    Some(_) => e.cost_usd = Some(cost),
+                    None => {
+                        e.cost_usd = Some(0.0);
+                        e.note = Some(format!("no known price for model {}", spec.model));
+                    }
+                }
+            }
+            (ArmKind::Prompt, Some(ProviderSpec::Local(spec)), _) => {
+                e.note = Some(format!(
+                    "local compute on {} at ${}/h, measured while it runs",
+                    spec.device, spec.cost_per_hour
+                ));
+            }
+            _ => {
+                e.note = Some("training and eval compute, measured while it runs".to_string());
+            }
+        }
+        out.push(e);
+    }
+    let total_usd = out.iter().filter_map(|a| a.cost_usd).sum();
+    Ok(Estimate {
+        experiment: plan.name.clone(),
+        arms: out,
+        total_usd,
+        budget_usd: plan.budget_max_cost_usd,
+    })
+}

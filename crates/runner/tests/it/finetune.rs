@@ -1,0 +1,238 @@
+//! Fine-tune arms through a real child process. The worker here is this test binary itself,
+//! re-entered through the `fake_worker` test (a shell wrapper passes the job path in the
+//! environment): it speaks the real `finetune::job` protocol without training anything, so the
+//! runner's side — launching, reading events, storing the curve, the training record and the
+//! answers, and surviving a crash — is tested in a second.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use domain::RunStatus;
+use finetune::job::{FinetuneJob, WorkerEvent};
+use testserver::ServerConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Bench, hosted_spec};
+
+const JOB_ENV: &str = "RUNNER_FAKE_WORKER_JOB";
+const MODE_ENV: &str = "RUNNER_FAKE_WORKER_MODE";
+
+/// Acts as a `finetune-worker` when the wrapper script sets `RUNNER_FAKE_WORKER_JOB`; an
+/// ordinary (empty) test otherwise. Mode `ok` finishes the job; `crash` answers two items and
+/// exits 2 without `done`, as a worker that died mid-way would; `slow` answers one item every
+/// 100 ms, so a test can cancel it mid-way.
+#[test]
+fn fake_worker() {
+    let Ok(job_path) = std::env::var(JOB_ENV) else {
+        return;
+    };
+    let job: FinetuneJob = serde_json::from_slice(&std::fs::read(&job_path).unwrap()).unwrap();
+    let mode = std::env::var(MODE_ENV).unwrap_or_default();
+    let crash = mode == "crash";
+    let mut out = std::io::stdout().lock();
+    let mut say = |e: WorkerEvent| {
+        writeln!(out, "{}", e.to_json_line()).unwrap();
+        out.flush().unwrap();
+    };
+    say(WorkerEvent::Started {
+        total_steps: 2,
+        resumed_from_step: None,
+    });
+    for step in 1..=2 {
+        say(WorkerEvent::Step {
+            step,
+            total_steps: 2,
+            epoch: step as f64 / 2.0,
+            loss: 2.0 / step as f64,
+            lr: 1e-4,
+            tokens_per_second: 100.0,
+            eta_seconds: 1.0,
+        });
+    }
+    say(WorkerEvent::Validation {
+        step: 2,
+        epoch: 1.0,
+        loss: 0.9,
+    });
+    let adapter = job.out_dir.join("adapter");
+    say(WorkerEvent::Trained {
+        train_seconds: 36.0,
+        tokens_per_second: 100.0,
+        peak_memory_bytes: 1 << 20,
+        adapter_path: adapter,
+        best_val_loss: Some(0.9),
+    });
+    for (i, item) in job.eval.iter().enumerate() {
+        if crash && i == 2 {
+            eprintln!("simulated crash: out of memory");
+            std::process::exit(2);
+        }
+        if mode == "slow" {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        say(WorkerEvent::Answer {
+            item_id: item.item_id.clone(),
+            text: "yes".into(),
+            prompt_tokens: 10,
+            completion_tokens: 1,
+            seconds: 0.5,
+        });
+    }
+    say(WorkerEvent::Done);
+}
+
+/// A shell script that runs this test binary as the worker in `mode`.
+fn worker_script(dir: &Path, mode: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = dir.join(format!("fake-worker-{mode}"));
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = --job ] || exit 64\n{JOB_ENV}=\"$2\" {MODE_ENV}={mode} exec '{}' --exact finetune::fake_worker --nocapture --test-threads=1\n",
+        exe.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
+
+fn spec(b: &Bench, url: &str) -> String {
+    let model = b.path("base.gguf");
+    std::fs::write(&model, b"not really a model").unwrap();
+    let hosted = hosted_spec(url, 4, "");
+    let hosted = hosted.replace(
+        "dataset: { path: data.jsonl, input: text, target: label }",
+        "dataset: { path: data.jsonl, input: text, target: label, split: { eval: 6, train: 10 } }",
+    );
+    format!(
+        "{hosted}finetunes:\n  - id: lora\n    base_model: {}\n    prompt: plain\n    compute: {{ device: cpu, cost_per_hour: 3.6 }}\n",
+        model.display()
+    )
+}
+
+async fn run_with_worker(mode: &str) -> (Bench, runner::RunSummary, testserver::TestServer) {
+    let server = testserver::spawn(ServerConfig {
+        latency: Duration::from_millis(1),
+        default_answers: vec!["yes".into()],
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let b = Bench::new().await;
+    b.dataset(16);
+    let plan = b.plan(&spec(&b, &server.base_url()));
+    let mut opts = b.options();
+    opts.worker = Some(worker_script(b.dir.path(), mode));
+    let (summary, _) = b.run(&plan, opts, CancellationToken::new()).await;
+    (b, summary, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finetune_arm_stores_its_curve_training_record_and_answers() {
+    let (b, summary, _server) = run_with_worker("ok").await;
+    let results = b.store.results(summary.run_id).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(
+        summary.failed_items, 0,
+        "{summary:?} {:?}",
+        results.training
+    );
+    let calls: Vec<_> = results.calls.iter().filter(|c| c.arm == "lora").collect();
+    assert_eq!(calls.len(), 6);
+    // 0.5 s at $3.60/h.
+    assert!(
+        calls
+            .iter()
+            .all(|c| (c.cost_usd - 0.0005).abs() < 1e-12 && c.compute_seconds == 0.5)
+    );
+    let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
+    assert_eq!(training.status, "completed");
+    assert_eq!(training.train_seconds, 36.0);
+    assert!(
+        training
+            .adapter_path
+            .as_deref()
+            .unwrap()
+            .ends_with("adapter")
+    );
+    let splits: Vec<&str> = training.curve.iter().map(|p| p.split.as_str()).collect();
+    assert_eq!(splits, ["train", "train", "val"]);
+    let dir = std::path::Path::new(training.checkpoint_dir.as_deref().unwrap());
+    assert!(
+        dir.starts_with(b.path(".orchestrator/finetunes/runner-test/lora")),
+        "{dir:?}"
+    );
+    let job: FinetuneJob =
+        serde_json::from_slice(&std::fs::read(dir.join("job.json")).unwrap()).unwrap();
+    assert_eq!(job.train.len(), 10);
+    assert_eq!(job.eval.len(), 6);
+    assert!(job.resume);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_worker_fails_its_arm_and_keeps_the_rest() {
+    let (b, summary, server) = run_with_worker("crash").await;
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(
+        summary.failed_items, 4,
+        "6 items, 2 answered before the crash: {summary:?}"
+    );
+    assert_eq!(server.requests(), 12, "the prompt arms ran to the end");
+    let results = b.store.results(summary.run_id).await.unwrap();
+    assert_eq!(results.calls.iter().filter(|c| c.arm == "lora").count(), 2);
+    let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
+    assert_eq!(training.status, "failed");
+    let error = training.error.as_deref().unwrap();
+    assert!(error.contains("simulated crash"), "{error}");
+    assert!(training.checkpoint_dir.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_worker_is_stopped_and_the_rerun_finishes_the_arm() {
+    let server = testserver::spawn(ServerConfig {
+        default_answers: vec!["yes".into()],
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let b = Bench::new().await;
+    b.dataset(16);
+    let plan = b.plan(&spec(&b, &server.base_url()));
+    let mut opts = b.options();
+    opts.worker = Some(worker_script(b.dir.path(), "slow"));
+
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let store = b.store.clone();
+    let watcher = async move {
+        // Cancel once the worker has visibly answered something (bounded: 30 s).
+        for _ in 0..3000 {
+            let done = store.completed_items(1, "lora").await.unwrap_or_default();
+            if !done.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        trigger.cancel();
+    };
+    let ((first, _), ()) = tokio::join!(b.run(&plan, opts.clone(), cancel), watcher);
+    assert_eq!(first.status, RunStatus::Interrupted);
+    let results = b.store.results(first.run_id).await.unwrap();
+    let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
+    assert_eq!(training.status, "interrupted");
+    let answered = results.calls.iter().filter(|c| c.arm == "lora").count();
+    assert!((1..6).contains(&answered), "{answered}");
+
+    opts.worker = Some(worker_script(b.dir.path(), "ok"));
+    let (second, _) = b.run(&plan, opts, CancellationToken::new()).await;
+    assert!(second.resumed);
+    assert_eq!(second.status, RunStatus::Completed);
+    assert_eq!(second.failed_items, 0);
+    let results = b.store.results(second.run_id).await.unwrap();
+    assert_eq!(results.calls.iter().filter(|c| c.arm == "lora").count(), 6);
+    let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
+    assert_eq!(training.status, "completed");
+}

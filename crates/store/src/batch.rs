@@ -1,0 +1,252 @@
+//! The runner's hot path: calls, scores and cache entries written in batches, and the reads a
+//! run makes while it goes (which items are done, what has been spent, is an answer cached).
+//!
+//! A batch is one `BEGIN IMMEDIATE` transaction. Rows go in as multi-row `INSERT`s of [`CHUNK`]
+//! rows, with the tail row by row, so each table has exactly two statement texts; both stay in
+//! the connection's prepared-statement cache and are reused batch after batch. This module does
+//! not decide what to retry: it only guarantees that a successful call is never overwritten.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use domain::{CallRecord, ScoreRecord};
+use serde::{Deserialize, Serialize};
+use sqlx::Row as _;
+use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
+
+use crate::{Error, Result, Store, db_err, from_i64, now_ms};
+
+/// Results the runner has gathered since its last write, stored together in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    pub calls: Vec<CallRecord>,
+    pub scores: Vec<ScoreRecord>,
+    /// Provider answers to cache, keyed by `providers::cache_key`.
+    pub cache: Vec<(String, CachedAnswer)>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty() && self.scores.is_empty() && self.cache.is_empty()
+    }
+
+    /// Rows in the batch, all tables together.
+    pub fn len(&self) -> usize {
+        self.calls.len() + self.scores.len() + self.cache.len()
+    }
+}
+
+/// A provider answer kept in the response cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedAnswer {
+    pub text: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// Rows per multi-row `INSERT`. 64 rows × 13 columns = 832 parameters, far below SQLite's limit
+/// of 32,766, and large enough that per-statement overhead stops mattering.
+const CHUNK: usize = 64;
+
+/// The two statement texts of one table's batched insert.
+struct Insert {
+    one: String,
+    chunk: String,
+}
+
+impl Insert {
+    fn new(head: &str, columns: usize, tail: &str) -> Insert {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        let sql = |rows: usize| {
+            format!(
+                "{head} VALUES {} {tail}",
+                vec![row.as_str(); rows].join(", ")
+            )
+        };
+        Insert {
+            one: sql(1),
+            chunk: sql(CHUNK),
+        }
+    }
+}
+
+/// A call replaces a stored one only when the stored one failed: resumed runs retry failures,
+/// and a success is final.
+static CALLS: LazyLock<Insert> = LazyLock::new(|| {
+    Insert::new(
+        "INSERT INTO calls (run_id, arm, item_id, response, prompt_tokens, completion_tokens, \
+         latency_ms, cost_usd, attempts, cache_hit, error, compute_seconds, created_ms)",
+        13,
+        "ON CONFLICT (run_id, arm, item_id) DO UPDATE SET response = excluded.response, \
+         prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, \
+         latency_ms = excluded.latency_ms, cost_usd = excluded.cost_usd, \
+         attempts = excluded.attempts, cache_hit = excluded.cache_hit, error = excluded.error, \
+         compute_seconds = excluded.compute_seconds, created_ms = excluded.created_ms \
+         WHERE calls.error IS NOT NULL",
+    )
+});
+
+static SCORES: LazyLock<Insert> = LazyLock::new(|| {
+    Insert::new(
+        "INSERT INTO scores (run_id, arm, item_id, scorer, value)",
+        5,
+        "ON CONFLICT (run_id, arm, item_id, scorer) DO UPDATE SET value = excluded.value",
+    )
+});
+
+/// The first answer cached for a key stays: the key hashes everything that shaped the answer.
+static CACHE: LazyLock<Insert> = LazyLock::new(|| {
+    Insert::new(
+        "INSERT INTO cache (key, text, prompt_tokens, completion_tokens, created_ms)",
+        5,
+        "ON CONFLICT (key) DO NOTHING",
+    )
+});
+
+type Q = Query<'static, Sqlite, SqliteArguments>;
+
+/// Inserts `rows` with `insert`'s statements, `bind` adding one row's parameters.
+async fn insert_rows<T>(
+    conn: &mut SqliteConnection,
+    insert: &'static Insert,
+    rows: &[T],
+    bind: impl Fn(Q, &T) -> Q,
+) -> Result<(), sqlx::Error> {
+    let mut chunks = rows.chunks_exact(CHUNK);
+    for chunk in &mut chunks {
+        let query = chunk.iter().fold(sqlx::query(insert.chunk.as_str()), &bind);
+        query.execute(&mut *conn).await?;
+    }
+    for row in chunks.remainder() {
+        bind(sqlx::query(insert.one.as_str()), row)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Writes a batch of calls, scores and cache entries in one transaction: all of it lands, or
+    /// none. A call for an (arm, item) already stored replaces it only if the stored call failed;
+    /// scores replace earlier values for the same (arm, item, scorer); a cache key already
+    /// present keeps its first answer.
+    pub async fn write_batch(&self, run: i64, batch: &WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let err = db_err("writing a batch of results", Some(run));
+        let created_ms = now_ms();
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&err)?;
+        insert_rows(&mut tx, &CALLS, &batch.calls, |q, c| {
+            q.bind(run)
+                .bind(c.arm.as_str())
+                .bind(c.item_id.as_str())
+                .bind(c.response.as_deref())
+                .bind(c.prompt_tokens)
+                .bind(c.completion_tokens)
+                .bind(c.latency_ms)
+                .bind(c.cost_usd)
+                .bind(c.attempts)
+                .bind(c.cache_hit)
+                .bind(c.error.as_deref())
+                .bind(c.compute_seconds)
+                .bind(created_ms)
+        })
+        .await
+        .map_err(&err)?;
+        insert_rows(&mut tx, &SCORES, &batch.scores, |q, s| {
+            q.bind(run)
+                .bind(s.arm.as_str())
+                .bind(s.item_id.as_str())
+                .bind(s.scorer.as_str())
+                .bind(s.value)
+        })
+        .await
+        .map_err(&err)?;
+        insert_rows(&mut tx, &CACHE, &batch.cache, |q, (key, answer)| {
+            q.bind(key.as_str())
+                .bind(answer.text.as_str())
+                .bind(answer.prompt_tokens)
+                .bind(answer.completion_tokens)
+                .bind(created_ms)
+        })
+        .await
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        tracing::debug!(
+            run,
+            calls = batch.calls.len(),
+            scores = batch.scores.len(),
+            cache = batch.cache.len(),
+            "batch written"
+        );
+        Ok(())
+    }
+
+    /// Items of `arm` that already have a successful call (`error IS NULL`); a resumed run
+    /// skips these and retries the rest. Empty for an unknown run or arm.
+    pub async fn completed_items(&self, run: i64, arm: &str) -> Result<HashSet<String>> {
+        let rows =
+            sqlx::query("SELECT item_id FROM calls WHERE run_id = ? AND arm = ? AND error IS NULL")
+                .bind(run)
+                .bind(arm)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err("reading completed items", Some(run)))?;
+        rows.iter()
+            .map(|row| {
+                row.try_get("item_id")
+                    .map_err(db_err("reading completed items", Some(run)))
+            })
+            .collect()
+    }
+
+    /// The cached answer for `key`, if one was stored.
+    pub async fn cache_get(&self, key: &str) -> Result<Option<CachedAnswer>> {
+        let err = db_err("reading the response cache", None);
+        let row =
+            sqlx::query("SELECT text, prompt_tokens, completion_tokens FROM cache WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(&err)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(CachedAnswer {
+            text: row.try_get("text").map_err(&err)?,
+            prompt_tokens: from_i64(
+                "cache",
+                "prompt_tokens",
+                row.try_get("prompt_tokens").map_err(&err)?,
+            )?,
+            completion_tokens: from_i64(
+                "cache",
+                "completion_tokens",
+                row.try_get("completion_tokens").map_err(&err)?,
+            )?,
+        }))
+    }
+
+    /// What the run's calls have cost so far, failed calls included, in US dollars.
+    pub async fn run_cost(&self, run: i64) -> Result<f64> {
+        let err = db_err("summing a run's cost", Some(run));
+        // TOTAL is 0.0 over no rows; the EXISTS tells "no calls yet" from "no such run".
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1) AS found, \
+             (SELECT TOTAL(cost_usd) FROM calls WHERE run_id = ?1) AS cost",
+        )
+        .bind(run)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(&err)?;
+        let found: bool = row.try_get("found").map_err(&err)?;
+        if !found {
+            return Err(Error::NotFound { run });
+        }
+        row.try_get("cost").map_err(&err)
+    }
+}

@@ -1,0 +1,212 @@
+//! Runs and what they are made of: creating a run, finding one to resume, moving it through its
+//! statuses, and recording its arms and eval items in plan order.
+//!
+//! Which statuses may be resumed is `domain::RunStatus::is_resumable`'s decision, not this
+//! module's: the SQL here filters by experiment and hash only, never by a copy of that list.
+
+use domain::{ArmInfo, ArmKind, EvalItem, RunInfo, RunStatus};
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{Error, Result, Store, db_err, now_ms, parse_enum};
+
+/// The `runs` columns `run_from_row` reads, as a macro so `concat!` can build static SQL.
+macro_rules! run_columns {
+    () => {
+        "id, experiment, status, started_ms, finished_ms, dataset_fingerprint, spec_hash, spec_json"
+    };
+}
+pub(crate) use run_columns;
+
+impl Store {
+    /// Starts a run of `experiment` in status `running` and returns its id.
+    pub async fn create_run(
+        &self,
+        experiment: &str,
+        spec_hash: &str,
+        dataset_fingerprint: &str,
+        spec_json: &str,
+    ) -> Result<i64> {
+        let op = "creating a run";
+        let row = sqlx::query(
+            "INSERT INTO runs (experiment, status, started_ms, dataset_fingerprint, spec_hash, \
+             spec_json) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(experiment)
+        .bind(RunStatus::Running.as_str())
+        .bind(now_ms())
+        .bind(dataset_fingerprint)
+        .bind(spec_hash)
+        .bind(spec_json)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(db_err(op, None))?;
+        let id: i64 = row.try_get(0).map_err(db_err(op, None))?;
+        tracing::debug!(run = id, experiment, "run created");
+        Ok(id)
+    }
+
+    /// The newest run of `experiment` with this spec hash whose status can be resumed, if any.
+    pub async fn resumable_run(
+        &self,
+        experiment: &str,
+        spec_hash: &str,
+    ) -> Result<Option<RunInfo>> {
+        let op = "looking for a resumable run";
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE experiment = ? AND spec_hash = ? ORDER BY id DESC"
+        ))
+        .bind(experiment)
+        .bind(spec_hash)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err(op, None))?;
+        for row in &rows {
+            let run = run_from_row(row)?;
+            if run.status.is_resumable() {
+                return Ok(Some(run));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves a run to `status`. Any status but `running` stamps `finished_ms` with now (the run
+    /// stopped, for whatever reason); `running` clears it, as when a run is resumed.
+    pub async fn set_run_status(&self, run: i64, status: RunStatus) -> Result<()> {
+        let finished_ms = (status != RunStatus::Running).then(now_ms);
+        let done = sqlx::query("UPDATE runs SET status = ?, finished_ms = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(finished_ms)
+            .bind(run)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err("setting a run's status", Some(run)))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound { run });
+        }
+        tracing::debug!(run, status = %status, "run status set");
+        Ok(())
+    }
+
+    /// Records the arms of a run, in the order given. Idempotent: an arm already recorded for
+    /// the run keeps its first description and position; new arms go after the existing ones.
+    pub async fn insert_arms(&self, run: i64, arms: &[ArmInfo]) -> Result<()> {
+        let err = db_err("recording a run's arms", Some(run));
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&err)?;
+        for a in arms {
+            sqlx::query(
+                "INSERT INTO arms (run_id, arm, seq, kind, provider, prompt, model) \
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM arms WHERE run_id = ?1), \
+                 ?3, ?4, ?5, ?6) ON CONFLICT (run_id, arm) DO NOTHING",
+            )
+            .bind(run)
+            .bind(&a.arm)
+            .bind(a.kind.as_str())
+            .bind(a.provider.as_deref())
+            .bind(a.prompt.as_deref())
+            .bind(&a.model)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+        }
+        tx.commit().await.map_err(&err)
+    }
+
+    /// Records the eval items of a run, in the order given. Idempotent like [`Self::insert_arms`].
+    pub async fn insert_items(&self, run: i64, items: &[EvalItem]) -> Result<()> {
+        let err = db_err("recording a run's eval items", Some(run));
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&err)?;
+        for item in items {
+            // The next position comes from the UNIQUE (run_id, seq) index, one lookup per row.
+            sqlx::query(
+                "INSERT INTO items (run_id, item_id, seq, input, target) \
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM items WHERE run_id = ?1), \
+                 ?3, ?4) ON CONFLICT (run_id, item_id) DO NOTHING",
+            )
+            .bind(run)
+            .bind(&item.item_id)
+            .bind(&item.input)
+            .bind(&item.target)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+        }
+        tx.commit().await.map_err(&err)
+    }
+
+    /// Every run, oldest first.
+    pub async fn list_runs(&self) -> Result<Vec<RunInfo>> {
+        let rows = sqlx::query(concat!("SELECT ", run_columns!(), " FROM runs ORDER BY id"))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err("listing runs", None))?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// The run with this id, if there is one.
+    pub async fn run(&self, id: i64) -> Result<Option<RunInfo>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err("reading a run", None))?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// The newest run (the one created last), of `experiment` when given.
+    pub async fn latest_run(&self, experiment: Option<&str>) -> Result<Option<RunInfo>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE ?1 IS NULL OR experiment = ?1 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(experiment)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err("reading the latest run", None))?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+}
+
+/// Reads a `runs` row selected with `run_columns!()`.
+pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunInfo> {
+    let get = db_err("reading a run", None);
+    let status: String = row.try_get("status").map_err(&get)?;
+    Ok(RunInfo {
+        id: row.try_get("id").map_err(&get)?,
+        experiment: row.try_get("experiment").map_err(&get)?,
+        status: parse_enum("runs", "status", status, RunStatus::parse)?,
+        started_ms: row.try_get("started_ms").map_err(&get)?,
+        finished_ms: row.try_get("finished_ms").map_err(&get)?,
+        dataset_fingerprint: row.try_get("dataset_fingerprint").map_err(&get)?,
+        spec_hash: row.try_get("spec_hash").map_err(&get)?,
+        spec_json: row.try_get("spec_json").map_err(&get)?,
+    })
+}
+
+/// Reads an `arms` row.
+pub(crate) fn arm_from_row(row: &SqliteRow) -> Result<ArmInfo> {
+    let get = db_err("reading a run's arms", None);
+    let kind: String = row.try_get("kind").map_err(&get)?;
+    Ok(ArmInfo {
+        arm: row.try_get("arm").map_err(&get)?,
+        kind: parse_enum("arms", "kind", kind, ArmKind::parse)?,
+        provider: row.try_get("provider").map_err(&get)?,
+        prompt: row.try_get("prompt").map_err(&get)?,
+        model: row.try_get("model").map_err(&get)?,
+    })
+}

@@ -1,0 +1,69 @@
+//! Opening: creating the file and its directory, reopening, and failing with the path.
+
+use store::{Error, Store};
+
+use crate::{db_path, fresh};
+
+#[tokio::test]
+async fn open_creates_the_file_and_missing_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a").join("b").join("runs.db");
+    let store = Store::open(&path).await.unwrap();
+    assert!(path.is_file());
+    assert!(store.list_runs().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reopening_keeps_what_was_written_and_does_not_migrate_twice() {
+    let (dir, store) = fresh().await;
+    let run = store.create_run("exp", "h", "fp", "{}").await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = Store::open(&db_path(&dir)).await.unwrap();
+    let runs = store.list_runs().await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].id, run);
+    // A second open of the same file while the first is still open works too.
+    let other = Store::open(&db_path(&dir)).await.unwrap();
+    assert_eq!(other.list_runs().await.unwrap(), runs);
+}
+
+#[tokio::test]
+async fn a_parent_that_is_a_file_is_a_create_dir_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = Store::open(&file.join("x.db")).await.unwrap_err();
+    match &err {
+        Error::CreateDir { path, .. } => assert_eq!(path, &file),
+        other => panic!("expected CreateDir, got {other:?}"),
+    }
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
+
+#[tokio::test]
+async fn a_path_that_is_a_directory_is_an_open_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open(dir.path()).await.unwrap_err();
+    match &err {
+        Error::Open { path, .. } => assert_eq!(path, dir.path()),
+        other => panic!("expected Open, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_fails_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    std::fs::write(
+        &path,
+        "this is not sqlite, just some text that is long enough ".repeat(100),
+    )
+    .unwrap();
+    let err = Store::open(&path).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Open { .. } | Error::Migrate { .. }),
+        "{err:?}"
+    );
+}

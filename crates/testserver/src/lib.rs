@@ -1,0 +1,187 @@
+//! An OpenAI-compatible chat-completions server on loopback, for tests and benchmarks: it
+//! answers deterministically, reports `usage`, waits a configurable latency, and injects faults
+//! (429 with `Retry-After`, 500, stalls, malformed or truncated bodies, 400) on the requests a
+//! test chooses. It counts requests and keeps a request log so tests can assert what a client
+//! actually sent.
+//!
+//! It is a test double, not an emulator: one endpoint (`POST /v1/chat/completions`), no
+//! streaming, and token counts are whitespace words. The log records whether a request carried
+//! an `Authorization` header and whether it matched `require_api_key`, never the key itself.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use testserver::{Fault, FaultPlan, ServerConfig};
+//! let server = testserver::spawn(ServerConfig {
+//!     default_answers: vec!["positive".into(), "negative".into()],
+//!     faults: FaultPlan::none().first_n("item-3", 1, Fault::ServerError),
+//!     ..ServerConfig::default()
+//! })
+//! .await?;
+//! let base_url = server.base_url(); // http://127.0.0.1:PORT/v1
+//! # server.shutdown().await; Ok(()) }
+//! ```
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod faults;
+mod server;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use faults::{Fault, FaultPlan, FaultRule, Trigger};
+pub use wire::{count_tokens, prompt_hash};
+
+use server::Shared;
+
+/// How the server answers.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// Time every request waits before its answer. Default zero.
+    pub latency: Duration,
+    /// `(key, answer)`: if the last user message contains `key`, answer `answer`. First match
+    /// wins.
+    pub rules: Vec<(String, String)>,
+    /// When no rule matches, one of these, chosen by a stable hash of the last user message
+    /// ([`prompt_hash`]); `"ok"` when empty.
+    pub default_answers: Vec<String>,
+    /// Which requests fail and how. Default: none.
+    pub faults: FaultPlan,
+    /// When set, requests without `Authorization: Bearer <key>` get `401`.
+    pub require_api_key: Option<String>,
+}
+
+/// What the server saw of one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestLogEntry {
+    /// 1-based position in arrival order.
+    pub index: u64,
+    /// Arrival time since the server started.
+    pub at: Duration,
+    pub model: String,
+    /// The last `user` message ("" when the body did not parse).
+    pub last_user_message: String,
+    /// [`prompt_hash`] of `last_user_message`.
+    pub prompt_hash: u64,
+    pub authorization_present: bool,
+    /// Whether the bearer token equalled `require_api_key`; None when no key is required.
+    pub api_key_matched: Option<bool>,
+    /// The fault injected into this request, if any.
+    pub fault: Option<Fault>,
+    /// The status the server answered (or began to answer) with.
+    pub status: u16,
+}
+
+/// A running server. Dropping it stops the server in the background; [`TestServer::shutdown`]
+/// stops it and waits.
+pub struct TestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Starts a server on `127.0.0.1` with a free port.
+pub async fn spawn(config: ServerConfig) -> std::io::Result<TestServer> {
+    spawn_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+}
+
+/// Starts a server on `addr` (port 0 picks a free one).
+pub async fn spawn_on(addr: SocketAddr, config: ServerConfig) -> std::io::Result<TestServer> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let cancel = CancellationToken::new();
+    let shared = Arc::new(Shared::new(config, cancel.clone()));
+    let app = server::router(shared.clone());
+    let stop = cancel.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(cause = %e, "test server stopped with an error");
+        }
+    });
+    tracing::debug!(%addr, "test server listening");
+    Ok(TestServer {
+        addr,
+        shared,
+        cancel,
+        task: Some(task),
+    })
+}
+
+impl TestServer {
+    /// The base URL clients use: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests received so far, whatever their outcome.
+    pub fn requests(&self) -> u64 {
+        self.shared.total.load(Ordering::SeqCst)
+    }
+
+    /// Requests received so far whose last user message was `last_user_message`.
+    pub fn requests_for(&self, last_user_message: &str) -> u64 {
+        self.requests_for_hash(prompt_hash(last_user_message))
+    }
+
+    /// Requests received so far whose last user message has this [`prompt_hash`].
+    pub fn requests_for_hash(&self, hash: u64) -> u64 {
+        let counts = self
+            .shared
+            .per_prompt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        counts.get(&hash).copied().unwrap_or(0)
+    }
+
+    /// The most recent requests (up to 100,000), oldest first.
+    pub fn requests_log(&self) -> Vec<RequestLogEntry> {
+        let log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter().cloned().collect()
+    }
+
+    /// Requests being handled right now.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that were ever handled at the same time.
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting, cuts short any latency or stall, and waits (up to 5 s) for open
+    /// connections to finish.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("test server did not stop within 5 s; aborting it");
+            task.abort();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

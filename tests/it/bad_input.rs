@@ -1,0 +1,167 @@
+//! Bad input exits 1 and points at the place: each kind of spec mistake as
+//! `FILE:LINE:COL: message`, malformed dataset rows with their line number, and bad flags.
+//! Nothing is run, so these need no server.
+
+use crate::support::{Env, SpecOptions, spec};
+
+/// The standard spec with `from` replaced by `to` (which must occur).
+fn spec_with(from: &str, to: &str) -> String {
+    let s = spec("http://127.0.0.1:9/v1", &SpecOptions::default());
+    assert!(s.contains(from), "{from:?} not in the spec");
+    s.replacen(from, to, 1)
+}
+
+/// `validate` and `run` both exit 1, and stderr has a line starting `at` (e.g. `spec.yaml:13:5:`)
+/// that contains `message`.
+async fn check(spec_text: &str, at: &str, message: &str) {
+    let env = Env::without_server();
+    env.write_dataset(8);
+    env.write("spec.yaml", spec_text);
+    for cmd in ["validate", "run"] {
+        let out = env.run(&[cmd, "spec.yaml"]).await;
+        out.expect_code(1);
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains(at) && l.contains(message)),
+            "{cmd}: expected a line with {at:?} and {message:?} in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(!env.db().exists(), "bad input writes no database");
+}
+
+#[tokio::test]
+async fn a_valid_spec_validates() {
+    let env = Env::without_server();
+    env.write_dataset(8);
+    env.write_spec(&SpecOptions::default());
+    let out = env.run(&["validate", "spec.yaml"]).await;
+    out.expect_code(0);
+    assert!(out.stdout.contains("ok"), "{}", out.stdout);
+    assert!(out.stdout.contains("plain@fake"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn misspelt_key() {
+    let s = spec_with("max_concurrency:", "max_concurency:");
+    check(&s, "spec.yaml:13:5:", "did you mean `max_concurrency`").await;
+}
+
+#[tokio::test]
+async fn wrong_type() {
+    let s = spec_with("max_concurrency: 4", "max_concurrency: four");
+    check(&s, "spec.yaml:13:22:", "`max_concurrency` must be").await;
+}
+
+#[tokio::test]
+async fn missing_field() {
+    let s = spec_with("  target: label\n", "");
+    check(&s, "spec.yaml:", "missing field `target`").await;
+}
+
+#[tokio::test]
+async fn missing_dataset_file() {
+    let s = spec_with("path: data.jsonl", "path: nope.jsonl");
+    check(&s, "spec.yaml:4:9:", "nope.jsonl").await;
+}
+
+#[tokio::test]
+async fn template_variable_that_is_not_a_dataset_field() {
+    let s = spec_with("\"Q: {{text}}\"", "\"Q: {{txt}}\"");
+    check(&s, "spec.yaml:19:19:", "not a dataset field").await;
+}
+
+#[tokio::test]
+async fn duplicate_prompt_ids() {
+    let s = spec_with("  - id: polite", "  - id: plain");
+    check(&s, "spec.yaml:20:9:", "duplicate").await;
+}
+
+#[tokio::test]
+async fn unknown_provider_type() {
+    let s = spec_with("type: openai", "type: opneai");
+    check(&s, "spec.yaml:9:11:", "openai").await;
+}
+
+/// A dataset with `bad` as its 3rd line exits 1 naming `data.jsonl:3:`.
+async fn check_dataset_line(bad: &str, message: &str) {
+    let env = Env::without_server();
+    env.write_dataset(8);
+    let data = std::fs::read_to_string(env.path("data.jsonl")).unwrap();
+    let mut lines: Vec<&str> = data.lines().collect();
+    lines[2] = bad;
+    env.write("data.jsonl", &(lines.join("\n") + "\n"));
+    env.write_spec(&SpecOptions::default());
+    for cmd in ["validate", "run"] {
+        let out = env.run(&[cmd, "spec.yaml"]).await;
+        out.expect_code(1);
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains("data.jsonl:3:") && l.contains(message)),
+            "{cmd}: expected data.jsonl:3: and {message:?} in:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_jsonl_row() {
+    check_dataset_line("{\"id\": \"x\", \"text\": ", "").await;
+}
+
+#[tokio::test]
+async fn jsonl_row_that_is_not_an_object() {
+    check_dataset_line("[1, 2]", "expected a JSON object").await;
+}
+
+#[tokio::test]
+async fn jsonl_row_without_the_target_field() {
+    check_dataset_line(r#"{"id": "x", "text": "<qx>"}"#, "label").await;
+}
+
+#[tokio::test]
+async fn duplicate_row_id() {
+    check_dataset_line(
+        r#"{"id": "item-0", "text": "<qx>", "label": "yes"}"#,
+        "duplicate id",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_flags_exit_1() {
+    let env = Env::without_server();
+    env.write_dataset(8);
+    env.write_spec(&SpecOptions::default());
+    for args in [
+        &["run", "spec.yaml", "--limit", "0"][..],
+        &["run", "spec.yaml", "--bogus"],
+        &["run"],
+        &["frobnicate"],
+        &["leaderboard", "--format", "yaml"],
+    ] {
+        let out = env.run(args).await;
+        out.expect_code(1);
+    }
+    let out = env.run(&["run", "spec.yaml", "--arms", "nope@fake"]).await;
+    out.expect_code(1);
+    assert!(out.stderr.contains("unknown arm"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("plain@fake"),
+        "the known arms are listed: {}",
+        out.stderr
+    );
+    let out = env.run(&["leaderboard"]).await;
+    out.expect_code(1);
+    assert!(out.stderr.contains("no database"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn help_exits_0() {
+    let env = Env::without_server();
+    let out = env.run(&["run", "--help"]).await;
+    out.expect_code(0);
+    assert!(out.stdout.contains("--dry-run"), "{}", out.stdout);
+}
