@@ -1,5 +1,6 @@
 //! Local eval throughput: SmolLM2-135M-Instruct answers ~50 short intent-classification prompts
-//! (SNIPS, from BIG-bench) greedily at batch sizes 1, 8 and 16; prints items/s, prefill and
+//! (SNIPS, from BIG-bench; a system prompt and one demonstration per label, then the
+//! utterance) greedily at batch sizes 1, 8 and 16; prints items/s, prefill and
 //! decode tokens/s (prefill counts the tokens computed: the shared prefix once, then each
 //! prompt's own part), and accuracy so speed never comes at the cost of answers.
 //!
@@ -88,11 +89,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Classify the intent of the user's utterance. Answer with exactly one of: {}.",
         labels.join(", ")
     );
-    let mut prompts = Vec::new();
-    let mut targets = Vec::new();
-    for ex in examples.iter().take(n) {
+    // One demonstration per label, from items after the evaluated ones, as user/assistant
+    // turns: the same few-shot prefix for every prompt, as an experiment's prompt arm builds.
+    let parse = |ex: &serde_json::Value| {
         let input = ex["input"].as_str().unwrap_or_default();
-        let utterance = input.strip_prefix("Utterance: ").unwrap_or(input);
+        let utterance = input
+            .strip_prefix("Utterance: ")
+            .unwrap_or(input)
+            .to_string();
         let target = ex["target_scores"]
             .as_object()
             .and_then(|m| {
@@ -101,10 +105,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|(k, _)| k.clone())
             })
             .unwrap_or_default();
-        prompts.push(vec![
-            Message::system(system.clone()),
-            Message::user(utterance),
-        ]);
+        (utterance, target)
+    };
+    let mut demos: Vec<Message> = Vec::new();
+    for label in labels {
+        if let Some((u, t)) = examples.iter().skip(n).map(parse).find(|(_, t)| t == label) {
+            demos.push(Message::user(u));
+            demos.push(Message::assistant(t));
+        }
+    }
+    let mut prompts = Vec::new();
+    let mut targets = Vec::new();
+    for ex in examples.iter().take(n) {
+        let (utterance, target) = parse(ex);
+        let mut msgs = vec![Message::system(system.clone())];
+        msgs.extend(demos.iter().cloned());
+        msgs.push(Message::user(utterance));
+        prompts.push(msgs);
         targets.push(target);
     }
 

@@ -387,14 +387,21 @@ impl LocalModel {
                 done: None,
             })
             .collect();
-        // Batch row → index into `rows`, for the rows still decoding.
-        let mut active: Vec<usize> = (0..n).collect();
+        // Cache row → index into `rows`. Finished rows stay in the batch (their outputs are
+        // ignored) until half the batch has finished: dropping rows copies the whole cache, so
+        // it is done a few times per batch, not once per finished row.
+        let mut batch: Vec<usize> = if max_new == 0 {
+            Vec::new()
+        } else {
+            (0..n).collect()
+        };
         let mut greedy_rng = StdRng::seed_from_u64(0);
-        while !active.is_empty() {
-            let next = self.pick(&logits, &active, &mut rows, params, &mut greedy_rng)?;
-            let mut keep = Vec::with_capacity(active.len());
-            for (b, (&r, &tok)) in active.iter().zip(&next).enumerate() {
-                let Some(row) = rows.get_mut(r) else { continue };
+        while !batch.is_empty() {
+            let next = self.pick(&logits, &batch, &mut rows, params, &mut greedy_rng)?;
+            for (&r, &tok) in batch.iter().zip(&next) {
+                let Some(row) = rows.get_mut(r).filter(|row| row.done.is_none()) else {
+                    continue;
+                };
                 if self.stop_ids.contains(&tok) {
                     row.done = Some(FinishReason::Stop);
                     continue;
@@ -404,37 +411,41 @@ impl LocalModel {
                     row.done = Some(FinishReason::Stop);
                 } else if row.tokens.len() >= max_new {
                     row.done = Some(FinishReason::Length);
-                } else {
-                    keep.push(b);
                 }
             }
-            if keep.is_empty() {
+            let live: Vec<usize> = (0..batch.len())
+                .filter(|&b| {
+                    batch
+                        .get(b)
+                        .and_then(|&r| rows.get(r))
+                        .is_some_and(|row| row.done.is_none())
+                })
+                .collect();
+            if live.is_empty() {
                 break;
             }
-            if keep.len() < active.len() {
-                let idx: Vec<u32> = keep.iter().map(|&b| b as u32).collect();
-                cache.retain_rows(&Tensor::from_vec(idx, keep.len(), dev)?)?;
-                active = keep
-                    .iter()
-                    .filter_map(|&b| active.get(b).copied())
-                    .collect();
+            if 2 * live.len() <= batch.len() {
+                let idx: Vec<u32> = live.iter().map(|&b| b as u32).collect();
+                cache.retain_rows(&Tensor::from_vec(idx, live.len(), dev)?)?;
+                batch = live.iter().filter_map(|&b| batch.get(b).copied()).collect();
             }
-            let step_ids: Vec<u32> = active
-                .iter()
-                .filter_map(|&r| rows.get(r).and_then(|row| row.tokens.last().copied()))
-                .collect();
-            let step_pos: Vec<u32> = active
-                .iter()
-                .filter_map(|&r| rows.get(r))
-                .map(|row| (row.prompt_len + row.tokens.len() - 1) as u32)
-                .collect();
-            let m = active.len();
+            // Finished rows still in the batch decode a padding token at their last position.
+            let mut step_ids = Vec::with_capacity(batch.len());
+            let mut step_pos = Vec::with_capacity(batch.len());
+            let mut pads = Vec::with_capacity(batch.len());
+            for row in batch.iter().filter_map(|&r| rows.get(r)) {
+                let pos = row.prompt_len + row.tokens.len().max(1) - 1;
+                let id = match (row.done, row.tokens.last()) {
+                    (None, Some(&t)) => t,
+                    _ => pad_id,
+                };
+                step_ids.push(id);
+                step_pos.push(pos as u32);
+                pads.push(row.pad);
+            }
+            let m = batch.len();
             let input = Tensor::from_vec(step_ids, (m, 1), dev)?;
             let positions = Tensor::from_vec(step_pos, (m, 1), dev)?;
-            let pads: Vec<usize> = active
-                .iter()
-                .filter_map(|&r| rows.get(r).map(|row| row.pad))
-                .collect();
             let mask = decode_mask(&pads, shared, cache.len() + 1, self.model.dtype(), dev)?;
             let hidden =
                 self.model

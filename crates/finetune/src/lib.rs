@@ -14,6 +14,12 @@
 //!   `lm_head` (`[N,H]` → `[N,V]`), `merge_lora`/`unmerge_lora`, `set_lora_tensors`.
 //! - Weights are always in the Hugging Face layout (GGUF q/k rows are un-permuted at load), so
 //!   LoRA tensors map one to one onto PEFT's `adapter_model.safetensors`.
+//!
+//! CPU threads: Candle 0.11.1 runs elementwise ops on a spinning barrier pool sized by
+//! `CANDLE_NUM_THREADS` (default: every core) and matmuls on rayon (`RAYON_NUM_THREADS`). When
+//! another process competes for the cores, the spinning costs most of the time (a 4 × 128
+//! LoRA step took 15.5 s instead of 4.0 s beside a running build); a process that shares the
+//! machine should be started with `CANDLE_NUM_THREADS=1` (matmuls keep every core).
 
 pub mod adapter;
 pub mod chat;
@@ -24,6 +30,8 @@ mod error;
 mod files;
 pub mod generate;
 pub mod job;
+mod kernels;
+pub mod kv_cache;
 pub mod lora;
 pub mod model;
 pub mod ops;

@@ -7,12 +7,15 @@
 //! and LoRA tensors map one to one onto PEFT's.
 //!
 //! Activations stay flat, `[B·T, H]`, through every linear (3-D broadcast matmuls build large
-//! gradients); q/k/v and gate/up are fused into one matmul each; the fused kernels (`rms_norm`, softmax, RoPE) come from [`crate::ops`], which
-//! gives them a backward, so the same forward serves inference and LoRA training. Training mode
-//! ([`Llama::set_training`]) only switches LoRA dropout on. Grouped-query attention folds the
-//! query heads that share a KV head into the row dimension instead of repeating K and V.
+//! gradients), and q/k/v and gate/up are fused into one matmul each. The fused kernels (RMS
+//! norm, softmax, RoPE, SwiGLU) come from [`crate::ops`], which gives them a backward, so the
+//! same forward serves inference and LoRA training; training mode ([`Llama::set_training`])
+//! only switches LoRA dropout on. Grouped-query attention folds the query heads that share a KV
+//! head into the row dimension instead of repeating K and V; a one-token decode step uses a
+//! dedicated attention kernel over the [`KvCache`].
 //!
-//! Not here: file formats (`weights.rs`), tokens and chat templates, sampling (`generate.rs`).
+//! Not here: file formats (`weights.rs`), the cache (`kv_cache.rs`), tokens and chat
+//! templates, sampling (`generate.rs`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +25,7 @@ use candle_nn::VarBuilder;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
+pub use crate::kv_cache::KvCache;
 use crate::lora::{Dropout, Linear, LoraConfig, LoraTarget};
 use crate::{Error, ops};
 
@@ -139,115 +143,6 @@ struct Pass<'a> {
     sin: &'a Tensor,
     /// Additive mask broadcastable to `[B, kv_heads, group, T, S]`, or none (no masking).
     mask: Option<&'a Tensor>,
-}
-
-/// One layer's keys and values for a batch being generated.
-struct LayerKv {
-    /// `[B, kv_heads, capacity, head_dim]`, filled up to [`KvCache::len`].
-    k: Tensor,
-    v: Tensor,
-}
-
-/// Keys and values of every layer for a batch, preallocated to a capacity so a decode step
-/// writes in place instead of concatenating.
-pub struct KvCache {
-    layers: Vec<LayerKv>,
-    len: usize,
-    capacity: usize,
-}
-
-impl KvCache {
-    /// Room for `batch` rows of `capacity` positions each.
-    pub fn new(model: &Llama, batch: usize, capacity: usize) -> CResult<Self> {
-        let cfg = &model.cfg;
-        let shape = (batch, cfg.num_key_value_heads, capacity, cfg.head_dim);
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|_| {
-                Ok(LayerKv {
-                    k: Tensor::zeros(shape, model.dtype, &model.device)?,
-                    v: Tensor::zeros(shape, model.dtype, &model.device)?,
-                })
-            })
-            .collect::<CResult<Vec<_>>>()?;
-        Ok(Self {
-            layers,
-            len: 0,
-            capacity,
-        })
-    }
-
-    /// Positions filled so far (the same for every row: rows are left-padded).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Keeps only the given batch rows (u32 indices), in that order: finished rows leave the
-    /// batch so later steps do not compute them.
-    pub fn retain_rows(&mut self, rows: &Tensor) -> CResult<()> {
-        for l in &mut self.layers {
-            l.k = l.k.index_select(rows, 0)?;
-            l.v = l.v.index_select(rows, 0)?;
-        }
-        Ok(())
-    }
-
-    /// Starts every row with the positions of `prefix` (a cache of batch one): the keys and
-    /// values of a prompt prefix all rows share, computed once.
-    pub fn fill_from(&mut self, prefix: &KvCache) -> CResult<()> {
-        if self.len != 0 || prefix.len > self.capacity {
-            candle_core::bail!(
-                "cannot copy a prefix of {} positions into a cache holding {} of {}",
-                prefix.len,
-                self.len,
-                self.capacity
-            )
-        }
-        for (dst, src) in self.layers.iter_mut().zip(&prefix.layers) {
-            let (b, h, _, d) = dst.k.dims4()?;
-            let shape = (b, h, prefix.len, d);
-            let k = src
-                .k
-                .narrow(2, 0, prefix.len)?
-                .broadcast_as(shape)?
-                .contiguous()?;
-            let v = src
-                .v
-                .narrow(2, 0, prefix.len)?
-                .broadcast_as(shape)?
-                .contiguous()?;
-            dst.k.slice_set(&k, 2, 0)?;
-            dst.v.slice_set(&v, 2, 0)?;
-        }
-        self.len = prefix.len;
-        Ok(())
-    }
-
-    /// Appends `[B, kv_heads, T, head_dim]` to `layer` and returns views of all positions so far.
-    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> CResult<(Tensor, Tensor)> {
-        let t = k.dim(2)?;
-        if self.len + t > self.capacity {
-            candle_core::bail!(
-                "KV cache full: {} + {t} positions exceed its capacity {}",
-                self.len,
-                self.capacity
-            )
-        }
-        let Some(l) = self.layers.get_mut(layer) else {
-            candle_core::bail!("KV cache has no layer {layer}")
-        };
-        l.k.slice_set(&k.contiguous()?, 2, self.len)?;
-        l.v.slice_set(&v.contiguous()?, 2, self.len)?;
-        let n = self.len + t;
-        Ok((l.k.narrow(2, 0, n)?, l.v.narrow(2, 0, n)?))
-    }
 }
 
 /// Which layer of the cache a block writes, and the cache.
@@ -370,13 +265,8 @@ impl Attention {
         let s = k.dim(2)?;
         let scale = 1.0 / (d as f64).sqrt();
         if t == 1
-            && let Some(y) = ops::decode_attention(
-                &q.reshape((b, nkv, group, d))?,
-                &k,
-                &v,
-                pass.mask,
-                scale,
-            )?
+            && let Some(y) =
+                ops::decode_attention(&q.reshape((b, nkv, group, d))?, &k, &v, pass.mask, scale)?
         {
             return self.o_proj.forward(&y.reshape((b, nh * d))?, drop);
         }
@@ -665,7 +555,7 @@ impl Llama {
             mask,
         };
         let h = self.run_layers(self.embed(input_ids)?, &pass, Some(cache))?;
-        cache.len += t;
+        cache.advance(t);
         Ok(h)
     }
 

@@ -77,6 +77,9 @@ impl Ui {
                             .with_prefix(arm.arm.clone())
                             .with_message("$0.0000"),
                     );
+                    // Draw it now: an arm whose answers come late (a fine-tune) would stay
+                    // invisible until its first event.
+                    bar.tick();
                     self.arms.insert(arm.arm, bar);
                 }
             }

@@ -352,6 +352,8 @@ fn sampling_is_seeded_and_independent_of_batching() {
 fn max_tokens_and_stop_strings_end_answers() {
     let t = tiny::build(false, 10);
     let m = load(&t.gguf);
+    let none = &m.generate_ids(&[PROMPT.to_vec()], &greedy(0)).unwrap()[0];
+    assert_eq!((none.completion_tokens, none.text.as_str()), (0, ""));
     let g = &m.generate_ids(&[PROMPT.to_vec()], &greedy(5)).unwrap()[0];
     if g.finish_reason == FinishReason::Length {
         assert_eq!(g.completion_tokens, 5);
@@ -427,4 +429,11 @@ fn smollm2_real_model() {
         out[0].text
     );
     assert!(out[1].text.contains('4'), "{:?}", out[1].text);
+}
+
+#[test]
+fn models_can_move_to_worker_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LocalModel>();
+    send_sync::<finetune::Llama>();
 }
