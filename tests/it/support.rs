@@ -231,6 +231,8 @@ pub struct SpecOptions {
     pub budget: Option<f64>,
     /// Both prompts (two arms) or only `plain`.
     pub two_prompts: bool,
+    /// YAML appended at the top level (e.g. a `costs:` section).
+    pub extra: String,
 }
 
 impl Default for SpecOptions {
@@ -242,6 +244,7 @@ impl Default for SpecOptions {
             price: (1.0, 2.0),
             budget: None,
             two_prompts: true,
+            extra: String::new(),
         }
     }
 }
@@ -281,7 +284,8 @@ prompts:
 scorers:
   - type: equals
   - type: contains
-{budget}"#,
+{budget}{extra}"#,
+        extra = o.extra,
         conc = o.max_concurrency,
         retries = o.max_retries,
         timeout = o.timeout_s,

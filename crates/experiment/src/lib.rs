@@ -138,6 +138,7 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Plan, SpecError> 
         scorers: v.scorers,
         budget_max_cost_usd: v.budget_max_cost_usd,
         costs: v.costs,
+        declared_costs: v.declared_costs,
         decision: v.decision,
     })
 }

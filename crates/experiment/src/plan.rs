@@ -5,7 +5,7 @@
 //! Nothing here parses YAML or reads files; `raw`, `validate` and `dataset` do that. Rendering a
 //! prompt for an item lives here because it needs the plan's train split for few-shot demos.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use domain::{
@@ -37,6 +37,12 @@ pub struct Plan {
     pub scorers: Vec<ScorerSpec>,
     pub budget_max_cost_usd: Option<f64>,
     pub costs: CostAssumptions,
+    /// Names of the [`CostAssumptions`] fields the spec's `costs:` section wrote (e.g.
+    /// `daily_requests`, `batch_api`), even where the value written equals the default; the
+    /// rest of `costs` are defaults. Plans stored before this field existed read back with an
+    /// empty set.
+    #[serde(default)]
+    pub declared_costs: BTreeSet<String>,
     /// `decision.metric` names one of `scorers`.
     pub decision: Decision,
 }
@@ -258,6 +264,45 @@ impl Plan {
         SplitMix64::from_label(self.dataset.seed, "few-shot", &item.id)
             .shuffle_prefix(&mut candidates, k);
         candidates[..k].iter().map(|&i| &train[i]).collect()
+    }
+
+    /// The cost assumptions to show as declared: [`Plan::declared_costs`], plus any whose value
+    /// differs from its default. For a plan loaded by this version the two agree (a value can
+    /// only differ if the spec wrote it); a plan stored before `declared_costs` existed reads
+    /// back with an empty set, and this still marks what it visibly declared.
+    pub fn declared_cost_assumptions(&self) -> BTreeSet<String> {
+        let (c, d) = (&self.costs, CostAssumptions::default());
+        let numbers = [
+            ("daily_requests", c.daily_requests, d.daily_requests),
+            ("horizon_days", c.horizon_days, d.horizon_days),
+            ("hourly_rate_usd", c.hourly_rate_usd, d.hourly_rate_usd),
+            (
+                "prompt_iteration_hours",
+                c.prompt_iteration_hours,
+                d.prompt_iteration_hours,
+            ),
+            ("data_prep_hours", c.data_prep_hours, d.data_prep_hours),
+            (
+                "mlops_hours_per_month",
+                c.mlops_hours_per_month,
+                d.mlops_hours_per_month,
+            ),
+            (
+                "finetune_hourly_usd",
+                c.finetune_hourly_usd,
+                d.finetune_hourly_usd,
+            ),
+        ];
+        let mut declared = self.declared_costs.clone();
+        for (name, value, default) in numbers {
+            if value != default {
+                declared.insert(name.to_owned());
+            }
+        }
+        if c.batch_api != d.batch_api {
+            declared.insert("batch_api".to_owned());
+        }
+        declared
     }
 
     /// The metric that decides: `decision.metric`.

@@ -1,6 +1,6 @@
 //! Training speed on the real SmolLM2-135M-Instruct: seconds per optimizer step, tokens per
 //! second and peak memory for LoRA r = 8 on q and v, at batch 4 × sequence 128 and 1 × 64 (the
-//! shapes BENCHMARKS.md reports against PyTorch + PEFT).
+//! shapes BENCHMARKS.md reports against PyTorch + PEFT: 2.14 s and 0.49 s on 2 threads).
 //!
 //! ```text
 //! cargo run --release -p finetune --example train_bench -- [BATCH SEQ [STEPS]]
@@ -9,8 +9,18 @@
 //! Without arguments it runs both shapes in turn (peak memory is then the larger of the two).
 //! The model comes from `$ORCHESTRATOR_BENCH_MODEL` or the models cache
 //! (`$ORCHESTRATOR_HOME/models/smollm2-135m-instruct/…`). Each step is the trainer's own
-//! (`train::answer_loss`, backward, clipping, AdamW) on random token sequences of exactly SEQ
-//! tokens whose last 4 are the answer; the first step is a warm-up and is not timed.
+//! (`data::Batch`, `train::answer_loss`, backward, accumulation, clipping, AdamW) on random
+//! token sequences of exactly SEQ tokens whose last 4 are the answer; the first step is a
+//! warm-up and is not counted. Besides wall time it prints CPU seconds per step: on a shared
+//! machine wall time measures the neighbours too.
+//!
+//! Profile notes (perf, 2-core AMD EPYC, 4 × 128): when alone, gemm's f32 microkernels take
+//! most samples and the step splits ~45/55 between forward and backward; the optimizer,
+//! batching and loss gathering are under 1%. Beside another busy process, Candle 0.11's
+//! barrier pool (elementwise ops) spin-waits: `BarrierGuard::drop` plus the worker's spin loop
+//! took 45% of samples and a step 3-4× longer; `CANDLE_NUM_THREADS=1` (elementwise on one
+//! thread, matmuls still on all cores) halves that loss but is ~1.5× slower on an idle
+//! machine, so it is for processes that share the CPU (see the crate docs).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -38,6 +48,22 @@ fn model_path() -> PathBuf {
     home.join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
+/// CPU seconds this process has used (user + system, all threads).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
 fn bench(model: &mut LocalModel, batch: usize, seq: usize, steps: usize) -> Result<()> {
     let cfg = LoraConfig::new(8, 16.0, 0.0, &[LoraTarget::Q, LoraTarget::V])?;
     model.model_mut().add_lora(&cfg, 7)?;
@@ -58,47 +84,41 @@ fn bench(model: &mut LocalModel, batch: usize, seq: usize, steps: usize) -> Resu
         .map(|(_, v)| v)
         .collect();
     let mut opt = AdamW::new(params.clone(), AdamWConfig::default())?;
-    let mut times = Vec::new();
-    let pool = std::env::var_os("BENCH_NO_POOL").is_none();
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     for step in 0..=steps {
-        let mut run = || -> Result<()> {
-            let t0 = Instant::now();
-            let b = Batch::new(&refs, 2, &Device::Cpu)?;
-            let loss = answer_loss(model.model(), &b)?;
-            let t_fwd = t0.elapsed().as_secs_f64();
-            let grad_store = loss.backward()?;
-            let t_bwd = t0.elapsed().as_secs_f64() - t_fwd;
-            let mut acc = GradAccumulator::new(params.len());
-            acc.add(&params, &grad_store)?;
-            drop(grad_store);
-            let mut grads = acc.take(&params)?;
-            clip_grad_norm(&mut grads, 1.0)?;
-            opt.step(&grads, 1e-4)?;
-            let dt = t0.elapsed().as_secs_f64();
-            eprintln!(
-                "  step {step}: {dt:.3} s (forward {t_fwd:.3}, backward {t_bwd:.3}, update {:.3}), loss {:.3}",
-                dt - t_fwd - t_bwd,
-                loss.to_scalar::<f32>()?
-            );
-            if step > 0 {
-                times.push(dt);
-            }
-            Ok(())
-        };
-        if pool {
-            Device::Cpu.with_context(|| run().map_err(|e| e.to_string()))?;
-        } else {
-            run()?;
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        let b = Batch::new(&refs, 2, &Device::Cpu)?;
+        let loss = answer_loss(model.model(), &b)?;
+        let t_fwd = t0.elapsed().as_secs_f64();
+        let grad_store = loss.backward()?;
+        let t_bwd = t0.elapsed().as_secs_f64() - t_fwd;
+        let mut acc = GradAccumulator::new(params.len());
+        acc.add(&params, &grad_store)?;
+        drop(grad_store);
+        let mut grads = acc.take(&params)?;
+        clip_grad_norm(&mut grads, 1.0)?;
+        opt.step(&grads, 1e-4)?;
+        let dt = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "  step {step}: {dt:.3} s (forward {t_fwd:.3}, backward {t_bwd:.3}, update {:.3}), loss {:.3}",
+            dt - t_fwd - t_bwd,
+            loss.to_scalar::<f32>()?
+        );
+        if step > 0 {
+            wall.push(dt);
+            cpu.push(cpu_seconds() - c0);
         }
     }
     model.model_mut().remove_lora()?;
-    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
-    let mut sorted = times.clone();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let mut sorted = wall.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
     println!(
-        "batch {batch} x seq {seq}: {mean:.3} s/step mean, {median:.3} s/step median, {:.0} tokens/s, peak {:.2} GB (VmHWM)",
-        (batch * seq) as f64 / mean,
+        "batch {batch} x seq {seq}: {:.3} s/step mean, {median:.3} s/step median, {:.0} tokens/s, {:.2} CPU-s/step, peak {:.2} GB (VmHWM)",
+        mean(&wall),
+        (batch * seq) as f64 / mean(&wall),
+        mean(&cpu),
         peak_memory_bytes() as f64 / 1e9
     );
     Ok(())

@@ -20,6 +20,11 @@
 //! `gguf_and_hf_bases_agree_on_one_adapter` pins that down (an adapter trained on the GGUF base
 //! gives the same logits on the Hugging Face-layout weights).
 //!
+//! [`load_adapter`] is the strict reader (it refuses DoRA, rsLoRA, per-module ranks, saved
+//! modules and unknown tensors rather than half-apply them); `LocalModel::load_adapter` in
+//! `generate.rs` currently reads the same layout with its own, more lenient `read_peft`, and
+//! could call [`load_adapter`] + [`AdapterWeights::apply_to`] instead.
+//!
 //! Not here: which weights to train (`lora.rs`), training (`train.rs`).
 
 use std::collections::{BTreeMap, HashMap};

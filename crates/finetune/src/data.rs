@@ -74,6 +74,21 @@ pub fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
+/// Reorders `order` so that micro-batches hold examples of similar length, as Hugging Face's
+/// `LengthGroupedSampler` does: the shuffled order is cut into mega-batches of `mega` examples
+/// and each is sorted by length, longest first. Batches still mix the whole training set from
+/// epoch to epoch, but pad far less (padding is computed like real tokens).
+pub fn group_by_length(order: &[usize], len: impl Fn(usize) -> usize, mega: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(order.len());
+    for chunk in order.chunks(mega.max(1)) {
+        let mut chunk = chunk.to_vec();
+        // Stable, so equal lengths keep their shuffled order.
+        chunk.sort_by_key(|&i| std::cmp::Reverse(len(i)));
+        out.extend(chunk);
+    }
+    out
+}
+
 /// A padded micro-batch and the rows the loss reads.
 #[derive(Debug)]
 pub struct Batch {
@@ -178,6 +193,13 @@ mod tests {
         let mut sorted = a.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, train);
+    }
+
+    #[test]
+    fn length_grouping_sorts_within_mega_batches_only() {
+        let lens = [5, 1, 9, 3, 7, 2];
+        let grouped = group_by_length(&[0, 1, 2, 3, 4, 5], |i| lens[i], 3);
+        assert_eq!(grouped, vec![2, 0, 1, 4, 3, 5]);
     }
 
     #[test]

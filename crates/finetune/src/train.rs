@@ -6,7 +6,8 @@
 //! answer tokens, and only those rows go through the tied LM head and `cross_entropy` (Candle's
 //! has no ignore index, and the 49k-wide head at every position would dominate the step).
 //!
-//! Around that: a deterministic validation split, per-epoch shuffles, padded micro-batches,
+//! Around that: a deterministic validation split, per-epoch shuffles grouped by length (as
+//! Hugging Face's `group_by_length`, so micro-batches pad little), padded micro-batches,
 //! gradient accumulation weighted by answer tokens (so a step equals one large batch), global
 //! norm clipping, AdamW with warm-up and cosine/linear decay (`optim.rs`), validation each
 //! epoch or every `eval_steps`, early stopping that keeps the best adapter, a checkpoint each
@@ -42,6 +43,10 @@ pub const MERGED_DIR: &str = "merged";
 pub const CHECKPOINT_DIR: &str = "checkpoints";
 /// Written when training finished; a resumed job that finds it skips training.
 pub const TRAINED_FILE: &str = "trained.json";
+
+/// Optimizer steps per length-grouped mega-batch (see [`data::group_by_length`]): enough to
+/// cut most padding, few enough that an epoch still mixes short and long examples.
+const LENGTH_GROUP_STEPS: usize = 8;
 
 /// How a call to [`train`] ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -267,7 +272,11 @@ pub fn train_samples(
 
     'epochs: while run.state.epoch < hyper.num_epochs && !run.state.stopped_early {
         let epoch = run.state.epoch;
-        let order = data::epoch_order(&train_idx, hyper.seed, epoch);
+        let order = data::group_by_length(
+            &data::epoch_order(&train_idx, hyper.seed, epoch),
+            |i| job.samples.get(i).map_or(0, |s| s.ids.len()),
+            mbs * accum * LENGTH_GROUP_STEPS,
+        );
         let micro: Vec<&[usize]> = order.chunks(mbs).collect();
         for (k, step_batches) in micro
             .chunks(accum)

@@ -20,6 +20,7 @@ use crate::budget::Budget;
 use crate::events::{self, ArmStart, Event};
 use crate::hosted::{self, HostedArm, Lane};
 use crate::local::{self, LocalArm};
+use crate::lookahead::Unwritten;
 use crate::worker::{self, FinetuneArm, WorkerContext};
 use crate::{Error, ItemRef, RunOptions, RunSummary, Shared, writer};
 
@@ -48,17 +49,21 @@ pub(crate) async fn execute(
         })
         .collect();
     store.insert_arms(run_id, &infos).await?;
-    {
-        let items: Vec<EvalItem> = rows
-            .iter()
-            .map(|r| EvalItem {
-                item_id: r.id.clone(),
-                input: r.input.clone(),
-                target: r.target.clone(),
-            })
-            .collect();
-        store.insert_items(run_id, &items).await?;
-    }
+    // The eval items are stored while the first calls are out (tens of milliseconds for ten
+    // thousand rows); the writer waits for them before it writes anything, so items still land
+    // before the calls that answer them, and a failure to store them fails the run.
+    let items: Vec<EvalItem> = rows
+        .iter()
+        .map(|r| EvalItem {
+            item_id: r.id.clone(),
+            input: r.input.clone(),
+            target: r.target.clone(),
+        })
+        .collect();
+    let items_stored = tokio::spawn({
+        let store = store.clone();
+        async move { store.insert_items(run_id, &items).await }.in_current_span()
+    });
 
     let shared = Arc::new(Shared {
         items: rows
@@ -115,6 +120,7 @@ pub(crate) async fn execute(
                     done,
                     errors: 0,
                     cost_usd: 0.0,
+                    last_progress: None,
                 });
             }
             (ArmKind::Prompt, Some(ProviderSpec::Local(spec))) => {
@@ -191,7 +197,14 @@ pub(crate) async fn execute(
 
     // `stop` ends scheduling on the user's cancel and on a failed write alike.
     let stop = cancel.child_token();
-    let writer = writer::Writer::spawn(store.clone(), run_id, stop.clone());
+    let unwritten = Unwritten::default();
+    let writer = writer::Writer::spawn(
+        store.clone(),
+        run_id,
+        stop.clone(),
+        unwritten.clone(),
+        items_stored,
+    );
     let spent_before = store.run_cost(run_id).await?;
     let mut budget = Budget::new(plan.budget_max_cost_usd, spent_before);
 
@@ -280,16 +293,19 @@ pub(crate) async fn execute(
             .max(1)
     });
     let hosted_out = hosted::run(
-        plan,
-        shared.clone(),
+        hosted::Context {
+            plan,
+            shared: shared.clone(),
+            budget: &mut budget,
+            jobs,
+            writer: writer.sender(),
+            unwritten,
+            events,
+            stop: &stop,
+            grace: opts.grace,
+        },
         lanes,
         &mut hosted_arms,
-        &mut budget,
-        jobs,
-        writer.sender(),
-        events,
-        &stop,
-        opts.grace,
     )
     .await;
     if hosted_out.budget_stopped {
@@ -375,6 +391,7 @@ pub(crate) fn plan_without_rows(plan: &Plan) -> Plan {
         scorers: plan.scorers.clone(),
         budget_max_cost_usd: plan.budget_max_cost_usd,
         costs: plan.costs.clone(),
+        declared_costs: plan.declared_costs.clone(),
         decision: plan.decision.clone(),
     }
 }

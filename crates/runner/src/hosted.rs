@@ -2,6 +2,11 @@
 //! pending item of every such arm together, bounded by each provider's `max_concurrency` and by
 //! the global `-j` cap, with the budget checked before each call is scheduled.
 //!
+//! Each provider is a lane: items wait in its queue, are rendered and looked up in the response
+//! cache a chunk at a time ahead of their turn (`lookahead`), and the ones the cache cannot
+//! answer wait in its ready list for a slot. Cache hits and items that share a key with an
+//! earlier one are answered by the loop itself; only paid calls become tasks.
+//!
 //! The loop owns all of its state (lanes, counters, budget), so nothing here is locked. Futures
 //! are spawned only when a slot is free: ten thousand items never become ten thousand tasks. The
 //! HTTP details (retries, rate limits, `Retry-After`) are the providers crate's; storage is the
@@ -17,12 +22,13 @@ use experiment::{Plan, PromptSpec};
 use providers::Client;
 use store::CachedAnswer;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::budget::{Budget, call_cost_upper_bound};
 use crate::events::{Emitter, Event};
+use crate::lookahead::{LOOKAHEAD, Leaders, Lookup, Prepared, Unwritten, spawn_lookup};
 use crate::writer::Written;
 
 /// One provider: its client, its limit, and the items waiting for it (arms interleaved, so all
@@ -33,8 +39,35 @@ pub(crate) struct Lane {
     pub model: String,
     pub pricing: Pricing,
     pub max_concurrency: usize,
-    pub in_flight: usize,
-    pub queue: VecDeque<(usize, usize)>,
+    in_flight: usize,
+    /// (arm, item) not prepared yet.
+    queue: VecDeque<(usize, usize)>,
+    /// Prepared items the cache did not answer, waiting for a slot.
+    ready: VecDeque<Prepared>,
+    /// A lookup of this lane's next chunk is running.
+    looking_up: bool,
+}
+
+impl Lane {
+    pub(crate) fn new(
+        client: Client,
+        base_url: String,
+        model: String,
+        pricing: Pricing,
+        max_concurrency: usize,
+    ) -> Self {
+        Self {
+            client,
+            base_url,
+            model,
+            pricing,
+            max_concurrency,
+            in_flight: 0,
+            queue: VecDeque::new(),
+            ready: VecDeque::new(),
+            looking_up: false,
+        }
+    }
 }
 
 /// One prompt arm on a hosted provider, and what this invocation did with it.
@@ -45,7 +78,13 @@ pub(crate) struct HostedArm {
     pub done: u64,
     pub errors: u64,
     pub cost_usd: f64,
+    /// When this arm's last progress event went out.
+    pub last_progress: Option<Instant>,
 }
+
+/// Least time between two progress events of one arm. Bars redraw at most 8 times a second, so
+/// more events would only cost CPU on the hot path; the final count is always sent.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Default)]
 pub(crate) struct HostedOutcome {
@@ -57,15 +96,19 @@ pub(crate) struct HostedOutcome {
     pub abandoned: usize,
 }
 
+/// What a call task hands back: the record to write, the error if it failed, and the answer
+/// to cache if it succeeded.
 struct Answered {
     written: Written,
     failed: Option<String>,
+    answer: Option<CachedAnswer>,
 }
 
 struct InFlight {
     lane: usize,
     arm: usize,
     reserved: f64,
+    key: Option<String>,
 }
 
 /// Puts each arm's pending items into its provider's lane, alternating between the arms.
@@ -82,91 +125,230 @@ pub(crate) fn fill_lanes(lanes: &mut [Lane], arms_by_lane: Vec<Vec<(usize, Vec<u
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the loop works with, borrowed from `execute` for the length of [`run`].
+pub(crate) struct Context<'a> {
+    pub plan: &'a Plan,
+    pub shared: Arc<Shared>,
+    pub budget: &'a mut Budget,
+    /// Most calls in flight over all lanes.
+    pub jobs: usize,
+    pub writer: mpsc::Sender<Written>,
+    pub unwritten: Unwritten,
+    pub events: &'a Emitter,
+    pub stop: &'a CancellationToken,
+    pub grace: Duration,
+}
+
+/// The loop's state between two events.
+struct Scheduler<'a> {
+    cx: Context<'a>,
+    lanes: Vec<Lane>,
+    arms: &'a mut [HostedArm],
+    leaders: Leaders,
+    flights: HashMap<Id, InFlight>,
+    next_lane: usize,
+    out: HostedOutcome,
+}
+
 pub(crate) async fn run(
-    plan: &Plan,
-    shared: Arc<Shared>,
-    mut lanes: Vec<Lane>,
+    mut cx: Context<'_>,
+    lanes: Vec<Lane>,
     arms: &mut [HostedArm],
-    budget: &mut Budget,
-    jobs: usize,
-    writer: mpsc::Sender<Written>,
-    events: &Emitter,
-    stop: &CancellationToken,
-    grace: Duration,
 ) -> HostedOutcome {
-    let mut out = HostedOutcome::default();
-    let mut set: JoinSet<Answered> = JoinSet::new();
-    let mut flights: HashMap<tokio::task::Id, InFlight> = HashMap::new();
-    let mut next_lane = 0usize;
+    cx.jobs = cx.jobs.max(1);
+    let stop = cx.stop.clone();
+    let grace = cx.grace;
+    let mut s = Scheduler {
+        cx,
+        lanes,
+        arms,
+        leaders: Leaders::default(),
+        flights: HashMap::new(),
+        next_lane: 0,
+        out: HostedOutcome::default(),
+    };
+    let mut calls: JoinSet<Answered> = JoinSet::new();
+    let mut lookups: JoinSet<Lookup> = JoinSet::new();
     let mut deadline: Option<tokio::time::Instant> = None;
-    let jobs = jobs.max(1);
-    let max_tokens = shared.params.max_tokens;
 
     loop {
-        // Fill every free slot, lanes in turn.
-        if !out.budget_stopped && !stop.is_cancelled() {
-            while set.len() < jobs {
-                let Some(l) = pick_lane(&lanes, &mut next_lane) else {
-                    break;
-                };
-                let Some(&(arm_i, item_i)) = lanes[l].queue.front() else {
-                    break;
-                };
-                let row = &plan.dataset.eval[item_i];
-                let messages = plan.render(&arms[arm_i].prompt, row);
-                let reserved = call_cost_upper_bound(&messages, max_tokens, &lanes[l].pricing);
-                if !budget.try_reserve(reserved) {
-                    out.budget_stopped = true;
-                    break;
-                }
-                lanes[l].queue.pop_front();
-                lanes[l].in_flight += 1;
-                let lane = &lanes[l];
-                let handle = set.spawn(answer(
-                    shared.clone(),
-                    lane.client.clone(),
-                    cache_key(&shared, lane, &messages),
-                    arms[arm_i].arm.clone(),
-                    item_i,
-                    messages,
-                ));
-                flights.insert(
-                    handle.id(),
-                    InFlight {
-                        lane: l,
-                        arm: arm_i,
-                        reserved,
-                    },
-                );
-            }
+        if !s.halted() {
+            s.look_ahead(&mut lookups).await;
+            s.fill(&mut calls);
         }
-        if set.is_empty() {
+        // Lookups matter only while there is scheduling to do.
+        if calls.is_empty() && (s.halted() || lookups.is_empty()) {
             break;
         }
         if stop.is_cancelled() && deadline.is_none() {
             tracing::info!(
-                in_flight = set.len(),
+                in_flight = calls.len(),
                 "stopping: waiting for calls in flight"
             );
+            lookups.abort_all();
             deadline = Some(tokio::time::Instant::now() + grace);
         }
-        let joined = match deadline {
-            None => tokio::select! {
-                joined = set.join_next_with_id() => joined,
-                () = stop.cancelled() => continue,
-            },
-            Some(deadline) => tokio::select! {
-                joined = set.join_next_with_id() => joined,
-                () = tokio::time::sleep_until(deadline) => {
-                    out.abandoned = set.len();
-                    tracing::warn!(abandoned = out.abandoned, "calls still in flight after the grace period were abandoned");
-                    set.abort_all();
-                    break;
+        let halted = s.halted();
+        tokio::select! {
+            Some(joined) = calls.join_next_with_id(), if !calls.is_empty() => {
+                s.call_done(joined).await;
+            }
+            Some(lookup) = lookups.join_next(), if !halted && !lookups.is_empty() => {
+                match lookup {
+                    Ok(lookup) => s.looked_up(lookup).await,
+                    // Lookups are aborted only once the loop has stopped polling them, so this is
+                    // a panic: a bug, raised here rather than losing the chunk's items quietly.
+                    Err(err) => std::panic::resume_unwind(err.into_panic()),
                 }
-            },
-        };
-        let Some(joined) = joined else { break };
+            }
+            () = stop.cancelled(), if deadline.is_none() => {}
+            () = sleep_until(deadline), if deadline.is_some() => {
+                s.out.abandoned = calls.len();
+                tracing::warn!(abandoned = s.out.abandoned, "calls still in flight after the grace period were abandoned");
+                calls.abort_all();
+                break;
+            }
+            else => break,
+        }
+    }
+    // Progress events may have been dropped on the way; the last word on each arm is not.
+    for arm in s.arms.iter() {
+        s.cx.events.send(progress_of(arm)).await;
+    }
+    s.out
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Scheduler<'_> {
+    fn halted(&self) -> bool {
+        self.out.budget_stopped || self.cx.stop.is_cancelled()
+    }
+
+    /// Prepares the next chunk of every lane that is running short of looked-up items: renders
+    /// the messages, computes the cache keys, parks duplicates of unresolved keys, answers keys
+    /// whose answer is still on its way to the database, and starts one lookup for the rest.
+    async fn look_ahead(&mut self, lookups: &mut JoinSet<Lookup>) {
+        let mut hits = Vec::new();
+        for (l, lane) in self.lanes.iter_mut().enumerate() {
+            if lane.looking_up || lane.ready.len() >= LOOKAHEAD || lane.queue.is_empty() {
+                continue;
+            }
+            let take = LOOKAHEAD.min(lane.queue.len());
+            let mut chunk = Vec::with_capacity(take);
+            for (arm, item) in lane.queue.drain(..take) {
+                let row = &self.cx.plan.dataset.eval[item];
+                let messages = self.cx.plan.render(&self.arms[arm].prompt, row);
+                if self.cx.shared.no_cache {
+                    lane.ready.push_back(Prepared {
+                        arm,
+                        item,
+                        messages,
+                        key: None,
+                    });
+                    continue;
+                }
+                let key = providers::cache_key(
+                    &lane.base_url,
+                    &lane.model,
+                    &messages,
+                    &self.cx.shared.params,
+                );
+                if self.leaders.park(&key, arm, item) {
+                    continue;
+                }
+                if let Some(answer) = self.cx.unwritten.get(&key) {
+                    hits.push((arm, item, answer));
+                    continue;
+                }
+                self.leaders.lead(key.clone());
+                chunk.push(Prepared {
+                    arm,
+                    item,
+                    messages,
+                    key: Some(key),
+                });
+            }
+            if !chunk.is_empty() {
+                lane.looking_up = true;
+                spawn_lookup(lookups, self.cx.shared.store.clone(), l, chunk);
+            }
+        }
+        for (arm, item, answer) in hits {
+            self.hit(arm, item, &answer).await;
+        }
+    }
+
+    /// A chunk's lookup is back: hits are answered (with the items parked behind them), the
+    /// rest wait for a slot.
+    async fn looked_up(&mut self, lookup: Lookup) {
+        let Lookup {
+            lane,
+            chunk,
+            mut found,
+        } = lookup;
+        self.lanes[lane].looking_up = false;
+        for p in chunk {
+            let answer = p.key.as_ref().and_then(|k| Some((k, found.remove(k)?)));
+            match answer {
+                Some((key, answer)) => {
+                    self.hit(p.arm, p.item, &answer).await;
+                    for (arm, item) in self.leaders.resolve(key) {
+                        self.hit(arm, item, &answer).await;
+                    }
+                }
+                None => self.lanes[lane].ready.push_back(p),
+            }
+        }
+    }
+
+    /// Spawns calls for ready items while there are free slots and the budget covers them.
+    fn fill(&mut self, calls: &mut JoinSet<Answered>) {
+        let max_tokens = self.cx.shared.params.max_tokens;
+        while calls.len() < self.cx.jobs {
+            let Some(l) = pick_lane(&self.lanes, &mut self.next_lane) else {
+                break;
+            };
+            let lane = &mut self.lanes[l];
+            let Some(next) = lane.ready.front() else {
+                break;
+            };
+            let reserved = call_cost_upper_bound(&next.messages, max_tokens, &lane.pricing);
+            if !self.cx.budget.try_reserve(reserved) {
+                self.out.budget_stopped = true;
+                break;
+            }
+            let Some(p) = lane.ready.pop_front() else {
+                break;
+            };
+            lane.in_flight += 1;
+            let handle = calls.spawn(answer(
+                self.cx.shared.clone(),
+                lane.client.clone(),
+                self.arms[p.arm].arm.clone(),
+                p.item,
+                p.messages,
+            ));
+            self.flights.insert(
+                handle.id(),
+                InFlight {
+                    lane: l,
+                    arm: p.arm,
+                    reserved,
+                    key: p.key,
+                },
+            );
+        }
+    }
+
+    /// A call task ended: settle its budget, record it, and resolve the items parked behind
+    /// its key (they share a successful answer; after a failure one of them is asked next).
+    async fn call_done(&mut self, joined: Result<(Id, Answered), JoinError>) {
         let (id, answered) = match joined {
             Ok((id, answered)) => (id, Some(answered)),
             Err(err) => {
@@ -174,43 +356,117 @@ pub(crate) async fn run(
                 (err.id(), None)
             }
         };
-        let Some(flight) = flights.remove(&id) else {
-            continue;
+        let Some(flight) = self.flights.remove(&id) else {
+            return;
         };
-        lanes[flight.lane].in_flight -= 1;
-        let Some(answered) = answered else {
-            budget.settle(flight.reserved, 0.0);
-            continue;
+        self.lanes[flight.lane].in_flight -= 1;
+        let Some(mut answered) = answered else {
+            self.cx.budget.settle(flight.reserved, 0.0);
+            if let Some(key) = &flight.key {
+                self.promote(flight.lane, key);
+            }
+            return;
         };
-        let arm = &mut arms[flight.arm];
-        let cost = answered.written.call.cost_usd;
-        budget.settle(flight.reserved, cost);
-        arm.cost_usd += cost;
-        if let Some(error) = answered.failed {
+        self.cx
+            .budget
+            .settle(flight.reserved, answered.written.call.cost_usd);
+        match (flight.key, answered.answer) {
+            (Some(key), Some(answer)) => {
+                // Kept where the look-ahead sees it until the writer has committed it.
+                self.cx.unwritten.insert(key.clone(), answer.clone());
+                answered.written.cache = Some((key.clone(), answer.clone()));
+                self.deliver(flight.arm, answered.written, answered.failed)
+                    .await;
+                for (arm, item) in self.leaders.resolve(&key) {
+                    self.hit(arm, item, &answer).await;
+                }
+            }
+            (Some(key), None) => {
+                self.deliver(flight.arm, answered.written, answered.failed)
+                    .await;
+                self.promote(flight.lane, &key);
+            }
+            (None, _) => {
+                self.deliver(flight.arm, answered.written, answered.failed)
+                    .await;
+            }
+        }
+    }
+
+    /// The leader of `key` failed: the next item parked behind it goes to the front of its
+    /// lane, to be asked in its place.
+    fn promote(&mut self, lane: usize, key: &str) {
+        if let Some((arm, item)) = self.leaders.promote(key) {
+            let row = &self.cx.plan.dataset.eval[item];
+            let messages = self.cx.plan.render(&self.arms[arm].prompt, row);
+            self.lanes[lane].ready.push_front(Prepared {
+                arm,
+                item,
+                messages,
+                key: Some(key.to_owned()),
+            });
+        }
+    }
+
+    /// Answers item `item` of arm `arm` from the cache: no call, no cost.
+    async fn hit(&mut self, arm: usize, item: usize, answer: &CachedAnswer) {
+        let name = self.arms[arm].arm.clone();
+        let call = CallRecord {
+            arm: name.to_string(),
+            item_id: self.cx.shared.items[item].id.clone(),
+            response: Some(answer.text.clone()),
+            prompt_tokens: answer.prompt_tokens,
+            completion_tokens: answer.completion_tokens,
+            latency_ms: 0.0,
+            cost_usd: 0.0,
+            attempts: 0,
+            cache_hit: true,
+            error: None,
+            compute_seconds: 0.0,
+        };
+        let scores = self.cx.shared.score_all(&name, item, &answer.text);
+        let written = Written {
+            call,
+            scores,
+            cache: None,
+        };
+        self.deliver(arm, written, None).await;
+    }
+
+    /// Counts a finished item, reports it, and hands its records to the writer.
+    async fn deliver(&mut self, arm: usize, written: Written, failed: Option<String>) {
+        let arm = &mut self.arms[arm];
+        arm.cost_usd += written.call.cost_usd;
+        if let Some(error) = failed {
             arm.errors += 1;
-            out.failed += 1;
-            events
+            self.out.failed += 1;
+            self.cx
+                .events
                 .send(Event::CallFailed {
                     arm: arm.arm.to_string(),
-                    item: answered.written.call.item_id.clone(),
+                    item: written.call.item_id.clone(),
                     error,
                 })
                 .await;
         } else {
             arm.done += 1;
-            out.answered += 1;
+            self.out.answered += 1;
         }
-        events.progress(progress_of(arm));
-        if writer.send(answered.written).await.is_err() {
+        let now = Instant::now();
+        let finished = arm.done + arm.errors >= arm.total;
+        if finished
+            || arm
+                .last_progress
+                .is_none_or(|last| now.duration_since(last) >= PROGRESS_INTERVAL)
+        {
+            arm.last_progress = Some(now);
+            self.cx.events.progress(progress_of(arm));
+        }
+        if self.cx.writer.send(written).await.is_err() {
             // The writer failed and has already cancelled `stop`; the loop winds down.
             tracing::debug!("result writer gone");
         }
     }
-    // Progress events may have been dropped on the way; the last word on each arm is not.
-    for arm in arms.iter() {
-        events.send(progress_of(arm)).await;
-    }
-    out
 }
 
 fn progress_of(arm: &HostedArm) -> Event {
@@ -223,13 +479,13 @@ fn progress_of(arm: &HostedArm) -> Event {
     }
 }
 
-/// The next lane, in turn, that has both an item waiting and a free slot.
+/// The next lane, in turn, that has both an item ready and a free slot.
 fn pick_lane(lanes: &[Lane], next: &mut usize) -> Option<usize> {
     let n = lanes.len();
     for k in 0..n {
         let i = (*next + k) % n;
         let lane = &lanes[i];
-        if lane.in_flight < lane.max_concurrency && !lane.queue.is_empty() {
+        if lane.in_flight < lane.max_concurrency && !lane.ready.is_empty() {
             *next = (i + 1) % n;
             return Some(i);
         }
@@ -237,67 +493,26 @@ fn pick_lane(lanes: &[Lane], next: &mut usize) -> Option<usize> {
     None
 }
 
-fn cache_key(shared: &Shared, lane: &Lane, messages: &[Message]) -> Option<String> {
-    (!shared.no_cache)
-        .then(|| providers::cache_key(&lane.base_url, &lane.model, messages, &shared.params))
-}
-
-/// Answers one item: from the cache when it can, else from the provider; then scores it.
+/// Asks the provider for one item's answer and scores it. The cache was consulted before this
+/// task was spawned; this is a paid call.
 async fn answer(
     shared: Arc<Shared>,
     client: Client,
-    key: Option<String>,
     arm: Arc<str>,
     item: usize,
     messages: Vec<Message>,
 ) -> Answered {
     let row = &shared.items[item];
-    let started = Instant::now();
-    if let Some(key) = &key {
-        match shared.store.cache_get(key).await {
-            Ok(Some(hit)) => {
-                let call = CallRecord {
-                    arm: arm.to_string(),
-                    item_id: row.id.clone(),
-                    response: Some(hit.text.clone()),
-                    prompt_tokens: hit.prompt_tokens,
-                    completion_tokens: hit.completion_tokens,
-                    latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-                    cost_usd: 0.0,
-                    attempts: 0,
-                    cache_hit: true,
-                    error: None,
-                    compute_seconds: 0.0,
-                };
-                let scores = shared.score_all(&arm, item, &hit.text);
-                return Answered {
-                    written: Written {
-                        call,
-                        scores,
-                        cache: None,
-                    },
-                    failed: None,
-                };
-            }
-            Ok(None) => {}
-            Err(err) => tracing::warn!(error = %err, "cache lookup failed; calling the provider"),
-        }
-    }
     let outcome = client.chat(&messages, &shared.params).await;
     let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
     match outcome.result {
         Ok(answer) => {
             let scores = shared.score_all(&arm, item, &answer.text);
-            let cache = key.map(|k| {
-                (
-                    k,
-                    CachedAnswer {
-                        text: answer.text.clone(),
-                        prompt_tokens: answer.usage.prompt_tokens,
-                        completion_tokens: answer.usage.completion_tokens,
-                    },
-                )
-            });
+            let cached = CachedAnswer {
+                text: answer.text.clone(),
+                prompt_tokens: answer.usage.prompt_tokens,
+                completion_tokens: answer.usage.completion_tokens,
+            };
             let call = CallRecord {
                 arm: arm.to_string(),
                 item_id: row.id.clone(),
@@ -315,9 +530,10 @@ async fn answer(
                 written: Written {
                     call,
                     scores,
-                    cache,
+                    cache: None,
                 },
                 failed: None,
+                answer: Some(cached),
             }
         }
         Err(err) => {
@@ -343,6 +559,7 @@ async fn answer(
                     cache: None,
                 },
                 failed: Some(error),
+                answer: None,
             }
         }
     }

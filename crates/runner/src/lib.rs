@@ -2,7 +2,8 @@
 //!
 //! [`run`] finds or creates the run (a rerun of the same spec resumes the newest unfinished run),
 //! then answers every pending item of every selected arm: hosted prompt arms through one bounded
-//! scheduler (`hosted`), local-model arms on their own OS thread (`local`), fine-tunes in a
+//! scheduler (`hosted`, with the response cache looked up ahead in chunks by `lookahead`),
+//! local-model arms on their own OS thread (`local`), fine-tunes in a
 //! `finetune-worker` process (`worker`). Every answer is scored by every scorer and handed to a
 //! single batching writer (`writer`). The budget is reserved before each hosted call (`budget`).
 //!
@@ -26,6 +27,7 @@ mod events;
 mod execute;
 mod hosted;
 mod local;
+mod lookahead;
 mod plan;
 mod worker;
 mod writer;
@@ -274,15 +276,13 @@ pub async fn run(
         })?;
         clients.insert(
             spec.id.clone(),
-            Lane {
+            Lane::new(
                 client,
                 base_url,
-                model: spec.model.clone(),
+                spec.model.clone(),
                 pricing,
-                max_concurrency: spec.max_concurrency.max(1),
-                in_flight: 0,
-                queue: Default::default(),
-            },
+                spec.max_concurrency.max(1),
+            ),
         );
     }
     let mut arms = Vec::new();

@@ -3,7 +3,9 @@
 //! of transactions, not ten thousand, and no two writers ever contend for SQLite's lock.
 //!
 //! It is not a cache or a queue of work: a record sent here is already final. A write that fails
-//! stops the run (through the `stop` token) and is reported when the writer is finished.
+//! stops the run (through the `stop` token) and is reported when the writer is finished. Once a
+//! batch is committed its cache entries are dropped from [`Unwritten`], where the hosted
+//! scheduler keeps answers that a cache lookup could not see yet.
 
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::lookahead::Unwritten;
 
 /// Most records written in one transaction.
 const BATCH_RECORDS: usize = 256;
@@ -35,10 +39,33 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(store: Store, run: i64, stop: CancellationToken) -> Self {
+    /// Starts the writer. It writes nothing before `first` (storing the run's eval items) has
+    /// finished, and stops the run if that failed.
+    pub(crate) fn spawn(
+        store: Store,
+        run: i64,
+        stop: CancellationToken,
+        unwritten: Unwritten,
+        first: JoinHandle<Result<(), store::Error>>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let closing = CancellationToken::new();
-        let task = tokio::spawn(write_loop(store, run, rx, stop, closing.clone()));
+        let closing_loop = closing.clone();
+        let task = tokio::spawn(async move {
+            match first.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::error!(run, error = %err, "storing the eval items failed");
+                    stop.cancel();
+                    return Err(err);
+                }
+                // Only a panic gets here; the results can still be written.
+                Err(join) => {
+                    tracing::error!(run, error = %join, "storing the eval items stopped abnormally")
+                }
+            }
+            write_loop(store, run, rx, stop, closing_loop, unwritten).await
+        });
         Self { tx, closing, task }
     }
 
@@ -67,6 +94,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Written>,
     stop: CancellationToken,
     closing: CancellationToken,
+    unwritten: Unwritten,
 ) -> Result<(), store::Error> {
     let mut pending: Vec<Written> = Vec::with_capacity(BATCH_RECORDS);
     let mut rx_closed = false;
@@ -101,6 +129,9 @@ async fn write_loop(
             tracing::error!(run, error = %err, records = batch.calls.len(), "writing results failed");
             stop.cancel();
             return Err(err);
+        }
+        if !batch.cache.is_empty() {
+            unwritten.committed(batch.cache.iter().map(|(key, _)| key.as_str()));
         }
         tracing::debug!(run, records = batch.calls.len(), "results written");
         if closed {

@@ -1,6 +1,7 @@
 //! Measures the runner's write path: 10,000 calls, each with one score and one cache entry,
 //! written with `Store::write_batch` in batches of 256 into a fresh database in a temporary
-//! directory, then read back with `results`. Prints the elapsed times; the numbers feed
+//! directory, their cache keys looked up one by one and 512 at a time, then read back with
+//! `results`. Prints the elapsed times; the numbers feed
 //! BENCHMARKS.md. It is a measurement, not a test: it asserts nothing about speed.
 //!
 //! Run: `cargo run --release -p store --example write_bench [CALLS] [BATCH]`
@@ -80,6 +81,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let write_elapsed = started.elapsed();
 
+    let keys: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.cache.iter().map(|(k, _)| k.clone()))
+        .collect();
+    let started = Instant::now();
+    for key in &keys {
+        store.cache_get(key).await?;
+    }
+    let one_by_one = started.elapsed();
+    let started = Instant::now();
+    for chunk in keys.chunks(512) {
+        store.cache_get_many(chunk).await?;
+    }
+    let chunked = started.elapsed();
+
     let started = Instant::now();
     let results = store.results(run).await?;
     let read_elapsed = started.elapsed();
@@ -92,6 +108,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          {:.1} ms ({per_sec:.0} calls/s)",
         batches.len(),
         ms(write_elapsed)
+    );
+    println!(
+        "cache lookups: {} keys one by one in {:.1} ms; 512 per cache_get_many in {:.1} ms",
+        keys.len(),
+        ms(one_by_one),
+        ms(chunked)
     );
     println!("results:      read back in {:.1} ms", ms(read_elapsed));
     store.close().await;

@@ -1,20 +1,21 @@
 //! The runner's hot path: calls, scores and cache entries written in batches, and the reads a
 //! run makes while it goes (which items are done, what has been spent, is an answer cached).
 //!
-//! A batch is one `BEGIN IMMEDIATE` transaction. Rows go in as multi-row `INSERT`s of [`CHUNK`]
-//! rows, with the tail row by row, so each table has exactly two statement texts; both stay in
-//! the connection's prepared-statement cache and are reused batch after batch. This module does
-//! not decide what to retry: it only guarantees that a successful call is never overwritten.
+//! A batch is one `BEGIN IMMEDIATE` transaction of multi-row `INSERT`s (see `multirow`). Cache
+//! lookups come one key at a time ([`Store::cache_get`]) or [`CACHE_KEYS_PER_QUERY`] keys per
+//! query ([`Store::cache_get_many`]), which is how the runner asks: once per chunk of pending
+//! items, not once per call. This module does not decide what to retry: it only guarantees that
+//! a successful call is never overwritten.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use domain::{CallRecord, ScoreRecord};
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
-use sqlx::query::Query;
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
+use sqlx::sqlite::SqliteRow;
 
+use crate::multirow::{Insert, insert_rows};
 use crate::{Error, Result, Store, db_err, from_i64, now_ms};
 
 /// Results the runner has gathered since its last write, stored together in one transaction.
@@ -43,32 +44,6 @@ pub struct CachedAnswer {
     pub text: String,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
-}
-
-/// Rows per multi-row `INSERT`. 64 rows × 13 columns = 832 parameters, far below SQLite's limit
-/// of 32,766, and large enough that per-statement overhead stops mattering.
-const CHUNK: usize = 64;
-
-/// The two statement texts of one table's batched insert.
-struct Insert {
-    one: String,
-    chunk: String,
-}
-
-impl Insert {
-    fn new(head: &str, columns: usize, tail: &str) -> Insert {
-        let row = format!("({})", vec!["?"; columns].join(", "));
-        let sql = |rows: usize| {
-            format!(
-                "{head} VALUES {} {tail}",
-                vec![row.as_str(); rows].join(", ")
-            )
-        };
-        Insert {
-            one: sql(1),
-            chunk: sql(CHUNK),
-        }
-    }
 }
 
 /// A call replaces a stored one only when the stored one failed: resumed runs retry failures,
@@ -104,26 +79,33 @@ static CACHE: LazyLock<Insert> = LazyLock::new(|| {
     )
 });
 
-type Q = Query<'static, Sqlite, SqliteArguments>;
+/// Keys per query of [`Store::cache_get_many`]: a few hundred keep each query's parameter list
+/// far below SQLite's limit while making per-query overhead negligible.
+pub const CACHE_KEYS_PER_QUERY: usize = 512;
 
-/// Inserts `rows` with `insert`'s statements, `bind` adding one row's parameters.
-async fn insert_rows<T>(
-    conn: &mut SqliteConnection,
-    insert: &'static Insert,
-    rows: &[T],
-    bind: impl Fn(Q, &T) -> Q,
-) -> Result<(), sqlx::Error> {
-    let mut chunks = rows.chunks_exact(CHUNK);
-    for chunk in &mut chunks {
-        let query = chunk.iter().fold(sqlx::query(insert.chunk.as_str()), &bind);
-        query.execute(&mut *conn).await?;
-    }
-    for row in chunks.remainder() {
-        bind(sqlx::query(insert.one.as_str()), row)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+static CACHE_GET_MANY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT key, text, prompt_tokens, completion_tokens FROM cache WHERE key IN ({})",
+        vec!["?"; CACHE_KEYS_PER_QUERY].join(", ")
+    )
+});
+
+/// Reads a `cache` row with at least `text`, `prompt_tokens` and `completion_tokens`.
+fn cached_from_row(row: &SqliteRow) -> Result<CachedAnswer> {
+    let err = db_err("reading the response cache", None);
+    Ok(CachedAnswer {
+        text: row.try_get("text").map_err(&err)?,
+        prompt_tokens: from_i64(
+            "cache",
+            "prompt_tokens",
+            row.try_get("prompt_tokens").map_err(&err)?,
+        )?,
+        completion_tokens: from_i64(
+            "cache",
+            "completion_tokens",
+            row.try_get("completion_tokens").map_err(&err)?,
+        )?,
+    })
 }
 
 impl Store {
@@ -215,20 +197,34 @@ impl Store {
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(&err)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(CachedAnswer {
-            text: row.try_get("text").map_err(&err)?,
-            prompt_tokens: from_i64(
-                "cache",
-                "prompt_tokens",
-                row.try_get("prompt_tokens").map_err(&err)?,
-            )?,
-            completion_tokens: from_i64(
-                "cache",
-                "completion_tokens",
-                row.try_get("completion_tokens").map_err(&err)?,
-            )?,
-        }))
+        row.as_ref().map(cached_from_row).transpose()
+    }
+
+    /// The cached answers of every key in `keys` that has one, keyed like `keys`; keys without
+    /// an answer are simply absent. Asks [`CACHE_KEYS_PER_QUERY`] keys per query, so looking up
+    /// a chunk of pending items costs one round trip to SQLite instead of one per item.
+    /// Duplicate keys are allowed.
+    pub async fn cache_get_many(&self, keys: &[String]) -> Result<HashMap<String, CachedAnswer>> {
+        let err = db_err("reading the response cache", None);
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(CACHE_KEYS_PER_QUERY) {
+            // A short chunk is padded with its own last key, so every lookup uses the one
+            // statement text (and the one prepared statement); `IN` ignores the repeats.
+            let Some(last) = chunk.last() else { continue };
+            let padded = chunk
+                .iter()
+                .chain(std::iter::repeat(last))
+                .take(CACHE_KEYS_PER_QUERY);
+            let query = padded.fold(sqlx::query(CACHE_GET_MANY.as_str()), |q, key| {
+                q.bind(key.as_str())
+            });
+            let rows = query.fetch_all(&self.reader).await.map_err(&err)?;
+            for row in &rows {
+                let key: String = row.try_get("key").map_err(&err)?;
+                found.insert(key, cached_from_row(row)?);
+            }
+        }
+        Ok(found)
     }
 
     /// What the run's calls have cost so far, failed calls included, in US dollars.

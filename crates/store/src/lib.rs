@@ -28,11 +28,12 @@ use sqlx::sqlite::{
 };
 
 mod batch;
+mod multirow;
 mod results;
 mod runs;
 mod training;
 
-pub use batch::{CachedAnswer, WriteBatch};
+pub use batch::{CACHE_KEYS_PER_QUERY, CachedAnswer, WriteBatch};
 
 /// How long a connection waits for another process's lock before failing with `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

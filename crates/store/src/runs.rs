@@ -4,11 +4,25 @@
 //! Which statuses may be resumed is `domain::RunStatus::is_resumable`'s decision, not this
 //! module's: the SQL here filters by experiment and hash only, never by a copy of that list.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 use domain::{ArmInfo, ArmKind, EvalItem, RunInfo, RunStatus};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
+use crate::multirow::{Insert, insert_rows};
 use crate::{Error, Result, Store, db_err, now_ms, parse_enum};
+
+/// Items with the positions `insert_items` gives them. `insert_items` already leaves out the items
+/// a run has; the `ON CONFLICT` clause keeps the statement idempotent on its own all the same.
+static ITEMS: LazyLock<Insert> = LazyLock::new(|| {
+    Insert::new(
+        "INSERT INTO items (run_id, item_id, seq, input, target)",
+        5,
+        "ON CONFLICT (run_id, item_id) DO NOTHING",
+    )
+});
 
 /// The `runs` columns `run_from_row` reads, as a macro so `concat!` can build static SQL.
 macro_rules! run_columns {
@@ -118,7 +132,11 @@ impl Store {
         tx.commit().await.map_err(&err)
     }
 
-    /// Records the eval items of a run, in the order given. Idempotent like [`Self::insert_arms`].
+    /// Records the eval items of a run, in the order given. Idempotent like [`Self::insert_arms`]:
+    /// items already recorded keep their position, new ones go after them in the order given.
+    ///
+    /// Positions are worked out here rather than by a subquery per row, so the rows go in as
+    /// multi-row `INSERT`s (one statement per 64 items, not one per item).
     pub async fn insert_items(&self, run: i64, items: &[EvalItem]) -> Result<()> {
         let err = db_err("recording a run's eval items", Some(run));
         let mut tx = self
@@ -126,21 +144,42 @@ impl Store {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(&err)?;
-        for item in items {
-            // The next position comes from the UNIQUE (run_id, seq) index, one lookup per row.
-            sqlx::query(
-                "INSERT INTO items (run_id, item_id, seq, input, target) \
-                 VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM items WHERE run_id = ?1), \
-                 ?3, ?4) ON CONFLICT (run_id, item_id) DO NOTHING",
-            )
+        let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq) + 1, 0) FROM items WHERE run_id = ?")
             .bind(run)
-            .bind(&item.item_id)
-            .bind(&item.input)
-            .bind(&item.target)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
+            .and_then(|row| row.try_get(0))
             .map_err(&err)?;
-        }
+        // A fresh run has no items yet, so there is nothing to read back.
+        let stored: HashSet<String> = if next > 0 {
+            sqlx::query("SELECT item_id FROM items WHERE run_id = ?")
+                .bind(run)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(&err)?
+                .iter()
+                .map(|row| row.try_get("item_id"))
+                .collect::<Result<_, _>>()
+                .map_err(&err)?
+        } else {
+            HashSet::new()
+        };
+        let mut seen: HashSet<&str> = HashSet::with_capacity(items.len());
+        let new: Vec<(i64, &EvalItem)> = items
+            .iter()
+            .filter(|i| !stored.contains(&i.item_id) && seen.insert(i.item_id.as_str()))
+            .zip(next..)
+            .map(|(item, seq)| (seq, item))
+            .collect();
+        insert_rows(&mut tx, &ITEMS, &new, |q, (seq, item)| {
+            q.bind(run)
+                .bind(item.item_id.as_str())
+                .bind(*seq)
+                .bind(item.input.as_str())
+                .bind(item.target.as_str())
+        })
+        .await
+        .map_err(&err)?;
         tx.commit().await.map_err(&err)
     }
 

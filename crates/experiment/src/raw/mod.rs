@@ -11,6 +11,8 @@ mod finetune;
 mod provider;
 mod scorer;
 
+use std::collections::BTreeSet;
+
 use domain::{ComputeSpec, CostAssumptions, Device, GenerationParams, LoraHyper, ScorerKind};
 
 use crate::decode::{Ctx, Fields, Spanned, fields};
@@ -72,6 +74,8 @@ pub(crate) struct RawSpec {
     pub scorers: Vec<RawScorer>,
     pub budget_max_cost_usd: Option<f64>,
     pub costs: CostAssumptions,
+    /// Names of the `CostAssumptions` fields the spec wrote (see [`crate::Plan::declared_costs`]).
+    pub declared_costs: BTreeSet<String>,
     pub decision_metric: Option<Spanned<String>>,
     pub quality_target: f64,
 }
@@ -172,7 +176,7 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
             b.number(cx, "max_cost_usd", |x| x >= 0.0, "zero or more")
                 .map(|s| s.value)
         });
-    let costs = f
+    let (costs, declared_costs) = f
         .get("costs")
         .and_then(|n| costs(cx, n))
         .unwrap_or_default();
@@ -206,6 +210,7 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
         scorers,
         budget_max_cost_usd,
         costs,
+        declared_costs,
         decision_metric,
         quality_target,
     })
@@ -352,47 +357,52 @@ fn generation(cx: &mut Ctx<'_>, node: &Node) -> Option<GenerationParams> {
     })
 }
 
-fn costs(cx: &mut Ctx<'_>, node: &Node) -> Option<CostAssumptions> {
+/// The cost assumptions, defaults filled in, and the names of the fields the spec wrote. A field
+/// is declared when written, even with its default value: the report says where each figure came
+/// from, and "you said 10,000 requests a day" is not "nobody said".
+fn costs(cx: &mut Ctx<'_>, node: &Node) -> Option<(CostAssumptions, BTreeSet<String>)> {
     let f = fields(cx, node, "`costs`", COSTS, &[])?;
     let mut c = CostAssumptions::default();
+    let mut declared = BTreeSet::new();
+    let mut set = |name: &str, field: &mut f64, value: Option<Spanned<f64>>| {
+        if let Some(x) = value {
+            *field = x.value;
+            declared.insert(name.to_owned());
+        }
+    };
     let ge0 = "zero or more";
     if let Some(t) = f
         .get("traffic")
         .and_then(|n| fields(cx, n, "`traffic`", TRAFFIC, &[]))
     {
-        if let Some(x) = t.number(cx, "daily_requests", non_negative, ge0) {
-            c.daily_requests = x.value;
-        }
-        if let Some(x) = t.number(cx, "horizon_days", positive, "more than zero") {
-            c.horizon_days = x.value;
-        }
+        let x = t.number(cx, "daily_requests", non_negative, ge0);
+        set("daily_requests", &mut c.daily_requests, x);
+        let x = t.number(cx, "horizon_days", positive, "more than zero");
+        set("horizon_days", &mut c.horizon_days, x);
     }
     if let Some(s) = f
         .get("staff")
         .and_then(|n| fields(cx, n, "`staff`", STAFF, &[]))
     {
-        if let Some(x) = s.number(cx, "hourly_rate_usd", non_negative, ge0) {
-            c.hourly_rate_usd = x.value;
-        }
-        if let Some(x) = s.number(cx, "prompt_iteration_hours", non_negative, ge0) {
-            c.prompt_iteration_hours = x.value;
-        }
-        if let Some(x) = s.number(cx, "data_prep_hours", non_negative, ge0) {
-            c.data_prep_hours = x.value;
-        }
-        if let Some(x) = s.number(cx, "mlops_hours_per_month", non_negative, ge0) {
-            c.mlops_hours_per_month = x.value;
-        }
+        let x = s.number(cx, "hourly_rate_usd", non_negative, ge0);
+        set("hourly_rate_usd", &mut c.hourly_rate_usd, x);
+        let x = s.number(cx, "prompt_iteration_hours", non_negative, ge0);
+        set("prompt_iteration_hours", &mut c.prompt_iteration_hours, x);
+        let x = s.number(cx, "data_prep_hours", non_negative, ge0);
+        set("data_prep_hours", &mut c.data_prep_hours, x);
+        let x = s.number(cx, "mlops_hours_per_month", non_negative, ge0);
+        set("mlops_hours_per_month", &mut c.mlops_hours_per_month, x);
     }
     if let Some(s) = f
         .get("serving")
         .and_then(|n| fields(cx, n, "`serving`", SERVING, &[]))
-        && let Some(x) = s.number(cx, "finetune_hourly_usd", non_negative, ge0)
     {
-        c.finetune_hourly_usd = x.value;
+        let x = s.number(cx, "finetune_hourly_usd", non_negative, ge0);
+        set("finetune_hourly_usd", &mut c.finetune_hourly_usd, x);
     }
     if let Some(b) = f.bool(cx, "batch_api") {
         c.batch_api = b.value;
+        declared.insert("batch_api".to_owned());
     }
-    Some(c)
+    Some((c, declared))
 }

@@ -54,6 +54,7 @@ pub(crate) struct Validated {
     pub scorers: Vec<ScorerSpec>,
     pub budget_max_cost_usd: Option<f64>,
     pub costs: CostAssumptions,
+    pub declared_costs: BTreeSet<String>,
     pub decision: Decision,
 }
 
@@ -241,6 +242,7 @@ pub(crate) fn validate(
         scorers: scorers?,
         budget_max_cost_usd: raw.budget_max_cost_usd,
         costs: raw.costs.clone(),
+        declared_costs: raw.declared_costs.clone(),
         decision: decision?,
     })
 }

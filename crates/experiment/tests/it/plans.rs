@@ -102,6 +102,7 @@ fn defaults_fill_what_the_spec_leaves_out() {
     );
     assert_eq!(plan.decision.quality_target, 0.9);
     assert_eq!(plan.costs, domain::CostAssumptions::default());
+    assert!(plan.declared_costs.is_empty());
     assert_eq!(plan.budget_max_cost_usd, None);
     assert_eq!(plan.description.as_deref(), Some("Prompt or fine-tune?"));
 }
@@ -232,6 +233,53 @@ fn demos_are_deterministic_distinct_and_from_train_only() {
     }
     let plain = plan.render_without_demos(p, &plan.dataset.eval[0]);
     assert_eq!(plain.len(), 1);
+}
+
+/// The `costs:` fields a spec writes are declared, whatever their value; the rest are not.
+#[test]
+fn declared_costs_are_the_fields_the_spec_writes() {
+    let plan = Fixture::new(
+        r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label }
+        providers: [{ type: openai, model: m }]
+        prompts: [{ id: zs, template: "{{text}}" }]
+        costs:
+          traffic: { daily_requests: 10000 }
+          staff: { hourly_rate_usd: 120, data_prep_hours: 40 }
+          batch_api: false
+        "#,
+        &[("data.jsonl", MOVIES)],
+    )
+    .load()
+    .unwrap();
+    let defaults = domain::CostAssumptions::default();
+    assert_eq!(plan.costs.daily_requests, defaults.daily_requests);
+    assert_eq!(plan.costs.data_prep_hours, defaults.data_prep_hours);
+    assert_eq!(plan.costs.hourly_rate_usd, 120.0);
+    let declared: Vec<&str> = plan.declared_costs.iter().map(String::as_str).collect();
+    assert_eq!(
+        declared,
+        [
+            "batch_api",
+            "daily_requests",
+            "data_prep_hours",
+            "hourly_rate_usd"
+        ]
+    );
+    assert_eq!(plan.declared_cost_assumptions(), plan.declared_costs);
+
+    // A plan stored before `declared_costs` existed: the field is absent from its JSON.
+    let mut json: serde_json::Value = serde_json::to_value(&plan).unwrap();
+    json.as_object_mut().unwrap().remove("declared_costs");
+    let old: Plan = serde_json::from_value(json).unwrap();
+    assert!(old.declared_costs.is_empty());
+    let visible: Vec<String> = old.declared_cost_assumptions().into_iter().collect();
+    assert_eq!(
+        visible,
+        ["hourly_rate_usd"],
+        "only what differs from its default"
+    );
 }
 
 #[test]

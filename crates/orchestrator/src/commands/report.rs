@@ -71,7 +71,8 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// How each arm is paid for, from the plan the run was made from.
+/// How each arm is paid for, and which cost assumptions the spec declared, from the plan the run
+/// was made from.
 fn cost_inputs(plan: &Plan) -> ArmCostInputs {
     let mut arms = BTreeMap::new();
     for arm in plan.arms() {
@@ -102,6 +103,6 @@ fn cost_inputs(plan: &Plan) -> ArmCostInputs {
     }
     ArmCostInputs {
         arms,
-        declared: None,
+        declared: Some(plan.declared_cost_assumptions()),
     }
 }

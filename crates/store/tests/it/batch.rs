@@ -156,6 +156,42 @@ async fn the_cache_keeps_the_first_answer_for_a_key() {
 }
 
 #[tokio::test]
+async fn cache_get_many_finds_the_stored_keys_over_several_queries() {
+    let (_dir, store, run) = with_run().await;
+    assert!(store.cache_get_many(&[]).await.unwrap().is_empty());
+    // Every other key of more than two queries' worth is stored.
+    let n = 2 * store::CACHE_KEYS_PER_QUERY + 7;
+    let keys: Vec<String> = (0..n).map(|i| format!("key-{i}")).collect();
+    let stored: Vec<(String, CachedAnswer)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(i, k)| (k.clone(), answer(&format!("answer {i}"))))
+        .collect();
+    let batch = WriteBatch {
+        cache: stored.clone(),
+        ..WriteBatch::default()
+    };
+    store.write_batch(run, &batch).await.unwrap();
+
+    let found = store.cache_get_many(&keys).await.unwrap();
+    assert_eq!(found.len(), stored.len());
+    for (key, answer) in &stored {
+        assert_eq!(found.get(key), Some(answer), "{key}");
+        assert_eq!(store.cache_get(key).await.unwrap().as_ref(), Some(answer));
+    }
+    assert!(!found.contains_key("key-1"));
+
+    // A short lookup, with a repeated key and a missing one.
+    let some = ["key-2", "key-2", "key-3", "key-4"].map(String::from);
+    let found = store.cache_get_many(&some).await.unwrap();
+    let mut keys: Vec<&str> = found.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["key-2", "key-4"]);
+    assert_eq!(found["key-4"], answer("answer 4"));
+}
+
+#[tokio::test]
 async fn run_cost_sums_every_call_of_the_run() {
     let (_dir, store, run) = with_run().await;
     assert_eq!(store.run_cost(run).await.unwrap(), 0.0);

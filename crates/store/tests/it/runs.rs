@@ -157,6 +157,30 @@ async fn insert_items_is_idempotent_and_keeps_eval_order() {
 }
 
 #[tokio::test]
+async fn many_items_go_in_whole_chunks_and_a_resume_appends_only_new_ones() {
+    // More than one multi-row statement's worth, with a tail; then a superset with a repeat.
+    let (_dir, store, run) = with_run().await;
+    let first: Vec<_> = (0..150).map(|i| item(&format!("i{i:03}"))).collect();
+    store.insert_items(run, &first).await.unwrap();
+    let mut second: Vec<_> = (140..300)
+        .rev()
+        .map(|i| item(&format!("i{i:03}")))
+        .collect();
+    second.push(item("i299"));
+    store.insert_items(run, &second).await.unwrap();
+    store.insert_items(run, &first).await.unwrap();
+
+    let items = store.results(run).await.unwrap().items;
+    let ids: Vec<&str> = items.iter().map(|i| i.item_id.as_str()).collect();
+    let expected: Vec<String> = (0..150)
+        .chain((150..300).rev())
+        .map(|i| format!("i{i:03}"))
+        .collect();
+    assert_eq!(ids, expected);
+    assert_eq!(items[7], item("i007"), "input and target round-trip");
+}
+
+#[tokio::test]
 async fn arms_and_items_of_an_unknown_run_are_not_found() {
     let (_dir, store) = fresh().await;
     let err = store.insert_arms(7, &[prompt_arm("a")]).await.unwrap_err();
