@@ -27,7 +27,10 @@ pub enum ScorerKind {
     /// The answer parses as JSON (a fenced ```json block is accepted).
     IsJson,
     /// The answer is JSON whose `field` (a dotted path) equals the target (or `value`).
-    JsonField { field: String, value: Option<String> },
+    JsonField {
+        field: String,
+        value: Option<String>,
+    },
     /// Token-level F1 between answer and target (SQuAD normalisation).
     F1,
     /// ROUGE-L F-measure between answer and target.
