@@ -50,3 +50,30 @@ async fn cost_assumptions_written_in_the_spec_are_declared_even_at_their_default
         .unwrap_or_else(|| panic!("{}", text.stdout));
     assert!(line.contains("declared"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_under_exits_4_when_the_recommended_arm_misses_the_bar() {
+    let env = Env::with_server(yes_server(Duration::ZERO)).await;
+    env.write_dataset(5);
+    env.write_spec(&SpecOptions::default());
+    env.run(&["run", "spec.yaml"]).await.expect_code(0);
+
+    // Without the flag the report never fails.
+    env.run(&["report"]).await.expect_code(0);
+    // No arm can score above 1.0, so this bar is always missed.
+    let out = env.run(&["report", "--fail-under", "1.01"]).await;
+    out.expect_code(4);
+    assert!(out.stderr.contains("fail-under"), "{}", out.stderr);
+
+    // A bar of 0 passes exactly when some arm is recommended.
+    let json = env.run(&["report", "--format", "json"]).await;
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let expected = if report["recommended_arm"].is_null() {
+        4
+    } else {
+        0
+    };
+    env.run(&["report", "--fail-under", "0"])
+        .await
+        .expect_code(expected);
+}

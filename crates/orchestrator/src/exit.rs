@@ -15,6 +15,8 @@ pub enum Exit {
     Internal = 2,
     /// The run finished, but some items failed for good.
     Failures = 3,
+    /// `report --fail-under`: the recommended arm misses the quality bar (or there is none).
+    BelowTarget = 4,
     /// Ctrl-C.
     Interrupted = 130,
 }

@@ -31,6 +31,11 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// For CI: exit with code 4 when the recommended arm scores below QUALITY (default: the
+    /// spec's `decision.quality_target`), or when no arm is recommended.
+    #[arg(long, value_name = "QUALITY", num_args = 0..=1)]
+    pub fail_under: Option<Option<f64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +72,16 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
         std::fs::write(&path, report::render_html(&decided, &results))
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    if let Some(threshold) = args.fail_under {
+        if report::fail_under(&decided, threshold) {
+            eprintln!(
+                "fail-under: the recommended arm ({}) is below {:.3}",
+                decided.recommended_arm.as_deref().unwrap_or("none"),
+                threshold.unwrap_or(decided.quality_target)
+            );
+            return Ok(Exit::BelowTarget);
+        }
     }
     Ok(Exit::Ok)
 }
