@@ -73,15 +73,15 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
-    if let Some(threshold) = args.fail_under {
-        if report::fail_under(&decided, threshold) {
-            eprintln!(
-                "fail-under: the recommended arm ({}) is below {:.3}",
-                decided.recommended_arm.as_deref().unwrap_or("none"),
-                threshold.unwrap_or(decided.quality_target)
-            );
-            return Ok(Exit::BelowTarget);
-        }
+    if let Some(threshold) = args.fail_under
+        && report::fail_under(&decided, threshold)
+    {
+        eprintln!(
+            "fail-under: the recommended arm ({}) is below {:.3}",
+            decided.recommended_arm.as_deref().unwrap_or("none"),
+            threshold.unwrap_or(decided.quality_target)
+        );
+        return Ok(Exit::BelowTarget);
     }
     Ok(Exit::Ok)
 }
