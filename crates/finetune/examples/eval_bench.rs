@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use domain::{GenerationParams, Message};
 use finetune::LocalModel;
+use finetune::train::cpu_seconds;
 
 fn default_model() -> PathBuf {
     if let Ok(p) = std::env::var("ORCHESTRATOR_SMOLLM2_GGUF") {
@@ -43,23 +44,6 @@ fn default_dataset() -> PathBuf {
         }
     }
     PathBuf::from("datasets/snips_intent_bigbench/task.json")
-}
-
-/// CPU seconds this process has used (user + system, all threads), from /proc/self/stat:
-/// on a shared machine it measures the work done where wall time measures the neighbours.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

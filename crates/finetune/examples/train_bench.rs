@@ -28,7 +28,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Var};
 use finetune::data::{Batch, Sample};
 use finetune::optim::{AdamW, AdamWConfig, GradAccumulator, clip_grad_norm};
-use finetune::train::{answer_loss, peak_memory_bytes};
+use finetune::train::{answer_loss, cpu_seconds, peak_memory_bytes};
 use finetune::{LocalModel, LoraConfig, LoraTarget};
 use rand::{Rng, SeedableRng};
 
@@ -46,22 +46,6 @@ fn model_path() -> PathBuf {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orchestrator")
         });
     home.join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-
-/// CPU seconds this process has used (user + system, all threads).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 fn bench(model: &mut LocalModel, batch: usize, seq: usize, steps: usize) -> Result<()> {

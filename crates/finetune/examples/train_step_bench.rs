@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use finetune::train::cpu_seconds;
 use finetune::{LocalModel, LoraConfig, LoraTarget};
 
 fn default_model() -> PathBuf {
@@ -26,23 +27,6 @@ fn default_model() -> PathBuf {
     } else {
         home.join("models").join(file)
     }
-}
-
-/// CPU seconds this process has used (user + system, all threads), from /proc/self/stat:
-/// on a shared machine it measures the work done where wall time measures the neighbours.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
