@@ -13,7 +13,10 @@ use rayon::prelude::*;
 pub(crate) struct Swiglu;
 
 /// The rows of a contiguous CPU tensor as a slice.
-fn cpu_slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
+pub(crate) fn cpu_slice<'a, T: candle_core::WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> Result<&'a [T]> {
     if !l.is_contiguous() {
         candle_core::bail!("expected a contiguous tensor")
     }
@@ -68,7 +71,7 @@ fn rms_norm_bwd<T: Float>(x: &[T], alpha: &[T], dy: &[T], eps: f64) -> Vec<T> {
 
 /// Rows per parallel task so each task has at least ~16K elements: below that, splitting
 /// costs more than it saves.
-fn min_rows(row_len: usize) -> usize {
+pub(crate) fn min_rows(row_len: usize) -> usize {
     (16_384 / row_len.max(1)).max(1)
 }
 
@@ -154,12 +157,12 @@ impl candle_core::CustomOp3 for RmsNormCpuBackward {
     }
 }
 
-trait Float: candle_core::WithDType + num_like::Float {}
+pub(crate) trait Float: candle_core::WithDType + num_like::Float {}
 impl Float for f32 {}
 impl Float for f64 {}
 
 /// The few float operations the CPU kernels need, for f32 and f64.
-mod num_like {
+pub(crate) mod num_like {
     pub trait Float:
         Copy
         + Send
@@ -167,10 +170,16 @@ mod num_like {
         + std::ops::Mul<Output = Self>
         + std::ops::Add<Output = Self>
         + std::ops::Sub<Output = Self>
+        + std::ops::Div<Output = Self>
+        + std::ops::AddAssign
+        + std::ops::MulAssign
     {
         const ONE: Self;
         const ZERO: Self;
+        const NEG_INFINITY: Self;
         fn sigmoid(self) -> Self;
+        fn exp(self) -> Self;
+        fn max(self, other: Self) -> Self;
         fn from_f64(v: f64) -> Self;
         /// `(mean(row²) + eps)^-½`.
         fn inv_rms(row: &[Self], eps: f64) -> Self;
@@ -178,6 +187,13 @@ mod num_like {
     impl Float for f32 {
         const ONE: f32 = 1.0;
         const ZERO: f32 = 0.0;
+        const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+        fn exp(self) -> f32 {
+            f32::exp(self)
+        }
+        fn max(self, other: f32) -> f32 {
+            f32::max(self, other)
+        }
         fn sigmoid(self) -> f32 {
             1.0 / (1.0 + (-self).exp())
         }
@@ -192,6 +208,13 @@ mod num_like {
     impl Float for f64 {
         const ONE: f64 = 1.0;
         const ZERO: f64 = 0.0;
+        const NEG_INFINITY: f64 = f64::NEG_INFINITY;
+        fn exp(self) -> f64 {
+            f64::exp(self)
+        }
+        fn max(self, other: f64) -> f64 {
+            f64::max(self, other)
+        }
         fn sigmoid(self) -> f64 {
             1.0 / (1.0 + (-self).exp())
         }

@@ -22,6 +22,7 @@
 //! machine should be started with `CANDLE_NUM_THREADS=1` (matmuls keep every core).
 
 pub mod adapter;
+pub mod attention;
 pub mod chat;
 pub mod checkpoint;
 pub mod data;

@@ -323,9 +323,13 @@ impl Linear {
 
     /// [`Linear::forward`] split into one `[N, out_i]` view per part.
     pub fn forward_parts(&self, x: &Tensor, dropout: Option<&mut Dropout>) -> CResult<Vec<Tensor>> {
-        let y = self.forward(x, dropout)?;
+        self.split_parts(&self.forward(x, dropout)?)
+    }
+
+    /// The output `y` `[N, Σ out]` of [`Linear::forward`] as one `[N, out_i]` view per part.
+    pub fn split_parts(&self, y: &Tensor) -> CResult<Vec<Tensor>> {
         if self.parts.len() == 1 {
-            return Ok(vec![y]);
+            return Ok(vec![y.clone()]);
         }
         self.parts
             .iter()

@@ -27,7 +27,7 @@ use rand::rngs::SmallRng;
 
 pub use crate::kv_cache::KvCache;
 use crate::lora::{Dropout, Linear, LoraConfig, LoraTarget};
-use crate::{Error, ops};
+use crate::{Error, attention, ops};
 
 /// Largest RoPE table built, whatever the model claims as its context.
 const MAX_ROPE_POSITIONS: usize = 32_768;
@@ -143,6 +143,9 @@ struct Pass<'a> {
     sin: &'a Tensor,
     /// Additive mask broadcastable to `[B, kv_heads, group, T, S]`, or none (no masking).
     mask: Option<&'a Tensor>,
+    /// Plain causal attention over positions `0..T` (no cache, `mask` is the causal mask): the
+    /// fused [`attention::causal_attention`] may run instead of the op chain.
+    causal: bool,
 }
 
 /// Which layer of the cache a block writes, and the cache.
@@ -249,7 +252,20 @@ impl Attention {
         let (b, t, d) = (pass.batch, pass.seq, self.head_dim);
         let (nh, nkv) = (self.num_heads, self.num_kv_heads);
         let group = nh / nkv;
-        let mut qkv = self.qkv.forward_parts(x, drop.as_deref_mut())?.into_iter();
+        let qkv = self.qkv.forward(x, drop.as_deref_mut())?;
+        if pass.causal && cache.is_none() {
+            let heads = attention::Heads {
+                batch: b,
+                seq: t,
+                heads: nh,
+                kv_heads: nkv,
+                head_dim: d,
+            };
+            if let Some(y) = attention::causal_attention(&qkv, pass.cos, pass.sin, heads)? {
+                return self.o_proj.forward(&y, drop);
+            }
+        }
+        let mut qkv = self.qkv.split_parts(&qkv)?.into_iter();
         let (Some(q), Some(k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
             candle_core::bail!("fused qkv projection without three parts")
         };
@@ -530,6 +546,7 @@ impl Llama {
             cos: &cos,
             sin: &sin,
             mask: mask.as_ref(),
+            causal: true,
         };
         self.run_layers(self.embed(input_ids)?, &pass, None)
     }
@@ -553,6 +570,7 @@ impl Llama {
             cos: &cos,
             sin: &sin,
             mask,
+            causal: false,
         };
         let h = self.run_layers(self.embed(input_ids)?, &pass, Some(cache))?;
         cache.advance(t);
