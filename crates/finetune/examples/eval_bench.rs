@@ -47,6 +47,9 @@ fn default_dataset() -> PathBuf {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The settings the worker and `orchestrator run` use (see finetune::cpu_env).
+    finetune::cpu_env::apply()?;
+    eprintln!("cpu settings: {}", finetune::cpu_env::describe());
     let args: Vec<String> = std::env::args().skip(1).collect();
     // An empty argument (`""`) keeps the default.
     let arg = |i: usize| args.get(i).filter(|s| !s.is_empty());

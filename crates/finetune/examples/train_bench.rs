@@ -109,6 +109,9 @@ fn bench(model: &mut LocalModel, batch: usize, seq: usize, steps: usize) -> Resu
 }
 
 fn main() -> Result<()> {
+    // The settings the worker and `orchestrator run` use (see finetune::cpu_env).
+    finetune::cpu_env::apply()?;
+    eprintln!("cpu settings: {}", finetune::cpu_env::describe());
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| a.parse())

@@ -30,6 +30,9 @@ fn default_model() -> PathBuf {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The settings the worker and `orchestrator run` use (see finetune::cpu_env).
+    finetune::cpu_env::apply()?;
+    eprintln!("cpu settings: {}", finetune::cpu_env::describe());
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).filter(|s| !s.is_empty());
     let path = arg(0).map(PathBuf::from).unwrap_or_else(default_model);

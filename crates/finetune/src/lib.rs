@@ -16,15 +16,16 @@
 //!   LoRA tensors map one to one onto PEFT's `adapter_model.safetensors`.
 //!
 //! CPU threads: Candle 0.11.1 runs elementwise ops on a spinning barrier pool sized by
-//! `CANDLE_NUM_THREADS` (default: every core) and matmuls on rayon (`RAYON_NUM_THREADS`). When
-//! another process competes for the cores, the spinning costs most of the time (a 4 × 128
-//! LoRA step took 15.5 s instead of 4.0 s beside a running build); a process that shares the
-//! machine should be started with `CANDLE_NUM_THREADS=1` (matmuls keep every core).
+//! `CANDLE_NUM_THREADS` (default: every core) and matmuls on rayon (`RAYON_NUM_THREADS`); the
+//! spinning takes cores from the matmuls. Programs that run models call [`cpu_env::apply`]
+//! first thing, which restarts them with `CANDLE_NUM_THREADS=1` (matmuls and this crate's
+//! kernels keep every core) and glibc settings that stop page-fault churn.
 
 pub mod adapter;
 pub mod attention;
 pub mod chat;
 pub mod checkpoint;
+pub mod cpu_env;
 pub mod data;
 pub mod device;
 mod error;

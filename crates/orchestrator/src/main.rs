@@ -69,10 +69,20 @@ fn main() -> ExitCode {
             return code.into();
         }
     };
+    // Local models run in this process (and in fine-tune workers, which inherit it): restart
+    // with the CPU settings they need before any thread exists. Returns only when nothing was
+    // missing or the restart failed.
+    let cpu_env = match cli.command {
+        Command::Run(_) => runner::cpu_env::apply(),
+        _ => Ok(()),
+    };
     let bars = indicatif::MultiProgress::with_draw_target(
         indicatif::ProgressDrawTarget::stderr_with_hz(8),
     );
     logging::init(cli.verbose, bars.clone());
+    if let Err(err) = cpu_env {
+        tracing::warn!(error = %err, "could not restart with the CPU settings for local models; going on without them");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

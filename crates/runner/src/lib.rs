@@ -33,6 +33,8 @@ mod worker;
 mod writer;
 
 pub use events::{ArmStart, Event};
+/// Process settings for local models on the CPU; `run` applies them before it starts.
+pub use finetune::cpu_env;
 pub use plan::{ArmEstimate, Estimate, check_options, estimate};
 pub use worker::{WORKER_ENV, find_worker};
 

@@ -57,6 +57,9 @@ impl Events {
 }
 
 fn main() {
+    // Before any thread starts: restart with the CPU settings Candle and glibc read at start-up
+    // (returns only when they were present already, or when restarting failed).
+    let cpu_env = finetune::cpu_env::apply();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -64,6 +67,12 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    match cpu_env {
+        Ok(()) => tracing::debug!("cpu settings: {}", finetune::cpu_env::describe()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not restart with the CPU settings; going on without them")
+        }
+    }
     let args = Args::parse();
     let cancel = Arc::new(AtomicBool::new(false));
     let events = Events {

@@ -262,3 +262,36 @@ fn sigint_checkpoints_exits_130_and_a_rerun_resumes() {
         }
     );
 }
+
+/// What the worker logs about its CPU settings when started with `env` (and nothing else of
+/// them set).
+fn cpu_settings_line(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = worker();
+    for (name, _) in finetune::cpu_env::CPU_ENV {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env.iter().copied())
+        .env("ORCHESTRATOR_LOG", "debug")
+        .arg("--job")
+        .arg(dir.path().join("missing.json"));
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    stderr
+        .lines()
+        .find(|l| l.contains("cpu settings:"))
+        .unwrap_or_else(|| panic!("no cpu settings line in {stderr}"))
+        .to_owned()
+}
+
+#[test]
+fn the_worker_restarts_itself_with_the_cpu_settings_and_keeps_the_users() {
+    let line = cpu_settings_line(&[]);
+    for (name, value) in finetune::cpu_env::CPU_ENV {
+        assert!(line.contains(&format!("{name}={value}")), "{line}");
+    }
+    let line = cpu_settings_line(&[("CANDLE_NUM_THREADS", "3")]);
+    assert!(line.contains("CANDLE_NUM_THREADS=3"), "{line}");
+    assert!(line.contains("MALLOC_TOP_PAD_=67108864"), "{line}");
+}
