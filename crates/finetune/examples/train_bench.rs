@@ -14,13 +14,11 @@
 //! warm-up and is not counted. Besides wall time it prints CPU seconds per step: on a shared
 //! machine wall time measures the neighbours too.
 //!
-//! Profile notes (perf, 2-core AMD EPYC, 4 × 128): when alone, gemm's f32 microkernels take
-//! most samples and the step splits ~45/55 between forward and backward; the optimizer,
-//! batching and loss gathering are under 1%. Beside another busy process, Candle 0.11's
-//! barrier pool (elementwise ops) spin-waits: `BarrierGuard::drop` plus the worker's spin loop
-//! took 45% of samples and a step 3-4× longer; `CANDLE_NUM_THREADS=1` (elementwise on one
-//! thread, matmuls still on all cores) halves that loss but is ~1.5× slower on an idle
-//! machine, so it is for processes that share the CPU (see the crate docs).
+//! It first restarts itself with the worker's CPU settings (`finetune::cpu_env`); set any of
+//! those variables to measure another value. Profile notes (perf, 2-core AMD EPYC, 4 × 128):
+//! gemm's f32 microkernel takes ~55% of samples, the step splits ~45/55 between forward and
+//! backward, the optimizer, batching and loss gathering are under 1% (BENCHMARKS.md has the
+//! history).
 
 use std::path::PathBuf;
 use std::time::Instant;
