@@ -15,24 +15,6 @@ use domain::{GenerationParams, Message};
 use finetune::LocalModel;
 use finetune::train::cpu_seconds;
 
-fn default_model() -> PathBuf {
-    if let Ok(p) = std::env::var("ORCHESTRATOR_SMOLLM2_GGUF") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("ORCHESTRATOR_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/orchestrator")
-        });
-    let file = "SmolLM2-135M-Instruct.Q4_1.gguf";
-    let nested = home.join("models/smollm2-135m-instruct").join(file);
-    if nested.is_file() {
-        nested
-    } else {
-        home.join("models").join(file)
-    }
-}
-
 fn default_dataset() -> PathBuf {
     for p in [
         "datasets/snips_intent_bigbench/task.json",
@@ -53,7 +35,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // An empty argument (`""`) keeps the default.
     let arg = |i: usize| args.get(i).filter(|s| !s.is_empty());
-    let model_path = arg(0).map(PathBuf::from).unwrap_or_else(default_model);
+    let model_path = arg(0)
+        .map(PathBuf::from)
+        .unwrap_or_else(models::smollm2_gguf);
     let data_path = arg(1).map(PathBuf::from).unwrap_or_else(default_dataset);
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50);
     let batches: Vec<usize> = args

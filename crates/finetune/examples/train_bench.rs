@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Without arguments it runs both shapes in turn (peak memory is then the larger of the two).
-//! The model comes from `$ORCHESTRATOR_BENCH_MODEL` or the models cache
+//! The model comes from `$ORCHESTRATOR_SMOLLM2_GGUF` or the models cache
 //! (`$ORCHESTRATOR_HOME/models/smollm2-135m-instruct/…`). Each step is the trainer's own
 //! (`data::Batch`, `train::answer_loss`, backward, accumulation, clipping, AdamW) on random
 //! token sequences of exactly SEQ tokens whose last 4 are the answer; the first step is a
@@ -20,7 +20,6 @@
 //! backward, the optimizer, batching and loss gathering are under 1% (BENCHMARKS.md has the
 //! history).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Var};
@@ -33,18 +32,6 @@ use rand::{Rng, SeedableRng};
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const ANSWER_TOKENS: usize = 4;
-
-fn model_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORCHESTRATOR_BENCH_MODEL") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("ORCHESTRATOR_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orchestrator")
-        });
-    home.join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
-}
 
 fn bench(model: &mut LocalModel, batch: usize, seq: usize, steps: usize) -> Result<()> {
     let cfg = LoraConfig::new(8, 16.0, 0.0, &[LoraTarget::Q, LoraTarget::V])?;
@@ -114,7 +101,7 @@ fn main() -> Result<()> {
         .skip(1)
         .map(|a| a.parse())
         .collect::<std::result::Result<_, _>>()?;
-    let path = model_path();
+    let path = models::smollm2_gguf();
     let t0 = Instant::now();
     let mut model = LocalModel::load_on(&path, &Device::Cpu, DType::F32)?;
     eprintln!(

@@ -11,31 +11,15 @@ use candle_core::{Device, Tensor};
 use finetune::train::cpu_seconds;
 use finetune::{LocalModel, LoraConfig, LoraTarget};
 
-fn default_model() -> PathBuf {
-    if let Ok(p) = std::env::var("ORCHESTRATOR_SMOLLM2_GGUF") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("ORCHESTRATOR_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/orchestrator")
-        });
-    let file = "SmolLM2-135M-Instruct.Q4_1.gguf";
-    let nested = home.join("models/smollm2-135m-instruct").join(file);
-    if nested.is_file() {
-        nested
-    } else {
-        home.join("models").join(file)
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The settings the worker and `orchestrator run` use (see finetune::cpu_env).
     finetune::cpu_env::apply()?;
     eprintln!("cpu settings: {}", finetune::cpu_env::describe());
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).filter(|s| !s.is_empty());
-    let path = arg(0).map(PathBuf::from).unwrap_or_else(default_model);
+    let path = arg(0)
+        .map(PathBuf::from)
+        .unwrap_or_else(models::smollm2_gguf);
     let shapes: Vec<(usize, usize)> = arg(1)
         .map(|s| {
             s.split(',')

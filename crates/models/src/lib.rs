@@ -123,6 +123,16 @@ fn hf_manual_command(repo: &str, files: &[String], dir: &Path) -> String {
         .join(" && ")
 }
 
+/// The real SmolLM2-135M-Instruct GGUF for slow tests and benchmarks:
+/// `$ORCHESTRATOR_SMOLLM2_GGUF` when set, else its place in the cache (which `models pull
+/// smollm2-135m-instruct` and `.ci/run` fill). The file may not exist.
+pub fn smollm2_gguf() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORCHESTRATOR_SMOLLM2_GGUF").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    KNOWN[0].path()
+}
+
 /// The cache root: `$ORCHESTRATOR_HOME`, else `~/.cache/orchestrator`.
 pub fn home() -> PathBuf {
     if let Some(h) = std::env::var_os("ORCHESTRATOR_HOME").filter(|h| !h.is_empty()) {

@@ -216,22 +216,7 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
 }
 
-/// The real SmolLM2-135M-Instruct GGUF: `$ORCHESTRATOR_SMOLLM2_GGUF`, else the models cache
-/// (`$ORCHESTRATOR_HOME` or `~/.cache/orchestrator`, under `models/smollm2-135m-instruct/`).
+/// The real SmolLM2-135M-Instruct GGUF (`models::smollm2_gguf`).
 pub fn smollm2_path() -> PathBuf {
-    if let Ok(p) = std::env::var("ORCHESTRATOR_SMOLLM2_GGUF") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("ORCHESTRATOR_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/orchestrator")
-        });
-    let file = "SmolLM2-135M-Instruct.Q4_1.gguf";
-    let nested = home.join("models/smollm2-135m-instruct").join(file);
-    if nested.is_file() {
-        nested
-    } else {
-        home.join("models").join(file)
-    }
+    models::smollm2_gguf()
 }
