@@ -76,4 +76,20 @@ async fn fail_under_exits_4_when_the_recommended_arm_misses_the_bar() {
     env.run(&["report", "--fail-under", "0"])
         .await
         .expect_code(expected);
+
+    // The flag before the experiment's name: the name is not taken for a quality.
+    let name = report["experiment"].as_str().unwrap().to_owned();
+    let flag_first = env.run(&["report", "--fail-under", &name]).await;
+    assert_ne!(flag_first.code, Some(1), "{}", flag_first.stderr);
+    assert_eq!(flag_first.stdout, env.run(&["report", &name]).await.stdout);
+    env.run(&["report", "--fail-under", "1.01", &name])
+        .await
+        .expect_code(4);
+    let bad = env.run(&["report", "--fail-under", "high", &name]).await;
+    bad.expect_code(1);
+    assert!(
+        bad.stderr.contains("--fail-under takes a quality"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -35,7 +35,29 @@ pub struct Args {
     /// For CI: exit with code 4 when the recommended arm scores below QUALITY (default: the
     /// spec's `decision.quality_target`), or when no arm is recommended.
     #[arg(long, value_name = "QUALITY", num_args = 0..=1)]
-    pub fail_under: Option<Option<f64>>,
+    pub fail_under: Option<Option<String>>,
+}
+
+/// `--fail-under`'s optional value, read after clap. Clap gives the flag the next word even
+/// when that word is the experiment (`report --fail-under movie-sentiment`): a word that is not
+/// a number is then taken as the experiment, when none was given.
+fn fail_under(args: &mut Args) -> anyhow::Result<Option<Option<f64>>> {
+    let Some(value) = args.fail_under.take() else {
+        return Ok(None);
+    };
+    let Some(word) = value else {
+        return Ok(Some(None));
+    };
+    match word.parse::<f64>() {
+        Ok(q) if q.is_finite() => Ok(Some(Some(q))),
+        _ if args.experiment.is_none() => {
+            args.experiment = Some(word);
+            Ok(Some(None))
+        }
+        _ => Err(crate::exit::bad_input(format!(
+            "--fail-under takes a quality such as 0.9 (or nothing, for the spec's quality_target), got `{word}`"
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,7 +67,8 @@ pub enum Format {
     Markdown,
 }
 
-pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
+pub async fn execute(mut args: Args, db: &Path) -> anyhow::Result<Exit> {
+    let fail_under = fail_under(&mut args)?;
     let store = open_existing(db).await?;
     let run = select_run(&store, args.experiment.as_deref(), args.run).await?;
     let results = load_results(&store, &run).await?;
@@ -73,7 +96,7 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
-    if let Some(threshold) = args.fail_under
+    if let Some(threshold) = fail_under
         && report::fail_under(&decided, threshold)
     {
         eprintln!(
