@@ -22,7 +22,7 @@
 
 use std::path::PathBuf;
 
-use domain::{ComputeSpec, GenerationParams, LoraHyper, Message};
+use domain::{ComputeSpec, GenerationParams, LoraHyper, LossPoint, Message};
 use serde::{Deserialize, Serialize};
 
 /// One fine-tune arm's work: train a LoRA adapter on `train`, then answer `eval` with it.
@@ -103,6 +103,11 @@ pub enum WorkerEvent {
         peak_memory_bytes: u64,
         adapter_path: PathBuf,
         best_val_loss: Option<f64>,
+        /// The whole loss curve of this training, the steps of earlier sessions included (a
+        /// training resumed from a checkpoint, or one that had already finished and is reused
+        /// by a new run), so the run that uses the adapter can store all of it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        curve: Vec<LossPoint>,
     },
     /// One eval item answered by the fine-tuned model.
     Answer {
@@ -206,6 +211,7 @@ mod tests {
                 peak_memory_bytes: 2_900_000_000,
                 adapter_path: "out/adapter".into(),
                 best_val_loss: Some(0.25),
+                curve: Vec::new(),
             },
             r#"{"event":"trained","train_seconds":80.0,"tokens_per_second":240.0,"peak_memory_bytes":2900000000,"adapter_path":"out/adapter","best_val_loss":0.25}"#,
         );

@@ -90,6 +90,7 @@ impl TrainReport {
             peak_memory_bytes: self.peak_memory_bytes,
             adapter_path: self.adapter_path.clone(),
             best_val_loss: self.best_val_loss,
+            curve: self.curve.clone(),
         }
     }
 }

@@ -244,7 +244,6 @@ pub(crate) async fn execute(
         shared: shared.clone(),
         run_id,
         experiment: plan.name.clone(),
-        spec_hash: plan.spec_hash.clone(),
         resume: !opts.new,
         artifacts_dir: opts.artifacts_dir.clone(),
         worker: opts.worker.clone(),

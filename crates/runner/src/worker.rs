@@ -18,6 +18,7 @@ use std::time::Duration;
 use domain::{CallRecord, LossPoint, TrainingRecord};
 use experiment::FinetuneSpec;
 use finetune::job::{EvalPrompt, Example, FinetuneJob, WorkerEvent};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc};
@@ -58,7 +59,6 @@ pub(crate) struct WorkerContext {
     pub shared: Arc<Shared>,
     pub run_id: i64,
     pub experiment: String,
-    pub spec_hash: String,
     /// Continue from checkpoints of the same job (false with `--new`).
     pub resume: bool,
     pub artifacts_dir: PathBuf,
@@ -83,16 +83,32 @@ pub fn find_worker(explicit: Option<&Path>) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Where an arm's job, log, checkpoints and adapter live. Keyed by experiment, arm and spec (not
-/// by run), so that any later run of the same spec — a resumed one, or a new one after a worker
-/// crashed in a finished run — finds the checkpoints and continues from them.
-pub(crate) fn arm_dir(artifacts: &Path, experiment: &str, arm: &str, spec_hash: &str) -> PathBuf {
-    let spec = spec_hash.get(..16).unwrap_or(spec_hash);
+/// Where an arm's job, log, checkpoints and adapter live. Keyed by experiment, arm and what
+/// decides the training ([`training_key`]), not by run or spec: any later run that trains the
+/// same — a resumed one, a new one after a worker crashed, or one whose spec changed elsewhere
+/// (a new prompt variant, another budget) — finds the checkpoints and continues from them, or
+/// finds the finished adapter and only answers its items.
+pub(crate) fn arm_dir(artifacts: &Path, experiment: &str, arm: &str, key: &str) -> PathBuf {
+    let key = key.get(..16).unwrap_or(key);
     artifacts
         .join("finetunes")
         .join(experiment)
         .join(arm)
-        .join(spec)
+        .join(key)
+}
+
+/// sha256 over what decides a fine-tune's adapter: the base model, the hyper-parameters, the
+/// device (numerics differ between devices) and the rendered training examples.
+pub(crate) fn training_key(ft: &FinetuneArm) -> String {
+    let inputs = (
+        &ft.spec.base_model,
+        &ft.spec.hyper,
+        &ft.spec.compute.device,
+        &ft.train,
+    );
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&inputs).unwrap_or_default());
+    hex::encode(h.finalize())
 }
 
 pub(crate) async fn run_finetune(
@@ -112,7 +128,12 @@ pub(crate) async fn run_finetune(
         () = stop.cancelled() => return FinetuneOutcome::default(),
     };
     let store = &ctx.shared.store;
-    let out_dir = arm_dir(&ctx.artifacts_dir, &ctx.experiment, &ft.arm, &ctx.spec_hash);
+    let out_dir = arm_dir(
+        &ctx.artifacts_dir,
+        &ctx.experiment,
+        &ft.arm,
+        &training_key(&ft),
+    );
     let mut record = ft.previous.take().unwrap_or_else(|| TrainingRecord {
         arm: ft.arm.to_string(),
         status: "running".into(),
@@ -268,8 +289,12 @@ pub(crate) async fn run_finetune(
                 tokens_per_second,
                 peak_memory_bytes,
                 adapter_path,
+                curve,
                 ..
             } => {
+                // The full curve: steps this session did not run (an earlier session's, or a
+                // finished training reused by this run) are stored too; the rest upsert.
+                loss_points.extend(curve);
                 flush_losses(&ctx, &ft.arm, &mut loss_points).await;
                 record.train_seconds = train_seconds;
                 record.tokens_per_second = tokens_per_second;

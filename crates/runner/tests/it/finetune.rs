@@ -21,7 +21,8 @@ const MODE_ENV: &str = "RUNNER_FAKE_WORKER_MODE";
 /// Acts as a `finetune-worker` when the wrapper script sets `RUNNER_FAKE_WORKER_JOB`; an
 /// ordinary (empty) test otherwise. Mode `ok` finishes the job; `crash` answers two items and
 /// exits 2 without `done`, as a worker that died mid-way would; `slow` answers one item every
-/// 100 ms, so a test can cancel it mid-way.
+/// 100 ms, so a test can cancel it mid-way; `reuse` skips the steps and reports the finished
+/// training's whole curve, as a worker that finds its adapter already trained does.
 #[test]
 fn fake_worker() {
     let Ok(job_path) = std::env::var(JOB_ENV) else {
@@ -39,7 +40,8 @@ fn fake_worker() {
         total_steps: 2,
         resumed_from_step: None,
     });
-    for step in 1..=2 {
+    let reuse = mode == "reuse";
+    for step in (1..=2).filter(|_| !reuse) {
         say(WorkerEvent::Step {
             step,
             total_steps: 2,
@@ -50,11 +52,19 @@ fn fake_worker() {
             eta_seconds: 1.0,
         });
     }
-    say(WorkerEvent::Validation {
-        step: 2,
-        epoch: 1.0,
-        loss: 0.9,
-    });
+    if !reuse {
+        say(WorkerEvent::Validation {
+            step: 2,
+            epoch: 1.0,
+            loss: 0.9,
+        });
+    }
+    let point = |step: u64, split: &str, loss: f64| domain::LossPoint {
+        step,
+        epoch: step as f64 / 2.0,
+        split: split.into(),
+        loss,
+    };
     let adapter = job.out_dir.join("adapter");
     say(WorkerEvent::Trained {
         train_seconds: 36.0,
@@ -62,6 +72,11 @@ fn fake_worker() {
         peak_memory_bytes: 1 << 20,
         adapter_path: adapter,
         best_val_loss: Some(0.9),
+        curve: vec![
+            point(1, "train", 2.0),
+            point(2, "train", 1.0),
+            point(2, "val", 0.9),
+        ],
     });
     for (i, item) in job.eval.iter().enumerate() {
         if crash && i == 2 {
@@ -235,4 +250,54 @@ async fn a_cancelled_worker_is_stopped_and_the_rerun_finishes_the_arm() {
     assert_eq!(results.calls.iter().filter(|c| c.arm == "lora").count(), 6);
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
     assert_eq!(training.status, "completed");
+}
+
+/// The training record of `arm` in `run`.
+async fn training(b: &Bench, run: i64) -> domain::TrainingRecord {
+    let results = b.store.results(run).await.unwrap();
+    results
+        .training
+        .into_iter()
+        .find(|t| t.arm == "lora")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_edited_elsewhere_reuses_the_trained_adapter_and_its_curve() {
+    let server = testserver::spawn(ServerConfig {
+        default_answers: vec!["yes".into()],
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let b = Bench::new().await;
+    b.dataset(16);
+    let yaml = spec(&b, &server.base_url());
+    let mut opts = b.options();
+    opts.worker = Some(worker_script(b.dir.path(), "ok"));
+    let (first, _) = b
+        .run(&b.plan(&yaml), opts.clone(), CancellationToken::new())
+        .await;
+    let trained = training(&b, first.run_id).await;
+
+    // Another description: another spec, so a new run, but the same training.
+    let edited = format!("{yaml}description: the same fine-tune\n");
+    opts.worker = Some(worker_script(b.dir.path(), "reuse"));
+    let (second, _) = b
+        .run(&b.plan(&edited), opts.clone(), CancellationToken::new())
+        .await;
+    assert_ne!(second.run_id, first.run_id);
+    assert_eq!(second.status, RunStatus::Completed);
+    let reused = training(&b, second.run_id).await;
+    assert_eq!(reused.checkpoint_dir, trained.checkpoint_dir);
+    assert_eq!(reused.adapter_path, trained.adapter_path);
+    // The worker trained nothing this time; the curve came with its `trained` event.
+    assert_eq!(reused.curve, trained.curve);
+
+    // Another rank: another training, in its own directory.
+    let rank = yaml.replace("    prompt: plain\n", "    prompt: plain\n    lora_r: 4\n");
+    assert_ne!(rank, yaml);
+    let (third, _) = b.run(&b.plan(&rank), opts, CancellationToken::new()).await;
+    let other = training(&b, third.run_id).await;
+    assert_ne!(other.checkpoint_dir, trained.checkpoint_dir);
 }
