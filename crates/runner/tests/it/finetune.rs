@@ -128,7 +128,9 @@ fn spec(b: &Bench, url: &str) -> String {
     )
 }
 
-async fn run_with_worker(mode: &str) -> (Bench, runner::RunSummary, testserver::TestServer) {
+/// A bench with a dataset of 16 rows, the test server its hosted arm calls, the spec (YAML),
+/// and run options whose worker acts in `mode`.
+async fn setup(mode: &str) -> (Bench, String, runner::RunOptions, testserver::TestServer) {
     let server = testserver::spawn(ServerConfig {
         latency: Duration::from_millis(1),
         default_answers: vec!["yes".into()],
@@ -138,10 +140,15 @@ async fn run_with_worker(mode: &str) -> (Bench, runner::RunSummary, testserver::
     .unwrap();
     let b = Bench::new().await;
     b.dataset(16);
-    let plan = b.plan(&spec(&b, &server.base_url()));
+    let yaml = spec(&b, &server.base_url());
     let mut opts = b.options();
     opts.worker = Some(worker_script(b.dir.path(), mode));
-    let (summary, _) = b.run(&plan, opts, CancellationToken::new()).await;
+    (b, yaml, opts, server)
+}
+
+async fn run_with_worker(mode: &str) -> (Bench, runner::RunSummary, testserver::TestServer) {
+    let (b, yaml, opts, server) = setup(mode).await;
+    let (summary, _) = b.run(&b.plan(&yaml), opts, CancellationToken::new()).await;
     (b, summary, server)
 }
 
@@ -207,17 +214,8 @@ async fn a_crashed_worker_fails_its_arm_and_keeps_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_worker_is_stopped_and_the_rerun_finishes_the_arm() {
-    let server = testserver::spawn(ServerConfig {
-        default_answers: vec!["yes".into()],
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
-    let b = Bench::new().await;
-    b.dataset(16);
-    let plan = b.plan(&spec(&b, &server.base_url()));
-    let mut opts = b.options();
-    opts.worker = Some(worker_script(b.dir.path(), "slow"));
+    let (b, yaml, mut opts, _server) = setup("slow").await;
+    let plan = b.plan(&yaml);
 
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
@@ -264,17 +262,7 @@ async fn training(b: &Bench, run: i64) -> domain::TrainingRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_edited_elsewhere_reuses_the_trained_adapter_and_its_curve() {
-    let server = testserver::spawn(ServerConfig {
-        default_answers: vec!["yes".into()],
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
-    let b = Bench::new().await;
-    b.dataset(16);
-    let yaml = spec(&b, &server.base_url());
-    let mut opts = b.options();
-    opts.worker = Some(worker_script(b.dir.path(), "ok"));
+    let (b, yaml, mut opts, _server) = setup("ok").await;
     let (first, _) = b
         .run(&b.plan(&yaml), opts.clone(), CancellationToken::new())
         .await;
