@@ -419,21 +419,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::testing;
+    use crate::testing::max_diff;
     use candle_core::{DType, IndexOp};
     use candle_nn::VarBuilder;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     /// Gives every LoRA variable of `model` seeded random values (B too, so the adapter
     /// changes the output).

@@ -425,6 +425,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::model::causal_mask;
+    use crate::testing::max_diff;
     use candle_core::{D, Var};
 
     fn rand(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
@@ -484,21 +485,6 @@ mod tests {
             .transpose(1, 2)
             .unwrap()
             .reshape((b * t, nh * d))
-            .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
             .unwrap()
     }
 

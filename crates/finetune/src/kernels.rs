@@ -184,48 +184,34 @@ pub(crate) mod num_like {
         /// `(mean(row²) + eps)^-½`.
         fn inv_rms(row: &[Self], eps: f64) -> Self;
     }
-    impl Float for f32 {
-        const ONE: f32 = 1.0;
-        const ZERO: f32 = 0.0;
-        const NEG_INFINITY: f32 = f32::NEG_INFINITY;
-        fn exp(self) -> f32 {
-            f32::exp(self)
-        }
-        fn max(self, other: f32) -> f32 {
-            f32::max(self, other)
-        }
-        fn sigmoid(self) -> f32 {
-            1.0 / (1.0 + (-self).exp())
-        }
-        fn from_f64(v: f64) -> f32 {
-            v as f32
-        }
-        fn inv_rms(row: &[f32], eps: f64) -> f32 {
-            let ss: f32 = row.iter().map(|v| v * v).sum();
-            (1.0 / (f64::from(ss) / row.len() as f64 + eps).sqrt()) as f32
-        }
+    /// The impl for one primitive float type; the sum of squares is taken in that type.
+    macro_rules! float_impl {
+        ($t:ty) => {
+            impl Float for $t {
+                const ONE: $t = 1.0;
+                const ZERO: $t = 0.0;
+                const NEG_INFINITY: $t = <$t>::NEG_INFINITY;
+                fn exp(self) -> $t {
+                    <$t>::exp(self)
+                }
+                fn max(self, other: $t) -> $t {
+                    <$t>::max(self, other)
+                }
+                fn sigmoid(self) -> $t {
+                    1.0 / (1.0 + (-self).exp())
+                }
+                fn from_f64(v: f64) -> $t {
+                    v as $t
+                }
+                fn inv_rms(row: &[$t], eps: f64) -> $t {
+                    let ss: $t = row.iter().map(|v| v * v).sum();
+                    (1.0 / (f64::from(ss) / row.len() as f64 + eps).sqrt()) as $t
+                }
+            }
+        };
     }
-    impl Float for f64 {
-        const ONE: f64 = 1.0;
-        const ZERO: f64 = 0.0;
-        const NEG_INFINITY: f64 = f64::NEG_INFINITY;
-        fn exp(self) -> f64 {
-            f64::exp(self)
-        }
-        fn max(self, other: f64) -> f64 {
-            f64::max(self, other)
-        }
-        fn sigmoid(self) -> f64 {
-            1.0 / (1.0 + (-self).exp())
-        }
-        fn from_f64(v: f64) -> f64 {
-            v
-        }
-        fn inv_rms(row: &[f64], eps: f64) -> f64 {
-            let ss: f64 = row.iter().map(|v| v * v).sum();
-            1.0 / (ss / row.len() as f64 + eps).sqrt()
-        }
-    }
+    float_impl!(f32);
+    float_impl!(f64);
 }
 
 fn swiglu_fwd<T: Float>(gu: &[T], f: usize) -> Vec<T> {

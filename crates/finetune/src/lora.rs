@@ -476,18 +476,8 @@ impl Linear {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::testing::max_diff;
     use candle_core::Device;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     fn layer() -> (Linear, Tensor) {
         let dev = Device::Cpu;

@@ -191,6 +191,19 @@ fn byte_symbols() -> Vec<char> {
         .collect()
 }
 
+/// The largest absolute difference between two tensors of the same shape, as f64; infinity
+/// when they cannot be compared (other shapes or devices), so a tolerance check fails.
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    let diff = || -> candle_core::Result<f64> {
+        (a.to_dtype(DType::F64)? - b.to_dtype(DType::F64)?)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f64>()
+    };
+    diff().unwrap_or(f64::INFINITY)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

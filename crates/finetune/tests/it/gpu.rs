@@ -87,7 +87,7 @@ fn same_as_cpu_trains_and_generates(device: domain::Device) {
         .unwrap();
     let diff = max_diff(&on_cpu, &on_gpu);
     assert!(
-        diff <= 0.05 * scale,
+        diff <= 0.05 * f64::from(scale),
         "logits differ by {diff} (scale {scale})"
     );
 

@@ -203,18 +203,7 @@ pub fn build(bias: bool, seed: u64) -> Tiny {
     }
 }
 
-pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
+pub use finetune::testing::max_diff;
 
 /// The real SmolLM2-135M-Instruct GGUF (`models::smollm2_gguf`).
 pub fn smollm2_path() -> PathBuf {
