@@ -321,11 +321,6 @@ impl Linear {
         Ok(y)
     }
 
-    /// [`Linear::forward`] split into one `[N, out_i]` view per part.
-    pub fn forward_parts(&self, x: &Tensor, dropout: Option<&mut Dropout>) -> CResult<Vec<Tensor>> {
-        self.split_parts(&self.forward(x, dropout)?)
-    }
-
     /// The output `y` `[N, Σ out]` of [`Linear::forward`] as one `[N, out_i]` view per part.
     pub fn split_parts(&self, y: &Tensor) -> CResult<Vec<Tensor>> {
         if self.parts.len() == 1 {
@@ -528,13 +523,17 @@ mod tests {
         // Both the small-batch and the large-batch paths.
         for rows in [3, 40] {
             let x = x.narrow(0, 0, rows).unwrap();
-            let parts = fused.forward_parts(&x, None).unwrap();
+            let parts = fused
+                .split_parts(&fused.forward(&x, None).unwrap())
+                .unwrap();
             let first = x.matmul(&w1.t().unwrap()).unwrap();
             assert!(max_diff(&parts[0], &first) < 1e-5);
             assert!(max_diff(&parts[1], &single.forward(&x, None).unwrap()) < 1e-5);
         }
         fused.merge().unwrap();
-        let merged = fused.forward_parts(&x, None).unwrap();
+        let merged = fused
+            .split_parts(&fused.forward(&x, None).unwrap())
+            .unwrap();
         assert!(max_diff(&merged[1], &single.forward(&x, None).unwrap()) < 1e-4);
         assert!(max_diff(&fused.effective_weight(0).unwrap(), &w1) < 1e-6);
     }
