@@ -50,6 +50,21 @@ impl Heads {
         (self.group() + 2) * self.seq
     }
 
+    /// The q heads of a split-layout tensor, `[B, kv_heads, group·T, d]`.
+    fn q(&self, split: &Tensor) -> Result<Tensor> {
+        split.narrow(2, 0, self.group() * self.seq)
+    }
+
+    /// Its k, `[B, kv_heads, T, d]`.
+    fn k(&self, split: &Tensor) -> Result<Tensor> {
+        split.narrow(2, self.group() * self.seq, self.seq)
+    }
+
+    /// Its v, `[B, kv_heads, T, d]`.
+    fn v(&self, split: &Tensor) -> Result<Tensor> {
+        split.narrow(2, (self.group() + 1) * self.seq, self.seq)
+    }
+
     fn check(&self, qkv: &Layout, cos: &Layout, sin: &Layout) -> Result<()> {
         let n = self.batch * self.seq;
         let half = self.head_dim / 2;
@@ -112,18 +127,6 @@ struct Saved {
     split: Tensor,
     /// Attention probabilities `[B, kv_heads, group·T, T]`, zero above the diagonal.
     probs: Tensor,
-}
-
-impl Saved {
-    fn q(&self, h: &Heads) -> Result<Tensor> {
-        self.split.narrow(2, 0, h.group() * h.seq)
-    }
-    fn k(&self, h: &Heads) -> Result<Tensor> {
-        self.split.narrow(2, h.group() * h.seq, h.seq)
-    }
-    fn v(&self, h: &Heads) -> Result<Tensor> {
-        self.split.narrow(2, (h.group() + 1) * h.seq, h.seq)
-    }
 }
 
 /// The contiguous values of a CPU tensor, given to `f`.
@@ -256,16 +259,12 @@ impl CausalAttention {
             (h.batch, h.kv_heads, h.block_rows(), h.head_dim),
             &Device::Cpu,
         )?;
-        let mut saved = Saved {
-            probs: split.clone(),
-            split,
-        };
-        let scores = saved.q(&h)?.matmul(&saved.k(&h)?.t()?)?;
+        let scores = h.q(&split)?.matmul(&h.k(&split)?.t()?)?;
         let probs = with_values::<T, _>(&scores, |s| Ok(self.softmax(s)))?;
-        saved.probs = Tensor::from_vec(probs, scores.shape(), &Device::Cpu)?;
-        let y = saved.probs.matmul(&saved.v(&h)?)?;
+        let probs = Tensor::from_vec(probs, scores.shape(), &Device::Cpu)?;
+        let y = probs.matmul(&h.v(&split)?)?;
         let out = with_values::<T, _>(&y, |y| Ok(self.merge_heads(y, true)))?;
-        Ok((out, saved))
+        Ok((out, Saved { split, probs }))
     }
 
     fn backward<T: Float>(&self, saved: &Saved, dy: &[T], cos: &[T], sin: &[T]) -> Result<Vec<T>> {
@@ -277,7 +276,7 @@ impl CausalAttention {
             (h.batch, h.kv_heads, g * t_len, d),
             &Device::Cpu,
         )?;
-        let (q, k, v) = (saved.q(&h)?, saved.k(&h)?, saved.v(&h)?);
+        let (q, k, v) = (h.q(&saved.split)?, h.k(&saved.split)?, h.v(&saved.split)?);
         // dS = P ⊙ (dP − rowsum(dP ⊙ P)), dP = dY·vᵀ; zero where P is (above the diagonal).
         let dp = dy.matmul(&v.t()?)?;
         let ds = with_values::<T, _>(&dp, |dp| {
