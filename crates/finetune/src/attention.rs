@@ -8,10 +8,10 @@
 //! full-width gradients and add them. Each of those links is a pass over memory on Candle's
 //! barrier pool, whose workers spin between ops while the matmuls want the cores.
 //!
-//! Here the work around the four matmuls of the forward and backward (Candle's gemm) is three
-//! passes forward (split + rotate + scale, masked softmax, merge heads) and three backward
-//! (split heads, softmax gradient, rotate back + merge into one `[B·T, q+k+v]` gradient), on
-//! rayon like the matmuls. The probabilities are kept for the backward, as Candle's graph
+//! Here the work around the batched matmuls (Candle's gemm: two forward, four backward) is
+//! three passes forward (split + rotate + scale, masked softmax, merge heads) and three
+//! backward (split heads, softmax gradient, rotate back + merge into one `[B·T, q+k+v]`
+//! gradient), on rayon like the matmuls. The probabilities are kept for the backward, as Candle's graph
 //! keeps the softmax output.
 //!
 //! CPU, f32 and f64; [`causal_attention`] returns `None` elsewhere and the model uses Candle's
