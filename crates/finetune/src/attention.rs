@@ -19,10 +19,10 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::{Float, cpu_slice, min_rows};
+use crate::kernels::{Float, cpu_slice, min_rows, with_values};
 
 /// The head layout of one attention call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,15 +127,6 @@ struct Saved {
     split: Tensor,
     /// Attention probabilities `[B, kv_heads, group·T, T]`, zero above the diagonal.
     probs: Tensor,
-}
-
-/// The contiguous values of a CPU tensor, given to `f`.
-fn with_values<T: Float, R>(t: &Tensor, f: impl FnOnce(&[T]) -> Result<R>) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(cpu) => f(cpu_slice::<T>(cpu, layout)?),
-        _ => candle_core::bail!("causal-attention: expected a CPU tensor"),
-    }
 }
 
 /// `dst = rotate(src)·scale` over one head row: the first half pairs with the second.

@@ -27,6 +27,15 @@ pub(crate) fn cpu_slice<'a, T: candle_core::WithDType>(
     }
 }
 
+/// The contiguous values of a CPU tensor, given to `f`.
+pub(crate) fn with_values<T: Float, R>(t: &Tensor, f: impl FnOnce(&[T]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => f(cpu_slice::<T>(cpu, layout)?),
+        _ => candle_core::bail!("expected a CPU tensor"),
+    }
+}
+
 /// RMS norm on the CPU with its own backward (for `x` only: `alpha` is frozen).
 pub(crate) struct RmsNormCpu {
     pub(crate) eps: f64,
@@ -390,5 +399,113 @@ impl candle_core::CustomOp3 for DecodeAttention {
                 Ok(())
             })?;
         Ok((CpuStorage::F32(out), Shape::from((b, h, g, d))))
+    }
+}
+
+/// Where one LoRA adapter writes in [`LoraAdd`]: output columns `col..col + len`, from
+/// columns `h_col..h_col + rank` of `H` and rows `b_row..b_row + len` of `B`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoraSpan {
+    pub(crate) col: usize,
+    pub(crate) len: usize,
+    pub(crate) h_col: usize,
+    pub(crate) rank: usize,
+    pub(crate) b_row: usize,
+}
+
+/// `y` `[N, C]` plus, for every span, `H[:, span]·B[span]ᵀ` added to its columns, where `H`
+/// `[N, Σ rank]` holds each adapter's `x·Aᵀ` and `B` `[Σ len, rank]` each adapter's scaled B.
+/// One new `[N, C]` tensor, where separate zero-padded products and sums made two per
+/// adapter (and Candle's graph kept them all until the backward). CPU, f32 and f64.
+pub(crate) struct LoraAdd {
+    pub(crate) spans: Vec<LoraSpan>,
+}
+
+impl LoraAdd {
+    /// `y` `[N, c]` as a slice (copied once, into the result).
+    fn forward<T: Float>(&self, y: &[T], c: usize, h: &Tensor, b: &Tensor) -> Result<Vec<T>> {
+        let mut out = y.to_vec();
+        for s in &self.spans {
+            let hs = h.narrow(1, s.h_col, s.rank)?;
+            let bs = b.narrow(0, s.b_row, s.len)?;
+            let delta = hs.matmul(&bs.t()?)?; // [N, len], contiguous
+            with_values::<T, _>(&delta, |d| {
+                out.par_chunks_exact_mut(c)
+                    .zip(d.par_chunks_exact(s.len))
+                    .with_min_len(min_rows(s.len))
+                    .for_each(|(row, d)| {
+                        for (o, &v) in row[s.col..s.col + s.len].iter_mut().zip(d) {
+                            *o += v;
+                        }
+                    });
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+impl candle_core::CustomOp3 for LoraAdd {
+    fn name(&self) -> &'static str {
+        "lora-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        // H and B (small) as tensors again, for Candle's gemm.
+        fn tensor<T: Float>(s: &CpuStorage, l: &Layout) -> Result<Tensor> {
+            Tensor::from_slice(cpu_slice::<T>(s, l)?, l.shape(), &candle_core::Device::Cpu)
+        }
+        let (_, c) = l1.shape().dims2()?;
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(self.forward::<f32>(
+                    cpu_slice(s1, l1)?,
+                    c,
+                    &tensor::<f32>(s2, l2)?,
+                    &tensor::<f32>(s3, l3)?,
+                )?)
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(self.forward::<f64>(
+                    cpu_slice(s1, l1)?,
+                    c,
+                    &tensor::<f64>(s2, l2)?,
+                    &tensor::<f64>(s3, l3)?,
+                )?)
+            }
+            _ => candle_core::bail!("lora-add: unsupported dtypes"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _y: &Tensor,
+        h: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        d: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // y passes through; for each span dH = d[:, span]·B[span], dB[span] = d[:, span]ᵀ·H.
+        let mut dh = Vec::with_capacity(self.spans.len());
+        let mut db = Vec::with_capacity(self.spans.len());
+        for s in &self.spans {
+            let ds = d.narrow(1, s.col, s.len)?;
+            dh.push(ds.matmul(&b.narrow(0, s.b_row, s.len)?)?);
+            db.push(ds.t()?.matmul(&h.narrow(1, s.h_col, s.rank)?)?);
+        }
+        Ok((
+            Some(d.clone()),
+            Some(Tensor::cat(&dh, 1)?),
+            Some(Tensor::cat(&db, 0)?),
+        ))
     }
 }

@@ -16,6 +16,7 @@ use candle_core::{DType, Result as CResult, Tensor, Var};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::kernels::LoraSpan;
 use crate::{Error, ops};
 
 /// A projection LoRA can adapt, named as Hugging Face names the module.
@@ -282,9 +283,8 @@ impl Linear {
     /// `x` `[N, in]` → `[N, Σ out]`, every part's adapter added to its columns. `dropout` is
     /// given in training mode only; without it LoRA's dropout is off.
     ///
-    /// An adapter's B is zero-padded to the full output width, so the update is one more small
-    /// matmul over all columns (r is tiny) instead of slicing the output, whose backward would
-    /// build zero-padded full-width gradients for every slice.
+    /// On the CPU every adapter's `(x·Aᵀ)·(scale·B)ᵀ` is added to its columns by one op
+    /// ([`ops::lora_add`]); elsewhere by one zero-padded full-width product per adapter.
     pub fn forward(&self, x: &Tensor, mut dropout: Option<&mut Dropout>) -> CResult<Tensor> {
         let rows = x.dim(0)?;
         let mut y = if !x.track_op() && rows <= SMALL_BATCH_ROWS {
@@ -297,6 +297,8 @@ impl Linear {
         }
         let total: usize = self.parts.iter().map(|p| p.out).sum();
         let mut x_lora = None;
+        let (mut hs, mut bs, mut spans) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut h_col, mut b_row) = (0, 0);
         for p in &self.parts {
             let Some(ad) = p.adapter.as_ref().filter(|a| !a.merged) else {
                 continue;
@@ -310,11 +312,31 @@ impl Linear {
                 None => xl.clone(),
             };
             let h = xd.matmul(&ad.a.as_tensor().t()?)?;
-            let b = (ad.b.as_tensor() * ad.scale)?;
-            let b = if p.out == total {
+            let rank = h.dim(1)?;
+            spans.push(LoraSpan {
+                col: p.offset,
+                len: p.out,
+                h_col,
+                rank,
+                b_row,
+            });
+            (h_col, b_row) = (h_col + rank, b_row + p.out);
+            hs.push(h);
+            bs.push((ad.b.as_tensor() * ad.scale)?);
+        }
+        if hs.is_empty() {
+            return Ok(y);
+        }
+        if let Some(out) = ops::lora_add(&y, &hs, &bs, spans.clone())? {
+            return Ok(out);
+        }
+        // Elsewhere: each update as a full-width product, B zero-padded to the other parts'
+        // columns (slicing the output instead would make the backward build padded gradients).
+        for ((h, b), s) in hs.iter().zip(bs).zip(&spans) {
+            let b = if s.len == total {
                 b
             } else {
-                b.pad_with_zeros(0, p.offset, total - p.offset - p.out)?
+                b.pad_with_zeros(0, s.col, total - s.col - s.len)?
             };
             y = (y + h.matmul(&b.t()?)?.to_dtype(self.w.dtype())?)?;
         }

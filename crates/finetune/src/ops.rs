@@ -15,7 +15,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CudaStorage, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
 
-use crate::kernels::{DecodeAttention, RmsNormCpu, Swiglu};
+use crate::kernels::{DecodeAttention, LoraAdd, LoraSpan, RmsNormCpu, Swiglu};
 
 /// `x · wt` for activations `x` `[N, in]` and a frozen weight `wt` `[in, out]` (any strides,
 /// e.g. a transposed view of an `[out, in]` weight). The backward returns the gradient of `x`
@@ -155,6 +155,36 @@ pub fn swiglu(gate_up: &Tensor) -> Result<Tensor> {
     } else {
         gate_up.apply_op1_no_bwd(&Swiglu)
     }
+}
+
+/// `y` `[N, C]` plus each LoRA adapter's update in its columns: `hs[i]` `[N, r_i]` is that
+/// adapter's `x·Aᵀ`, `bs[i]` `[len_i, r_i]` its scaled B, `spans[i]` where they go. One op with
+/// a gradient for all three (y's passes through), so the graph keeps `y`, `H` and `B` rather
+/// than a full-width product and sum per adapter. CPU, f32/f64, `y` and the adapters in one
+/// dtype; `None` elsewhere (add the products with Candle's ops).
+pub(crate) fn lora_add(
+    y: &Tensor,
+    hs: &[Tensor],
+    bs: &[Tensor],
+    spans: Vec<LoraSpan>,
+) -> Result<Option<Tensor>> {
+    let dtype = y.dtype();
+    let same = hs
+        .iter()
+        .chain(bs)
+        .all(|t| t.dtype() == dtype && t.device().is_cpu());
+    if !y.device().is_cpu() || !matches!(dtype, DType::F32 | DType::F64) || !same {
+        return Ok(None);
+    }
+    let y = y.contiguous()?;
+    let h = Tensor::cat(hs, 1)?.contiguous()?;
+    let b = Tensor::cat(bs, 0)?.contiguous()?;
+    let op = LoraAdd { spans };
+    Ok(Some(if y.track_op() || h.track_op() || b.track_op() {
+        y.apply_op3(&h, &b, op)?
+    } else {
+        y.apply_op3_no_bwd(&h, &b, &op)?
+    }))
 }
 
 /// One decode step of attention for every row and head at once: `q` `[B, kv_heads, group, d]`
@@ -371,6 +401,55 @@ mod tests {
     /// swiglu's output padded back to its input's width, so `check_grad` can compare it.
     fn swiglu_grad_probe(x: &Tensor) -> Result<Tensor> {
         swiglu(x)?.pad_with_zeros(1, 0, 5)
+    }
+
+    #[test]
+    fn lora_add_matches_padded_products_with_gradients() {
+        // y [5, 9] with rank-2 adapters on columns 0..4 and 6..9.
+        let y = Var::from_tensor(&rand(&[5, 9], 1)).unwrap();
+        let h1 = Var::from_tensor(&rand(&[5, 2], 2)).unwrap();
+        let h2 = Var::from_tensor(&rand(&[5, 2], 3)).unwrap();
+        let b1 = Var::from_tensor(&rand(&[4, 2], 4)).unwrap();
+        let b2 = Var::from_tensor(&rand(&[3, 2], 5)).unwrap();
+        let w = rand(&[5, 9], 6);
+        let spans = vec![
+            LoraSpan {
+                col: 0,
+                len: 4,
+                h_col: 0,
+                rank: 2,
+                b_row: 0,
+            },
+            LoraSpan {
+                col: 6,
+                len: 3,
+                h_col: 2,
+                rank: 2,
+                b_row: 4,
+            },
+        ];
+        let hs = [h1.as_tensor().clone(), h2.as_tensor().clone()];
+        let bs = [b1.as_tensor().clone(), b2.as_tensor().clone()];
+        let fast = lora_add(y.as_tensor(), &hs, &bs, spans).unwrap().unwrap();
+        let p1 = h1
+            .as_tensor()
+            .matmul(&b1.as_tensor().pad_with_zeros(0, 0, 5).unwrap().t().unwrap())
+            .unwrap();
+        let p2 = h2
+            .as_tensor()
+            .matmul(&b2.as_tensor().pad_with_zeros(0, 6, 0).unwrap().t().unwrap())
+            .unwrap();
+        let slow = ((y.as_tensor() + p1).unwrap() + p2).unwrap();
+        assert!(crate::testing::max_diff(&fast, &slow) < 1e-6);
+        let gf = (fast * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gs = (slow * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&y, &h1, &h2, &b1, &b2] {
+            let (a, b) = (
+                gf.get(v.as_tensor()).unwrap(),
+                gs.get(v.as_tensor()).unwrap(),
+            );
+            assert!(crate::testing::max_diff(a, b) < 1e-5);
+        }
     }
 
     #[test]
