@@ -22,7 +22,7 @@ use std::sync::{Mutex, PoisonError};
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::{Float, cpu_slice, min_rows, with_values};
+use crate::kernels::{Float, FloatKernel, min_rows, run_float, with_values};
 
 /// The head layout of one attention call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,36 +209,36 @@ impl CausalAttention {
         out
     }
 
-    /// `[B, kv_heads, group·T, d]` (per-head outputs) → `[B·T, heads·d]`, or the reverse.
-    fn merge_heads<T: Float>(&self, src: &[T], to_rows: bool) -> Vec<T> {
+    /// Per-head rows `[B, heads, T, d]` (the same memory as `[B, kv_heads, group·T, d]`: head
+    /// kv·group + gi) → token rows `[B·T, heads·d]`.
+    fn merge_heads<T: Float>(&self, src: &[T]) -> Vec<T> {
         let h = self.heads;
-        let (t_len, d, g) = (h.seq, h.head_dim, h.group());
+        let (t_len, d) = (h.seq, h.head_dim);
         let mut out = vec![T::ZERO; src.len()];
-        let head_pos = |b: usize, head: usize, t: usize| {
-            let (kv, gi) = (head / g, head % g);
-            (((b * h.kv_heads + kv) * g + gi) * t_len + t) * d
-        };
-        if to_rows {
-            out.par_chunks_exact_mut(h.heads * d)
-                .enumerate()
-                .for_each(|(n, dst)| {
-                    let (b, t) = (n / t_len, n % t_len);
-                    for (head, o) in dst.chunks_exact_mut(d).enumerate() {
-                        o.copy_from_slice(&src[head_pos(b, head, t)..][..d]);
-                    }
-                });
-        } else {
-            out.par_chunks_exact_mut(t_len * d)
-                .enumerate()
-                .for_each(|(bh, dst)| {
-                    // Block (b, kv, gi) is head kv·group + gi of row b: chunk b·heads + head.
-                    let (b, head) = (bh / h.heads, bh % h.heads);
-                    for (t, o) in dst.chunks_exact_mut(d).enumerate() {
-                        let n = b * t_len + t;
-                        o.copy_from_slice(&src[(n * h.heads + head) * d..][..d]);
-                    }
-                });
-        }
+        out.par_chunks_exact_mut(h.heads * d)
+            .enumerate()
+            .for_each(|(n, dst)| {
+                let (b, t) = (n / t_len, n % t_len);
+                for (head, o) in dst.chunks_exact_mut(d).enumerate() {
+                    o.copy_from_slice(&src[((b * h.heads + head) * t_len + t) * d..][..d]);
+                }
+            });
+        out
+    }
+
+    /// The inverse of [`Self::merge_heads`].
+    fn split_heads<T: Float>(&self, src: &[T]) -> Vec<T> {
+        let h = self.heads;
+        let (t_len, d) = (h.seq, h.head_dim);
+        let mut out = vec![T::ZERO; src.len()];
+        out.par_chunks_exact_mut(t_len * d)
+            .enumerate()
+            .for_each(|(bh, dst)| {
+                let (b, head) = (bh / h.heads, bh % h.heads);
+                for (t, o) in dst.chunks_exact_mut(d).enumerate() {
+                    o.copy_from_slice(&src[((b * t_len + t) * h.heads + head) * d..][..d]);
+                }
+            });
         out
     }
 
@@ -254,7 +254,7 @@ impl CausalAttention {
         let probs = with_values::<T, _>(&scores, |s| Ok(self.softmax(s)))?;
         let probs = Tensor::from_vec(probs, scores.shape(), &Device::Cpu)?;
         let y = probs.matmul(&h.v(&split)?)?;
-        let out = with_values::<T, _>(&y, |y| Ok(self.merge_heads(y, true)))?;
+        let out = with_values::<T, _>(&y, |y| Ok(self.merge_heads(y)))?;
         Ok((out, Saved { split, probs }))
     }
 
@@ -263,7 +263,7 @@ impl CausalAttention {
         let (t_len, d, g, width) = (h.seq, h.head_dim, h.group(), h.width());
         let half = d / 2;
         let dy = Tensor::from_vec(
-            self.merge_heads(dy, false),
+            self.split_heads(dy),
             (h.batch, h.kv_heads, g * t_len, d),
             &Device::Cpu,
         )?;
@@ -319,17 +319,18 @@ impl CausalAttention {
             })
         })
     }
+}
 
-    fn saved_or_recomputed<T: Float>(&self, qkv: &Tensor, cos: &[T], sin: &[T]) -> Result<Saved> {
-        let saved = self
-            .saved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        match saved {
-            Some(s) => Ok(s),
-            None => with_values::<T, _>(qkv, |x| Ok(self.forward(x, cos, sin)?.1)),
-        }
+impl FloatKernel for CausalAttention {
+    const NAME: &'static str = "causal-attention";
+    /// The forward; what the backward needs is kept in `saved`.
+    fn run<T: Float>(&self, inputs: &[(&[T], &Layout)]) -> Result<Vec<T>> {
+        let &[(qkv, _), (cos, _), (sin, _)] = inputs else {
+            candle_core::bail!("{}: expected 3 inputs", Self::NAME)
+        };
+        let (out, saved) = self.forward(qkv, cos, sin)?;
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved);
+        Ok(out)
     }
 }
 
@@ -349,26 +350,7 @@ impl CustomOp3 for CausalAttention {
     ) -> Result<(CpuStorage, Shape)> {
         let h = self.heads;
         h.check(l1, l2, l3)?;
-        let (out, saved) = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let (out, saved) = self.forward::<f32>(
-                    cpu_slice(s1, l1)?,
-                    cpu_slice(s2, l2)?,
-                    cpu_slice(s3, l3)?,
-                )?;
-                (CpuStorage::F32(out), saved)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let (out, saved) = self.forward::<f64>(
-                    cpu_slice(s1, l1)?,
-                    cpu_slice(s2, l2)?,
-                    cpu_slice(s3, l3)?,
-                )?;
-                (CpuStorage::F64(out), saved)
-            }
-            _ => candle_core::bail!("causal-attention: unsupported dtypes"),
-        };
-        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved);
+        let out = run_float(self, &[(s1, l1), (s2, l2), (s3, l3)])?;
         Ok((out, Shape::from((h.batch * h.seq, h.heads * h.head_dim))))
     }
 
@@ -402,7 +384,15 @@ impl CausalAttention {
     ) -> Result<Tensor> {
         with_values::<T, _>(cos, |c| {
             with_values::<T, _>(sin, |s| {
-                let saved = self.saved_or_recomputed(qkv, c, s)?;
+                // `cpu_fwd` always runs (and saves) before Candle calls the backward.
+                let saved = self
+                    .saved
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                let Some(saved) = saved else {
+                    candle_core::bail!("causal-attention: backward without a forward")
+                };
                 let g = with_values::<T, _>(dy, |dy| self.backward(&saved, dy, c, s))?;
                 Tensor::from_vec(g, qkv.shape(), &Device::Cpu)
             })

@@ -36,6 +36,33 @@ pub(crate) fn with_values<T: Float, R>(t: &Tensor, f: impl FnOnce(&[T]) -> Resul
     }
 }
 
+/// A CPU kernel written once for f32 and f64. `inputs` are the op's arguments as contiguous
+/// slices, all of one dtype, with their layouts.
+pub(crate) trait FloatKernel {
+    const NAME: &'static str;
+    fn run<T: Float>(&self, inputs: &[(&[T], &Layout)]) -> Result<Vec<T>>;
+}
+
+/// Runs `kernel` on the arguments in the dtype they share (f32 or f64; anything else, or mixed
+/// dtypes, is an error naming the kernel).
+pub(crate) fn run_float<K: FloatKernel>(
+    kernel: &K,
+    args: &[(&CpuStorage, &Layout)],
+) -> Result<CpuStorage> {
+    fn slices<'a, T: Float>(
+        args: &[(&'a CpuStorage, &'a Layout)],
+    ) -> Result<Vec<(&'a [T], &'a Layout)>> {
+        args.iter()
+            .map(|&(s, l)| Ok((cpu_slice::<T>(s, l)?, l)))
+            .collect()
+    }
+    match args.first().map(|(s, _)| s.dtype()) {
+        Some(candle_core::DType::F32) => Ok(CpuStorage::F32(kernel.run(&slices::<f32>(args)?)?)),
+        Some(candle_core::DType::F64) => Ok(CpuStorage::F64(kernel.run(&slices::<f64>(args)?)?)),
+        dtype => candle_core::bail!("{}: unsupported dtype {dtype:?}", K::NAME),
+    }
+}
+
 /// RMS norm on the CPU with its own backward (for `x` only: `alpha` is frozen).
 pub(crate) struct RmsNormCpu {
     pub(crate) eps: f64,
@@ -84,6 +111,16 @@ pub(crate) fn min_rows(row_len: usize) -> usize {
     (16_384 / row_len.max(1)).max(1)
 }
 
+impl FloatKernel for RmsNormCpu {
+    const NAME: &'static str = "rms-norm-cpu";
+    fn run<T: Float>(&self, inputs: &[(&[T], &Layout)]) -> Result<Vec<T>> {
+        let &[(x, _), (alpha, _)] = inputs else {
+            candle_core::bail!("{}: expected 2 inputs", Self::NAME)
+        };
+        Ok(rms_norm_fwd(x, alpha, self.eps))
+    }
+}
+
 impl CustomOp2 for RmsNormCpu {
     fn name(&self) -> &'static str {
         "rms-norm-cpu"
@@ -96,20 +133,7 @@ impl CustomOp2 for RmsNormCpu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(rms_norm_fwd(
-                cpu_slice::<f32>(s1, l1)?,
-                cpu_slice::<f32>(s2, l2)?,
-                self.eps,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(rms_norm_fwd(
-                cpu_slice::<f64>(s1, l1)?,
-                cpu_slice::<f64>(s2, l2)?,
-                self.eps,
-            )),
-            _ => candle_core::bail!("rms-norm-cpu: unsupported dtypes"),
-        };
-        Ok((out, l1.shape().clone()))
+        Ok((run_float(self, &[(s1, l1), (s2, l2)])?, l1.shape().clone()))
     }
 
     fn bwd(
@@ -129,6 +153,16 @@ struct RmsNormCpuBackward {
     eps: f64,
 }
 
+impl FloatKernel for RmsNormCpuBackward {
+    const NAME: &'static str = "rms-norm-cpu-backward";
+    fn run<T: Float>(&self, inputs: &[(&[T], &Layout)]) -> Result<Vec<T>> {
+        let &[(x, _), (alpha, _), (dy, _)] = inputs else {
+            candle_core::bail!("{}: expected 3 inputs", Self::NAME)
+        };
+        Ok(rms_norm_bwd(x, alpha, dy, self.eps))
+    }
+}
+
 impl candle_core::CustomOp3 for RmsNormCpuBackward {
     fn name(&self) -> &'static str {
         "rms-norm-cpu-backward"
@@ -143,25 +177,7 @@ impl candle_core::CustomOp3 for RmsNormCpuBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(rms_norm_bwd(
-                    cpu_slice::<f32>(s1, l1)?,
-                    cpu_slice::<f32>(s2, l2)?,
-                    cpu_slice::<f32>(s3, l3)?,
-                    self.eps,
-                ))
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(rms_norm_bwd(
-                    cpu_slice::<f64>(s1, l1)?,
-                    cpu_slice::<f64>(s2, l2)?,
-                    cpu_slice::<f64>(s3, l3)?,
-                    self.eps,
-                ))
-            }
-            _ => candle_core::bail!("rms-norm-cpu backward: unsupported dtypes"),
-        };
+        let out = run_float(self, &[(s1, l1), (s2, l2), (s3, l3)])?;
         Ok((out, l1.shape().clone()))
     }
 }
@@ -256,24 +272,32 @@ fn swiglu_bwd<T: Float>(gu: &[T], dy: &[T], f: usize) -> Vec<T> {
     out
 }
 
+/// Half the last dimension: gate's (and up's) width.
+fn half_width(l: &Layout) -> usize {
+    l.shape().dims().last().copied().unwrap_or(0) / 2
+}
+
+impl FloatKernel for Swiglu {
+    const NAME: &'static str = "swiglu";
+    fn run<T: Float>(&self, inputs: &[(&[T], &Layout)]) -> Result<Vec<T>> {
+        let &[(gate_up, l)] = inputs else {
+            candle_core::bail!("{}: expected 1 input", Self::NAME)
+        };
+        Ok(swiglu_fwd(gate_up, half_width(l)))
+    }
+}
+
 impl candle_core::CustomOp1 for Swiglu {
     fn name(&self) -> &'static str {
         "swiglu"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let dims = l.shape().dims();
-        let f = dims.last().copied().unwrap_or(0) / 2;
-        let mut out_dims = dims.to_vec();
+        let mut out_dims = l.shape().dims().to_vec();
         if let Some(last) = out_dims.last_mut() {
-            *last = f;
+            *last = half_width(l);
         }
-        let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(swiglu_fwd(cpu_slice::<f32>(s, l)?, f)),
-            CpuStorage::F64(_) => CpuStorage::F64(swiglu_fwd(cpu_slice::<f64>(s, l)?, f)),
-            _ => candle_core::bail!("swiglu: unsupported dtype {:?}", s.dtype()),
-        };
-        Ok((out, Shape::from(out_dims)))
+        Ok((run_float(self, &[(s, l)])?, Shape::from(out_dims)))
     }
 
     fn bwd(&self, gate_up: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
@@ -283,6 +307,16 @@ impl candle_core::CustomOp1 for Swiglu {
 }
 
 struct SwigluBackward;
+
+impl FloatKernel for SwigluBackward {
+    const NAME: &'static str = "swiglu-backward";
+    fn run<T: Float>(&self, inputs: &[(&[T], &Layout)]) -> Result<Vec<T>> {
+        let &[(gate_up, l), (dy, _)] = inputs else {
+            candle_core::bail!("{}: expected 2 inputs", Self::NAME)
+        };
+        Ok(swiglu_bwd(gate_up, dy, half_width(l)))
+    }
+}
 
 impl CustomOp2 for SwigluBackward {
     fn name(&self) -> &'static str {
@@ -296,21 +330,7 @@ impl CustomOp2 for SwigluBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let f = l2.shape().dims().last().copied().unwrap_or(0);
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(swiglu_bwd(
-                cpu_slice::<f32>(s1, l1)?,
-                cpu_slice::<f32>(s2, l2)?,
-                f,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(swiglu_bwd(
-                cpu_slice::<f64>(s1, l1)?,
-                cpu_slice::<f64>(s2, l2)?,
-                f,
-            )),
-            _ => candle_core::bail!("swiglu backward: unsupported dtypes"),
-        };
-        Ok((out, l1.shape().clone()))
+        Ok((run_float(self, &[(s1, l1), (s2, l2)])?, l1.shape().clone()))
     }
 }
 
@@ -421,9 +441,20 @@ pub(crate) struct LoraAdd {
     pub(crate) spans: Vec<LoraSpan>,
 }
 
-impl LoraAdd {
-    /// `y` `[N, c]` as a slice (copied once, into the result).
-    fn forward<T: Float>(&self, y: &[T], c: usize, h: &Tensor, b: &Tensor) -> Result<Vec<T>> {
+impl FloatKernel for LoraAdd {
+    const NAME: &'static str = "lora-add";
+    /// `y` is copied once, into the result; H and B (small) become tensors again for Candle's
+    /// gemm.
+    fn run<T: Float>(&self, inputs: &[(&[T], &Layout)]) -> Result<Vec<T>> {
+        let &[(y, ly), (h, lh), (b, lb)] = inputs else {
+            candle_core::bail!("{}: expected 3 inputs", Self::NAME)
+        };
+        let c = ly.shape().dims2()?.1;
+        let cpu = &candle_core::Device::Cpu;
+        let (h, b) = (
+            Tensor::from_slice(h, lh.shape(), cpu)?,
+            Tensor::from_slice(b, lb.shape(), cpu)?,
+        );
         let mut out = y.to_vec();
         for s in &self.spans {
             let hs = h.narrow(1, s.h_col, s.rank)?;
@@ -459,30 +490,7 @@ impl candle_core::CustomOp3 for LoraAdd {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        // H and B (small) as tensors again, for Candle's gemm.
-        fn tensor<T: Float>(s: &CpuStorage, l: &Layout) -> Result<Tensor> {
-            Tensor::from_slice(cpu_slice::<T>(s, l)?, l.shape(), &candle_core::Device::Cpu)
-        }
-        let (_, c) = l1.shape().dims2()?;
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(self.forward::<f32>(
-                    cpu_slice(s1, l1)?,
-                    c,
-                    &tensor::<f32>(s2, l2)?,
-                    &tensor::<f32>(s3, l3)?,
-                )?)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(self.forward::<f64>(
-                    cpu_slice(s1, l1)?,
-                    c,
-                    &tensor::<f64>(s2, l2)?,
-                    &tensor::<f64>(s3, l3)?,
-                )?)
-            }
-            _ => candle_core::bail!("lora-add: unsupported dtypes"),
-        };
+        let out = run_float(self, &[(s1, l1), (s2, l2), (s3, l3)])?;
         Ok((out, l1.shape().clone()))
     }
 
