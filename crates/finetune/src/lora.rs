@@ -327,7 +327,7 @@ impl Linear {
         if hs.is_empty() {
             return Ok(y);
         }
-        if let Some(out) = ops::lora_add(&y, &hs, &bs, spans.clone())? {
+        if let Some(out) = ops::lora_add(&y, &hs, &bs, &spans)? {
             return Ok(out);
         }
         // Elsewhere: each update as a full-width product, B zero-padded to the other parts'

@@ -166,7 +166,7 @@ pub(crate) fn lora_add(
     y: &Tensor,
     hs: &[Tensor],
     bs: &[Tensor],
-    spans: Vec<LoraSpan>,
+    spans: &[LoraSpan],
 ) -> Result<Option<Tensor>> {
     let dtype = y.dtype();
     let same = hs
@@ -179,7 +179,9 @@ pub(crate) fn lora_add(
     let y = y.contiguous()?;
     let h = Tensor::cat(hs, 1)?.contiguous()?;
     let b = Tensor::cat(bs, 0)?.contiguous()?;
-    let op = LoraAdd { spans };
+    let op = LoraAdd {
+        spans: spans.to_vec(),
+    };
     Ok(Some(if y.track_op() || h.track_op() || b.track_op() {
         y.apply_op3(&h, &b, op)?
     } else {
@@ -430,7 +432,7 @@ mod tests {
         ];
         let hs = [h1.as_tensor().clone(), h2.as_tensor().clone()];
         let bs = [b1.as_tensor().clone(), b2.as_tensor().clone()];
-        let fast = lora_add(y.as_tensor(), &hs, &bs, spans).unwrap().unwrap();
+        let fast = lora_add(y.as_tensor(), &hs, &bs, &spans).unwrap().unwrap();
         let p1 = h1
             .as_tensor()
             .matmul(&b1.as_tensor().pad_with_zeros(0, 0, 5).unwrap().t().unwrap())
