@@ -165,3 +165,91 @@ async fn help_exits_0() {
     out.expect_code(0);
     assert!(out.stdout.contains("--dry-run"), "{}", out.stdout);
 }
+
+#[tokio::test]
+async fn misspelt_local_model() {
+    let s = spec_with(
+        "providers:\n",
+        "providers:\n  - { id: small, type: local, model: smollm2-135m-instrukt }\n",
+    );
+    check(
+        &s,
+        "spec.yaml:8:38:",
+        "unknown model `smollm2-135m-instrukt` (did you mean `smollm2-135m-instruct`?)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fine_tune_base_model_that_is_not_a_model() {
+    let s = spec_with(
+        "generation:",
+        "finetunes:\n  - { id: ft, base_model: weights/fake.gguf, prompt: plain }\ngeneration:",
+    )
+    .replacen(
+        "  target: label\n",
+        "  target: label\n  split: { eval: 4, train: 4 }\n",
+        1,
+    );
+    let env = Env::without_server();
+    env.write_dataset(8);
+    env.write("weights/fake.gguf", "not a model at all");
+    env.write("spec.yaml", &s);
+    for cmd in ["validate", "run"] {
+        let out = env.run(&[cmd, "spec.yaml"]).await;
+        out.expect_code(1);
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("spec.yaml:25:"))
+            .unwrap_or_else(|| panic!("{cmd}: no spec.yaml:25: line in\n{}", out.stderr));
+        assert!(
+            line.contains("weights/fake.gguf") && line.contains("GGUF magic"),
+            "{line}"
+        );
+    }
+    assert!(!env.db().exists(), "bad input writes no database");
+}
+
+/// A dataset path that is a FIFO would block `validate` forever: it is refused as not a
+/// regular file, with the place in the spec.
+#[tokio::test]
+async fn dataset_that_is_a_fifo() {
+    let env = Env::without_server();
+    let made = std::process::Command::new("mkfifo")
+        .arg(env.path("data.jsonl"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    env.write_spec(&SpecOptions::default());
+    let out = env.run(&["validate", "spec.yaml"]).await;
+    out.expect_code(1);
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with("spec.yaml:4:9:")
+            && l.contains("data.jsonl")
+            && l.contains("not a regular file")),
+        "{}",
+        out.stderr
+    );
+}
+
+/// "Billion laughs": nine levels of nine aliases in a few hundred bytes. Refused at the alias
+/// that crosses the bound, long before memory runs out.
+#[tokio::test]
+async fn yaml_alias_bomb() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..9 {
+        let list = vec![format!("*a{}", level - 1); 9].join(", ");
+        bomb.push_str(&format!("a{level}: &a{level} [{list}]\n"));
+    }
+    assert!(bomb.len() < 600, "{}", bomb.len());
+    let env = Env::without_server();
+    env.write("spec.yaml", &bomb);
+    let out = env.run(&["validate", "spec.yaml"]).await;
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("spec.yaml:5:") && out.stderr.contains("more than 10000 nodes"),
+        "{}",
+        out.stderr
+    );
+}

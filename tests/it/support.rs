@@ -130,6 +130,9 @@ impl Env {
 
     pub fn write(&self, name: &str, content: &str) -> PathBuf {
         let path = self.path(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("creating a test folder");
+        }
         std::fs::write(&path, content).expect("writing a test file");
         path
     }

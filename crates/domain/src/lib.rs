@@ -244,6 +244,18 @@ impl fmt::Display for Device {
     }
 }
 
+/// Where a local model's weights come from, as `experiment` resolved a spec's `model:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "value")]
+pub enum ModelSource {
+    /// A known name or `hf:` id: found in the weights cache, or fetched there, when the run
+    /// starts.
+    Named(String),
+    /// A model file or folder on disk, checked to hold a model when the spec was loaded
+    /// (relative paths are already joined to the spec's folder).
+    Path(std::path::PathBuf),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,14 +99,49 @@ impl Drop for FileProblems<'_> {
     }
 }
 
+/// The largest data file read: a dataset is held in memory whole, with every row of it.
+pub(crate) const MAX_DATASET_BYTES: u64 = 1 << 30;
+
+/// The bytes of `path`, which must be a regular file (a FIFO would block, a device never end)
+/// of at most `limit` bytes; the errors say which rule the file breaks.
+pub(crate) fn read_regular_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file"
+        };
+        return Err(std::io::Error::other(format!("it is {what}")));
+    }
+    let too_big = || {
+        std::io::Error::other(format!(
+            "it is larger than the limit of {} MiB",
+            limit >> 20
+        ))
+    };
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 /// Reads every row of a data file; malformed rows are reported to `problems` and skipped.
-/// Errs only when the file cannot be read at all.
+/// Errs only when the file cannot be read at all (or is no regular file, or too large).
 pub(crate) fn read(
     path: &Path,
     format: Format,
     problems: &mut FileProblems<'_>,
 ) -> std::io::Result<Vec<RawRow>> {
-    let bytes = std::fs::read(path)?;
+    let bytes = read_regular_file(path, MAX_DATASET_BYTES)?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     Ok(match format {
         Format::Jsonl => read_jsonl(bytes, problems),

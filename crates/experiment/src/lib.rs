@@ -8,9 +8,11 @@
 //! `template` fills `{{field}}` placeholders; [`Plan::render`] adds few-shot demonstrations from
 //! the train split.
 //!
-//! Invariants: the raw structs never leave this crate; the only IO is reading the spec file and
-//! the dataset files it names (plus `$OPENAI_BASE_URL` in [`load`]); the same spec over the same
-//! data gives the same plan, split, demonstrations and hashes on every machine.
+//! Invariants: the raw structs never leave this crate; the only IO is reading the spec file, the
+//! dataset files it names (regular files, size-limited), and the headers of the local models it
+//! names or their place in the weights cache (through `models::locate`; nothing is fetched or
+//! loaded), plus `$OPENAI_BASE_URL` in [`load`]; the same spec over the same data gives the same
+//! plan, split, demonstrations and hashes on every machine.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -37,6 +39,9 @@ pub use raw::DEFAULT_OPENAI_BASE_URL;
 
 use crate::decode::Ctx;
 use crate::diagnostic::{Diagnostics, LineIndex};
+
+/// The largest spec file read (specs are a few kilobytes).
+const MAX_SPEC_BYTES: u64 = 1 << 20;
 
 /// Settings from outside the spec that [`load_with`] uses to fill defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,7 +71,7 @@ pub fn load(path: &Path) -> Result<Plan, SpecError> {
 /// [`load`] with explicit settings instead of the environment.
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Plan, SpecError> {
     let mut diags = Diagnostics::for_spec(path);
-    let bytes = match std::fs::read(path) {
+    let bytes = match dataset::read_regular_file(path, MAX_SPEC_BYTES) {
         Ok(b) => b,
         Err(e) => {
             diags.push(path, 1, 1, format!("cannot read the spec: {e}"));

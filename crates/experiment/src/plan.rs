@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use domain::{
     ArmKind, ComputeSpec, CostAssumptions, Decision, Device, GenerationParams, LoraHyper, Message,
-    Pricing, ScorerSpec,
+    ModelSource, Pricing, ScorerSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -129,8 +129,11 @@ pub struct OpenAiProviderSpec {
 pub struct LocalProviderSpec {
     /// Defaults to `model`.
     pub id: String,
-    /// A known model name (`smollm2-135m-instruct`) or a path to a `.gguf`/`.safetensors` model.
+    /// A known model name (`smollm2-135m-instruct`), an `hf:` id or a path to a
+    /// `.gguf`/`.safetensors` model, as the spec wrote it.
     pub model: String,
+    /// Where `model` was found (a relative path joined to the spec's folder).
+    pub weights: ModelSource,
     /// Default `cpu`.
     pub device: Device,
     /// Default 0.05 US dollars per hour.
@@ -155,11 +158,17 @@ pub struct PromptSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct FinetuneSpec {
     pub id: String,
-    /// A known model name or a path, as for local providers.
+    /// A known model name, `hf:` id or path, as for local providers, as the spec wrote it.
     pub base_model: String,
-    /// The prompt (an id in [`Plan::prompts`]) that formats each training example and eval item,
-    /// without demonstrations: see [`Plan::render_without_demos`].
+    /// Where `base_model` was found (a relative path joined to the spec's folder).
+    pub base_weights: ModelSource,
+    /// The prompt (an id in [`Plan::prompts`]) that formats each training example and eval item:
+    /// see [`Plan::render_finetune`].
     pub prompt: String,
+    /// Train (and answer) with the prompt's few-shot demonstrations (`train_with_demos: true`).
+    /// Default false: the adapter learns what the demonstrations would show, so a fine-tune's
+    /// examples and eval items are the prompt without them.
+    pub train_with_demos: bool,
     pub hyper: LoraHyper,
     pub compute: ComputeSpec,
 }
@@ -239,9 +248,13 @@ impl Plan {
         messages
     }
 
-    /// Messages for `item` with prompt `p` but no demonstrations: how a fine-tune formats its
-    /// training examples and eval items (the weights learn what the demos would show).
-    pub fn render_without_demos(&self, p: &PromptSpec, item: &Row) -> Vec<Message> {
+    /// Messages for `item` as fine-tune `ft` sees it, in training and on eval items alike: its
+    /// prompt `p` without demonstrations (the weights learn what the demos would show), or with
+    /// them when the spec says `train_with_demos: true`.
+    pub fn render_finetune(&self, ft: &FinetuneSpec, p: &PromptSpec, item: &Row) -> Vec<Message> {
+        if ft.train_with_demos || p.few_shot == 0 {
+            return self.render(p, item);
+        }
         let zero = PromptSpec {
             few_shot: 0,
             ..p.clone()

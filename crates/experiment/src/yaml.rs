@@ -5,6 +5,10 @@
 //! event). Plain scalars are typed by the YAML 1.2 core schema (`null`, `true`, `12`, `2.0e-4`);
 //! quoted and block scalars are always strings. This is deliberately not a general YAML library:
 //! it keeps only what specs need (no tags beyond `!!str`, aliases expanded by copy, one document).
+//!
+//! Expanding aliases by copy is what lets a few hundred bytes ask for gigabytes ("billion
+//! laughs"), and a spec arrives in pull requests: the nodes that aliases add, and the nesting
+//! depth, are bounded ([`MAX_ALIAS_NODES`], [`MAX_DEPTH`]), far above what any spec needs.
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 
@@ -181,11 +185,42 @@ enum Frame {
     },
 }
 
+/// Most nodes that aliases may add to a document, over all its aliases.
+pub(crate) const MAX_ALIAS_NODES: usize = 10_000;
+/// Most levels of nested lists and mappings.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// How many nodes `node` holds, itself included.
+fn size(node: &Node) -> usize {
+    match &node.value {
+        Value::Scalar { .. } => 1,
+        Value::Seq(items) => 1 + items.iter().map(size).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| size(k) + size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// The anchor name an alias at `pos` refers to, read from the source (`*name`).
+fn alias_name(src: &str, pos: Pos) -> String {
+    let rest: String = src.chars().skip(pos.index).collect();
+    let rest = rest.strip_prefix('*').unwrap_or(&rest);
+    rest.chars()
+        .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+        .take(40)
+        .collect()
+}
+
 /// Parses one YAML document. An empty document is a null scalar at 1:1.
 pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: std::collections::HashMap<usize, Node> = std::collections::HashMap::new();
+    let mut anchors: std::collections::HashMap<usize, (Node, usize)> =
+        std::collections::HashMap::new();
     let mut docs: Vec<Node> = Vec::new();
+    let mut expanded = 0usize;
 
     for event in Parser::new_from_str(src) {
         let (event, span) = event.map_err(|e| SyntaxError {
@@ -206,13 +241,25 @@ pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
                 Some((node, anchor))
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(n) => Some((
-                    Node {
-                        pos,
-                        value: n.value.clone(),
-                    },
-                    0,
-                )),
+                Some((n, n_size)) => {
+                    expanded += n_size;
+                    if expanded > MAX_ALIAS_NODES {
+                        return Err(SyntaxError {
+                            pos,
+                            message: format!(
+                                "aliases expand to more than {MAX_ALIAS_NODES} nodes (here                                  `*{}` adds {n_size}); write the values out instead",
+                                alias_name(src, pos)
+                            ),
+                        });
+                    }
+                    Some((
+                        Node {
+                            pos,
+                            value: n.value.clone(),
+                        },
+                        0,
+                    ))
+                }
                 None => {
                     return Err(SyntaxError {
                         pos,
@@ -220,6 +267,12 @@ pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
                     });
                 }
             },
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
+                return Err(SyntaxError {
+                    pos,
+                    message: format!("lists and mappings nest deeper than {MAX_DEPTH} levels"),
+                });
+            }
             Event::SequenceStart(anchor, _) => {
                 stack.push(Frame::Seq {
                     pos,
@@ -269,7 +322,7 @@ pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
             continue;
         };
         if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+            anchors.insert(anchor, (node.clone(), size(&node)));
         }
         match stack.last_mut() {
             Some(Frame::Seq { items, .. }) => items.push(node),
@@ -353,6 +406,33 @@ mod tests {
         };
         assert_eq!(entries[0].1.value, entries[1].1.value);
         assert_eq!(entries[1].1.pos.line, 2);
+    }
+
+    /// Nine levels of nine aliases would be 9^9 nodes: refused at the alias that crosses the
+    /// bound, naming it, before the memory is spent.
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..9 {
+            let prev = format!("*a{}", level - 1);
+            let list = [prev.as_str(); 9].join(", ");
+            src.push_str(&format!("a{level}: &a{level} [{list}]\n"));
+        }
+        let e = parse(&src).unwrap_err();
+        assert!(e.message.contains("more than 10000 nodes"), "{e:?}");
+        assert!(e.message.contains("`*a3`"), "{e:?}");
+        assert_eq!(e.pos.line, 5);
+        // Aliases within the bound still expand.
+        assert!(parse("a: &a [1, 2]\nb: [*a, *a]\n").is_ok());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let e = parse(&deep).unwrap_err();
+        assert!(e.message.contains("deeper than 64"), "{e:?}");
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

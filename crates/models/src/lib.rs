@@ -13,8 +13,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod locate;
 mod pull;
 
+pub use locate::{Located, check_model_files, locate, locate_in};
 pub use pull::{FetchError, PullOptions, pull, pull_known, pull_with};
 
 /// A model we can fetch by name.
@@ -274,10 +276,7 @@ pub fn resolve_in(home: &Path, name_or_path: &str) -> Result<ResolvedModel, Erro
         None if looks_like_path(name_or_path) => Err(Error::NotFound {
             path: as_path.to_path_buf(),
         }),
-        None => Err(Error::UnknownModel {
-            name: name_or_path.to_string(),
-            known: KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
-        }),
+        None => Err(Error::unknown(name_or_path)),
     }
 }
 
@@ -300,6 +299,8 @@ pub enum Error {
     UnknownModel { name: String, known: String },
     #[error("model path {path} does not exist")]
     NotFound { path: PathBuf },
+    #[error("{path} is not a model the local engine can read: {reason}")]
+    NotAModel { path: PathBuf, reason: String },
     #[error("could not fetch {name}; to fetch it by hand: {manual_command}")]
     Fetch {
         name: String,
@@ -310,6 +311,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::UnknownModel`] for `name`, listing the known models.
+    pub(crate) fn unknown(name: &str) -> Error {
+        Error::UnknownModel {
+            name: name.to_string(),
+            known: KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+        }
+    }
+
     /// The download failure behind an [`Error::Fetch`].
     pub fn fetch_error(&self) -> Option<&FetchError> {
         match self {

@@ -108,14 +108,7 @@ pub async fn pull_with(
     opts: &PullOptions,
     progress: impl FnMut(u64, Option<u64>),
 ) -> Result<PathBuf, Error> {
-    let model = ModelRef::parse(name).ok_or_else(|| Error::UnknownModel {
-        name: name.to_string(),
-        known: crate::known()
-            .iter()
-            .map(|m| m.name)
-            .collect::<Vec<_>>()
-            .join(", "),
-    })?;
+    let model = ModelRef::parse(name).ok_or_else(|| Error::unknown(name))?;
     let fetched = match &model {
         ModelRef::Known(known) => return pull_known(known, opts, progress).await,
         ModelRef::HuggingFace { repo, file } => {

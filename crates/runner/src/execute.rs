@@ -160,7 +160,7 @@ pub(crate) async fn execute(
                         .train
                         .iter()
                         .map(|row| finetune::job::Example {
-                            messages: plan.render(&prompt, row),
+                            messages: plan.render_finetune(spec, &prompt, row),
                             answer: row.target.clone(),
                         })
                         .collect();
@@ -168,7 +168,7 @@ pub(crate) async fn execute(
                         .iter()
                         .map(|&i| finetune::job::EvalPrompt {
                             item_id: rows[i].id.clone(),
-                            messages: plan.render(&prompt, &rows[i]),
+                            messages: plan.render_finetune(spec, &prompt, &rows[i]),
                         })
                         .collect();
                     (train, eval)

@@ -11,12 +11,12 @@
 //! blocks the async runtime on model work, never holds more futures than there are free slots,
 //! and never records or logs an API key (keys live in [`domain::Secret`] from the environment).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use domain::{GenerationParams, RunStatus, ScoreRecord, ScorerSpec, Secret};
-use experiment::{Plan, ProviderSpec};
+use experiment::{ArmPlan, OpenAiProviderSpec, Plan, ProviderSpec};
 use store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,7 @@ mod hosted;
 mod local;
 mod lookahead;
 mod plan;
+mod preflight;
 mod worker;
 mod writer;
 
@@ -36,6 +37,7 @@ pub use events::{ArmStart, Event};
 /// Process settings for local models on the CPU; `run` applies them before it starts.
 pub use finetune::cpu_env;
 pub use plan::{ArmEstimate, Estimate, check_options, estimate};
+pub use preflight::{MissingKey, missing_keys};
 pub use worker::{WORKER_ENV, find_worker};
 
 use execute::{execute, plan_without_rows};
@@ -208,6 +210,52 @@ impl Shared {
     }
 }
 
+/// The scheduling lane of a hosted provider whose key is set.
+async fn lane(
+    spec: &OpenAiProviderSpec,
+    key: Secret,
+    events: &events::Emitter,
+) -> Result<Lane, Error> {
+    let base_url = plan::base_url(spec);
+    let pricing = match plan::pricing(spec) {
+        Some(p) => p,
+        None => {
+            events
+                .note(format!(
+                    "provider {}: no known price for model {}; its calls are recorded at $0",
+                    spec.id, spec.model
+                ))
+                .await;
+            domain::Pricing {
+                input_per_mtok: 0.0,
+                output_per_mtok: 0.0,
+            }
+        }
+    };
+    let endpoint = providers::Endpoint {
+        id: spec.id.clone(),
+        base_url: base_url.clone(),
+        model: spec.model.clone(),
+        api_key: Some(key),
+        max_concurrency: spec.max_concurrency.max(1),
+        requests_per_minute: spec.requests_per_minute,
+        timeout: Duration::try_from_secs_f64(spec.timeout_secs).unwrap_or(Duration::from_secs(60)),
+        max_retries: spec.max_retries,
+        pricing,
+    };
+    let client = providers::Client::new(endpoint).map_err(|source| Error::Client {
+        provider: spec.id.clone(),
+        source,
+    })?;
+    Ok(Lane::new(
+        client,
+        base_url,
+        spec.model.clone(),
+        pricing,
+        spec.max_concurrency.max(1),
+    ))
+}
+
 /// Runs (or resumes) the experiment. See the crate docs for what happens and in which order.
 pub async fn run(
     plan: &Plan,
@@ -227,9 +275,25 @@ pub async fn run(
     }
 
     // Providers first: which hosted ones have a key (and a client), which are skipped.
+    let missing = preflight::missing_for(plan, &selected, &opts.secrets);
+    preflight::refuse_if_nothing_runs(&selected, &missing)?;
+    for m in &missing {
+        events
+            .note(format!(
+                "skipping provider {}: {} is not set (its arms do not run)",
+                m.provider, m.env
+            ))
+            .await;
+    }
+    let skipped: Vec<(String, String)> = missing
+        .iter()
+        .flat_map(|m| {
+            m.arms
+                .iter()
+                .map(|a| (a.clone(), format!("{} is not set", m.env)))
+        })
+        .collect();
     let mut clients: HashMap<String, Lane> = HashMap::new();
-    let mut skipped: Vec<(String, String)> = Vec::new();
-    let mut skipped_providers: HashSet<String> = HashSet::new();
     for provider in &plan.providers {
         let ProviderSpec::OpenAi(spec) = provider else {
             continue;
@@ -241,88 +305,14 @@ pub async fn run(
             continue;
         }
         let Some(key) = opts.secrets.get(&spec.api_key_env) else {
-            skipped_providers.insert(spec.id.clone());
             continue;
         };
-        let base_url = plan::base_url(spec);
-        let pricing = match plan::pricing(spec) {
-            Some(p) => p,
-            None => {
-                events
-                    .note(format!(
-                        "provider {}: no known price for model {}; its calls are recorded at $0",
-                        spec.id, spec.model
-                    ))
-                    .await;
-                domain::Pricing {
-                    input_per_mtok: 0.0,
-                    output_per_mtok: 0.0,
-                }
-            }
-        };
-        let endpoint = providers::Endpoint {
-            id: spec.id.clone(),
-            base_url: base_url.clone(),
-            model: spec.model.clone(),
-            api_key: Some(key),
-            max_concurrency: spec.max_concurrency.max(1),
-            requests_per_minute: spec.requests_per_minute,
-            timeout: Duration::try_from_secs_f64(spec.timeout_secs)
-                .unwrap_or(Duration::from_secs(60)),
-            max_retries: spec.max_retries,
-            pricing,
-        };
-        let client = providers::Client::new(endpoint).map_err(|source| Error::Client {
-            provider: spec.id.clone(),
-            source,
-        })?;
-        clients.insert(
-            spec.id.clone(),
-            Lane::new(
-                client,
-                base_url,
-                spec.model.clone(),
-                pricing,
-                spec.max_concurrency.max(1),
-            ),
-        );
+        clients.insert(spec.id.clone(), lane(spec, key, &events).await?);
     }
-    let mut arms = Vec::new();
-    for arm in selected {
-        match arm.provider.as_deref() {
-            Some(p) if skipped_providers.contains(p) => {
-                let env = match plan.provider(p) {
-                    Some(ProviderSpec::OpenAi(s)) => s.api_key_env.clone(),
-                    _ => String::new(),
-                };
-                skipped.push((arm.arm.clone(), format!("{env} is not set")));
-            }
-            _ => arms.push(arm),
-        }
-    }
-    for provider in &skipped_providers {
-        let env = match plan.provider(provider) {
-            Some(ProviderSpec::OpenAi(s)) => s.api_key_env.as_str(),
-            _ => "",
-        };
-        events
-            .note(format!(
-                "skipping provider {provider}: {env} is not set (its arms do not run)"
-            ))
-            .await;
-    }
-
-    if arms.is_empty() {
-        let mut reasons: Vec<String> = skipped_providers
-            .iter()
-            .map(|p| match plan.provider(p) {
-                Some(ProviderSpec::OpenAi(s)) => format!("provider {p} needs {}", s.api_key_env),
-                _ => format!("provider {p}"),
-            })
-            .collect();
-        reasons.sort();
-        return Err(Error::NothingToRun { reasons });
-    }
+    let arms: Vec<ArmPlan> = selected
+        .into_iter()
+        .filter(|a| !skipped.iter().any(|(s, _)| s == &a.arm))
+        .collect();
 
     // The run: resume the newest unfinished one with this spec unless asked not to.
     let resumable = if opts.new {

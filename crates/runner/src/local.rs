@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{CallRecord, Device, Message};
+use domain::{CallRecord, Device, Message, ModelSource};
 use experiment::LocalProviderSpec;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -54,7 +54,7 @@ pub(crate) async fn run_provider(
         guard = device_lock.lock_owned() => guard,
         () = stop.cancelled() => return LocalOutcome::default(),
     };
-    let path = match resolve_model(&provider.model, &events).await {
+    let path = match resolve_model(&provider.weights, &events).await {
         Ok(path) => path,
         Err(message) => {
             events
@@ -238,9 +238,17 @@ pub(crate) fn failed_call(arm: &str, item: &str, error: String) -> CallRecord {
     }
 }
 
-/// The model's weights on disk: a path as given, a cached known model, or a known model fetched
-/// now (with download progress as events). The error is a sentence for the user.
-pub(crate) async fn resolve_model(name: &str, events: &Emitter) -> Result<PathBuf, String> {
+/// The model's weights on disk: a path the spec gave (checked when it was loaded), a cached
+/// known model, or a known model fetched now (with download progress as events). The error is
+/// a sentence for the user.
+pub(crate) async fn resolve_model(
+    source: &ModelSource,
+    events: &Emitter,
+) -> Result<PathBuf, String> {
+    let name = match source {
+        ModelSource::Path(path) => return Ok(path.clone()),
+        ModelSource::Named(name) => name,
+    };
     match models::resolve(name) {
         Ok(resolved) => Ok(resolved.path),
         Err(models::Error::NotCached { name, pull_command }) => {

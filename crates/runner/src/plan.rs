@@ -8,7 +8,7 @@ use experiment::{ArmPlan, OpenAiProviderSpec, Plan, ProviderSpec, Row};
 use serde::Serialize;
 
 use crate::budget::{call_cost_upper_bound, prompt_tokens_upper_bound};
-use crate::{Error, RunOptions};
+use crate::{Error, RunOptions, preflight};
 
 /// The arms selected by `--arms` (all of them without it), in the plan's order.
 pub(crate) fn select_arms(plan: &Plan, filter: Option<&[String]>) -> Result<Vec<ArmPlan>, Error> {
@@ -30,12 +30,16 @@ pub(crate) fn select_arms(plan: &Plan, filter: Option<&[String]>) -> Result<Vec<
         .collect())
 }
 
-/// Checks what the options ask of the plan (known arms, some items) without doing anything, so
-/// the CLI can refuse bad input before it opens the database.
+/// Checks what the options ask of the plan (known arms, some items, an API key for at least one
+/// selected arm) without doing anything, so the CLI can refuse before it opens the database.
 pub fn check_options(plan: &Plan, opts: &RunOptions) -> Result<(), Error> {
-    select_arms(plan, opts.arms.as_deref())?;
+    let selected = select_arms(plan, opts.arms.as_deref())?;
     if eval_rows(plan, opts.limit).is_empty() {
         return Err(Error::NoItems);
+    }
+    if !opts.dry_run {
+        let missing = preflight::missing_for(plan, &selected, &opts.secrets);
+        preflight::refuse_if_nothing_runs(&selected, &missing)?;
     }
     Ok(())
 }

@@ -425,7 +425,7 @@ async fn prepare(
     out_dir: &Path,
     events: &Emitter,
 ) -> Result<PathBuf, String> {
-    let base_model = resolve_model(&ft.spec.base_model, events).await?;
+    let base_model = resolve_model(&ft.spec.base_weights, events).await?;
     let job = FinetuneJob {
         resume: ctx.resume,
         arm: ft.arm.to_string(),

@@ -12,6 +12,7 @@ const FINETUNE: &[&str] = &[
     "id",
     "base_model",
     "prompt",
+    "train_with_demos",
     "adapter",
     "lora_r",
     "lora_alpha",
@@ -55,6 +56,7 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
             id: None,
             base_model: None,
             prompt: None,
+            train_with_demos: false,
             hyper: d,
             compute: ComputeSpec::default(),
         };
@@ -178,6 +180,7 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
         id: id(cx, &f, true),
         base_model: f.req_string(cx, "base_model"),
         prompt: f.req_string(cx, "prompt"),
+        train_with_demos: f.bool(cx, "train_with_demos").is_some_and(|s| s.value),
         hyper,
         compute,
     }

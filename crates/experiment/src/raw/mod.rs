@@ -102,6 +102,8 @@ pub(crate) struct RawSplit {
 /// counts for duplicate checks.
 pub(crate) struct RawProvider {
     pub id: Option<Spanned<String>>,
+    /// `model:` as written, for pointing at it when the model cannot be found.
+    pub model: Option<Spanned<String>>,
     pub spec: Option<ProviderSpec>,
 }
 
@@ -116,6 +118,7 @@ pub(crate) struct RawFinetune {
     pub id: Option<Spanned<String>>,
     pub base_model: Option<Spanned<String>>,
     pub prompt: Option<Spanned<String>>,
+    pub train_with_demos: bool,
     pub hyper: LoraHyper,
     pub compute: ComputeSpec,
 }

@@ -2,7 +2,7 @@
 //! (Candle in-process), each with its own keys and defaults. Unique ids are checked in
 //! `validate`, not here.
 
-use domain::{Device, Pricing};
+use domain::{Device, ModelSource, Pricing};
 
 use super::{Defaults, RawProvider, device, id, non_negative, positive};
 use crate::decode::{Ctx, Fields, fields, suggest};
@@ -45,6 +45,7 @@ pub(super) fn provider(cx: &mut Ctx<'_>, node: &Node, defaults: &Defaults) -> Ra
     let Some(f) = fields(cx, node, "a provider", PROVIDER, &[]) else {
         return RawProvider {
             id: None,
+            model: None,
             spec: None,
         };
     };
@@ -118,6 +119,8 @@ pub(super) fn provider(cx: &mut Ctx<'_>, node: &Node, defaults: &Defaults) -> Ra
                     Some(ProviderSpec::Local(LocalProviderSpec {
                         id: id.value.clone(),
                         model: model.value.clone(),
+                        // `validate` resolves paths against the spec's folder.
+                        weights: ModelSource::Named(model.value.clone()),
                         device,
                         cost_per_hour,
                         batch_size,
@@ -128,7 +131,7 @@ pub(super) fn provider(cx: &mut Ctx<'_>, node: &Node, defaults: &Defaults) -> Ra
         }
         None => None,
     };
-    RawProvider { id, spec }
+    RawProvider { id, model, spec }
 }
 
 fn openai(cx: &mut Ctx<'_>, f: &Fields<'_>, defaults: &Defaults) -> Option<OpenAiProviderSpec> {

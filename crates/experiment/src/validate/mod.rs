@@ -4,9 +4,10 @@
 //! target, and few-shot prompts and fine-tunes have train rows to draw on.
 //!
 //! Like `raw`, this reports every problem it can find rather than the first; unlike `raw`, it
-//! reads files (the datasets the spec names, and nothing else).
+//! reads files (the datasets the spec names, and the headers of its local models).
 
 mod data;
+mod weights;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -15,7 +16,7 @@ use domain::{CostAssumptions, Decision, GenerationParams, ScorerKind, ScorerSpec
 
 use crate::decode::{Ctx, Spanned, all_of, one_of, suggest};
 use crate::diagnostic::LineIndex;
-use crate::plan::{Dataset, FinetuneSpec, PromptSpec, ProviderSpec};
+use crate::plan::{Dataset, FinetuneSpec, LocalProviderSpec, PromptSpec, ProviderSpec};
 use crate::raw::{RawDataset, RawSpec, scorer_spec};
 use crate::template;
 use crate::yaml::Pos;
@@ -199,12 +200,34 @@ pub(crate) fn validate(
         }
     }
 
+    // Every model is looked for, so one run of `validate` reports each missing one.
+    let provider_weights: Vec<_> = raw
+        .providers
+        .iter()
+        .map(|p| match (&p.spec, &p.model) {
+            (Some(ProviderSpec::Local(_)), Some(m)) => weights::source(cx, m, spec_dir),
+            _ => None,
+        })
+        .collect();
+    let base_weights: Vec<_> = raw
+        .finetunes
+        .iter()
+        .map(|f| weights::source(cx, f.base_model.as_ref()?, spec_dir))
+        .collect();
+
     // Assemble only what is complete; any gap has been reported above.
     let name = raw.name.as_ref()?.value.clone();
     let providers = raw
         .providers
         .iter()
-        .map(|p| p.spec.clone())
+        .zip(provider_weights)
+        .map(|(p, found)| match p.spec.clone()? {
+            ProviderSpec::Local(local) => Some(ProviderSpec::Local(LocalProviderSpec {
+                weights: found?,
+                ..local
+            })),
+            hosted => Some(hosted),
+        })
         .collect::<Option<Vec<_>>>()?;
     let prompts = raw
         .prompts
@@ -221,11 +244,14 @@ pub(crate) fn validate(
     let finetunes = raw
         .finetunes
         .iter()
-        .map(|f| {
+        .zip(base_weights)
+        .map(|(f, base_weights)| {
             Some(FinetuneSpec {
                 id: f.id.as_ref()?.value.clone(),
                 base_model: f.base_model.as_ref()?.value.clone(),
+                base_weights: base_weights?,
                 prompt: f.prompt.as_ref()?.value.clone(),
+                train_with_demos: f.train_with_demos,
                 hyper: f.hyper.clone(),
                 compute: f.compute.clone(),
             })

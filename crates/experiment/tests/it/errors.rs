@@ -313,6 +313,7 @@ fn invalid_ids() {
             $DIR/spec.yaml:1:7: invalid name `my experiment`: use letters, digits, `-`, `_` and `.`
             $DIR/spec.yaml:3:19: invalid id `a@b`: ids may not be empty or contain spaces, `@` or `,`
             $DIR/spec.yaml:3:74: model `my model.gguf` cannot name arms: give this provider an `id`
+            $DIR/spec.yaml:3:74: model path $DIR/my model.gguf does not exist
             $DIR/spec.yaml:4:17: invalid id `zero shot`: ids may not be empty or contain spaces, `@` or `,`
         "#]],
     );
@@ -603,6 +604,29 @@ fn many_problems_are_reported_together_in_file_order() {
             $DIR/spec.yaml:9:30: `daily_requests` must be a number, found the string `lots`
             $DIR/spec.yaml:10:12: unknown field `hourly_rate`, did you mean `hourly_rate_usd`?
             $DIR/spec.yaml:11:21: unknown scorer `f1`: expected `equals`
+        "#]],
+    );
+}
+
+#[test]
+fn local_models_must_be_known_or_exist() {
+    check(
+        r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label, split: { eval: 2, train: 4 } }
+        providers:
+          - { id: a, type: local, model: smollm2-135m-instrukt }
+          - { id: b, type: local, model: llama }
+          - { id: c, type: local, model: weights/none.gguf }
+        prompts: [{ id: p, template: "{{text}}" }]
+        finetunes:
+          - { id: ft, base_model: SmolLM2-135M-Instruct, prompt: p }
+        "#,
+        expect![[r#"
+            $DIR/spec.yaml:4:34: unknown model `smollm2-135m-instrukt` (did you mean `smollm2-135m-instruct`?)
+            $DIR/spec.yaml:5:34: unknown model `llama`: expected a known model (smollm2-135m-instruct), `hf:owner/repo[:file]`, or a path to a .gguf/.safetensors model
+            $DIR/spec.yaml:6:34: model path $DIR/weights/none.gguf does not exist
+            $DIR/spec.yaml:9:27: unknown model `SmolLM2-135M-Instruct` (did you mean `smollm2-135m-instruct`?)
         "#]],
     );
 }

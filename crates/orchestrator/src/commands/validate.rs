@@ -1,20 +1,91 @@
-//! `orchestrator validate FILE`: checks a spec and its datasets before anything is spent, and
-//! says what the run would do. Errors print as `FILE:LINE:COL: message` (see `exit`).
+//! `orchestrator validate FILE`: checks a spec, its datasets and its local models before anything
+//! is spent, and says what the run would do: the arms, the models `run` will fetch first, and
+//! the providers whose API key is not set (a warning: `run` skips their arms). Errors print as
+//! `FILE:LINE:COL: message` (see `exit`).
 
 use std::path::PathBuf;
+
+use domain::ModelSource;
+use experiment::{Plan, ProviderSpec};
 
 use crate::exit::Exit;
 use crate::progress::plural;
 
-/// Check an experiment spec and its datasets; print every problem as FILE:LINE:COL: message.
+/// Check an experiment spec, its datasets and models; print every problem as FILE:LINE:COL:
+/// message.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The experiment YAML.
     pub file: PathBuf,
+
+    /// Print the resolved plan as YAML (every default filled in, the arms, the dataset's split
+    /// sizes and fingerprint) instead of the summary.
+    #[arg(long)]
+    pub print_plan: bool,
+}
+
+/// What `--print-plan` shows: the plan with the dataset's rows summarised.
+#[derive(serde::Serialize)]
+struct PrintedPlan<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    spec_hash: &'a str,
+    dataset: PrintedDataset<'a>,
+    arms: Vec<String>,
+    providers: &'a [ProviderSpec],
+    prompts: &'a [experiment::PromptSpec],
+    finetunes: &'a [experiment::FinetuneSpec],
+    generation: &'a domain::GenerationParams,
+    scorers: &'a [domain::ScorerSpec],
+    budget_max_cost_usd: Option<f64>,
+    costs: &'a domain::CostAssumptions,
+    decision: &'a domain::Decision,
+}
+
+#[derive(serde::Serialize)]
+struct PrintedDataset<'a> {
+    input: &'a str,
+    target: &'a str,
+    eval_items: usize,
+    train_items: usize,
+    seed: u64,
+    fingerprint: &'a str,
+}
+
+/// The plan as YAML, in the plan's own field order.
+fn plan_yaml(plan: &Plan) -> anyhow::Result<String> {
+    let printed = PrintedPlan {
+        name: &plan.name,
+        description: plan.description.as_deref(),
+        spec_hash: &plan.spec_hash,
+        dataset: PrintedDataset {
+            input: &plan.dataset.input_field,
+            target: &plan.dataset.target_field,
+            eval_items: plan.dataset.eval.len(),
+            train_items: plan.dataset.train.len(),
+            seed: plan.dataset.seed,
+            fingerprint: &plan.dataset.fingerprint,
+        },
+        arms: plan.arms().into_iter().map(|a| a.arm).collect(),
+        providers: &plan.providers,
+        prompts: &plan.prompts,
+        finetunes: &plan.finetunes,
+        generation: &plan.generation,
+        scorers: &plan.scorers,
+        budget_max_cost_usd: plan.budget_max_cost_usd,
+        costs: &plan.costs,
+        decision: &plan.decision,
+    };
+    Ok(serde_yaml::to_string(&printed)?)
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<Exit> {
     let plan = experiment::load(&args.file)?;
+    if args.print_plan {
+        print!("{}", plan_yaml(&plan)?);
+        warn_missing_keys(&plan)?;
+        return Ok(Exit::Ok);
+    }
     let arms = plan.arms();
     let eval = plan.dataset.eval.len() as u64;
     println!(
@@ -31,5 +102,57 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
     for arm in arms {
         println!("  {:<9} {}  ({})", arm.kind.as_str(), arm.arm, arm.model);
     }
+    for note in fetch_notes(&plan) {
+        println!("note: {note}");
+    }
+    warn_missing_keys(&plan)?;
     Ok(Exit::Ok)
+}
+
+/// A warning on stderr per hosted provider whose API key is not set: `run` skips its arms.
+fn warn_missing_keys(plan: &Plan) -> anyhow::Result<()> {
+    let opts = runner::RunOptions {
+        secrets: runner::Secrets::from_env(),
+        ..runner::RunOptions::default()
+    };
+    for m in runner::missing_keys(plan, &opts)? {
+        eprintln!(
+            "warning: provider {}: {} is not set; `run` skips its {} arm{} ({})",
+            m.provider,
+            m.env,
+            m.arms.len(),
+            plural(m.arms.len() as u64),
+            m.arms.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// One line per named model that is not in the cache yet: `run` fetches it first.
+fn fetch_notes(plan: &Plan) -> Vec<String> {
+    let local = plan.providers.iter().filter_map(|p| match p {
+        ProviderSpec::Local(l) => Some(&l.weights),
+        ProviderSpec::OpenAi(_) => None,
+    });
+    let bases = plan.finetunes.iter().map(|f| &f.base_weights);
+    let mut names: Vec<&str> = local
+        .chain(bases)
+        .filter_map(|w| match w {
+            ModelSource::Named(n) => Some(n.as_str()),
+            ModelSource::Path(_) => None,
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|name| matches!(models::resolve(name), Err(models::Error::NotCached { .. })))
+        .map(|name| match models::find(name) {
+            Some(known) => format!(
+                "model {name} is not downloaded yet: `run` fetches it first (about {} MB)",
+                known.approx_bytes.div_ceil(1_000_000)
+            ),
+            None => format!("model {name} is not downloaded yet: `run` fetches it first"),
+        })
+        .collect()
 }

@@ -116,7 +116,8 @@ fn worker_script(dir: &Path, mode: &str) -> PathBuf {
 
 fn spec(b: &Bench, url: &str) -> String {
     let model = b.path("base.gguf");
-    std::fs::write(&model, b"not really a model").unwrap();
+    // The GGUF magic passes `validate`; the fake worker never reads further.
+    std::fs::write(&model, b"GGUF, but not really a model").unwrap();
     let hosted = hosted_spec(url, 4, "");
     let hosted = hosted.replace(
         "dataset: { path: data.jsonl, input: text, target: label }",
