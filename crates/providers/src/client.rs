@@ -17,7 +17,7 @@ use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    CreateChatCompletionRequest, CreateChatCompletionResponse, StopConfiguration,
+    CreateChatCompletionRequest, CreateChatCompletionResponse, FinishReason, StopConfiguration,
 };
 use domain::{GenerationParams, Message, Role, Usage};
 use tokio::sync::Semaphore;
@@ -28,6 +28,12 @@ use crate::limiter::RateLimiter;
 use crate::retry::RetryPolicy;
 use crate::transport::{AttemptFailure, ChatTransport};
 use crate::{Answer, CallError, CallOutcome, Endpoint, Error, estimate_prompt_tokens};
+
+/// Reported prompt tokens are capped at this multiple of our estimate (a quarter token per
+/// character, so 16x allows four tokens per character: byte-level BPE's worst case) ...
+const PROMPT_USAGE_SLACK: u32 = 16;
+/// ... plus this many, for the chat template's own tokens.
+const PROMPT_USAGE_FLOOR: u32 = 256;
 
 /// A client for one endpoint. Cloning is cheap and clones share the limits, so all calls to one
 /// provider should go through clones of one `Client`.
@@ -212,10 +218,11 @@ impl Client {
     ) -> Result<Answer, Failed> {
         let inner = &*self.inner;
         let timeout = inner.endpoint.timeout;
+        let max_tokens = requested_max_tokens(&request);
         match tokio::time::timeout(timeout, inner.openai.chat().create(request)).await {
             Err(_) => Err(Failed::new(CallError::Timeout { after: timeout })),
             Ok(Err(e)) => Err(self.classify(e, timeout)),
-            Ok(Ok(response)) => self.answer(response, messages),
+            Ok(Ok(response)) => self.answer(response, messages, max_tokens),
         }
     }
 
@@ -223,6 +230,7 @@ impl Client {
         &self,
         response: CreateChatCompletionResponse,
         messages: &[Message],
+        max_tokens: Option<u32>,
     ) -> Result<Answer, Failed> {
         let Some(choice) = response.choices.into_iter().next() else {
             return Err(Failed::new(CallError::Malformed {
@@ -230,13 +238,22 @@ impl Client {
                 body_excerpt: String::new(),
             }));
         };
+        if choice.finish_reason == Some(FinishReason::ContentFilter) {
+            return Err(Failed::new(CallError::NoAnswer {
+                reason: "the provider's content filter withheld the answer".into(),
+            }));
+        }
         let message = choice.message;
-        let text = message.content.or(message.refusal).unwrap_or_default();
+        let Some(text) = message.content.or(message.refusal) else {
+            return Err(Failed::new(CallError::NoAnswer {
+                reason: "the response's message has `content: null`".into(),
+            }));
+        };
+        let text = self.inner.redactor.redact_key(&text);
         let usage = match response.usage {
-            Some(u) => Usage {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-            },
+            Some(u) => {
+                self.bounded_usage(u.prompt_tokens, u.completion_tokens, messages, max_tokens)
+            }
             None => {
                 // Some compatible servers omit `usage`; an estimate prices the call better
                 // than zero would.
@@ -256,6 +273,35 @@ impl Client {
             usage,
             cost_usd,
         })
+    }
+
+    /// The usage a server reports, within what the request allows: at most `max_tokens` answer
+    /// tokens, and prompt tokens at most a generous multiple of our own count, so a server that
+    /// claims 2^32 tokens cannot spend a budget it never used. Capping is logged as a warning.
+    fn bounded_usage(
+        &self,
+        prompt: u32,
+        completion: u32,
+        messages: &[Message],
+        max_tokens: Option<u32>,
+    ) -> Usage {
+        let prompt_cap = estimate_prompt_tokens(messages)
+            .saturating_mul(PROMPT_USAGE_SLACK)
+            .saturating_add(PROMPT_USAGE_FLOOR);
+        let completion_cap = max_tokens.unwrap_or(u32::MAX);
+        let usage = Usage {
+            prompt_tokens: prompt.min(prompt_cap),
+            completion_tokens: completion.min(completion_cap),
+        };
+        if usage.prompt_tokens < prompt || usage.completion_tokens < completion {
+            tracing::warn!(
+                endpoint = %self.inner.endpoint.id,
+                reported_prompt = prompt, reported_completion = completion,
+                capped_prompt = usage.prompt_tokens, capped_completion = usage.completion_tokens,
+                "the server reported more tokens than the request can use; priced at the cap"
+            );
+        }
+        usage
     }
 
     /// Turns an `async-openai` error into a redacted [`CallError`] plus retry hints.
@@ -369,6 +415,12 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The answer-token limit the request sets, in whichever field `build_request` used.
+#[allow(deprecated)]
+fn requested_max_tokens(request: &CreateChatCompletionRequest) -> Option<u32> {
+    request.max_completion_tokens.or(request.max_tokens)
 }
 
 /// OpenAI's reasoning models (o1, o3, o4, gpt-5) reject `max_tokens` and any temperature but

@@ -53,6 +53,11 @@ pub enum CallError {
     /// The request could not be built or sent at all (a client-side problem; never retried).
     #[error("invalid request: {message}")]
     InvalidRequest { message: String },
+    /// A success status whose choice holds no answer: `content: null` without a refusal, or
+    /// an answer withheld by the provider's content filter. Billed, so not retried at once
+    /// (another attempt would be billed again); a new run retries it.
+    #[error("no answer: {reason}")]
+    NoAnswer { reason: String },
 }
 
 impl CallError {
@@ -68,7 +73,7 @@ impl CallError {
             | CallError::Connection { .. }
             | CallError::Truncated { .. }
             | CallError::Malformed { .. } => true,
-            CallError::InvalidRequest { .. } => false,
+            CallError::InvalidRequest { .. } | CallError::NoAnswer { .. } => false,
         }
     }
 
@@ -107,6 +112,15 @@ impl Redactor {
         match collapsed.char_indices().nth(EXCERPT_CHARS) {
             Some((cut, _)) => format!("{}…", &collapsed[..cut]),
             None => collapsed,
+        }
+    }
+
+    /// `text` with the key replaced by `****`, and nothing else changed: for answers, which
+    /// are stored and cached whole (a server that echoes the key must not get it stored).
+    pub(crate) fn redact_key(&self, text: &str) -> String {
+        match &self.key {
+            Some(key) if text.contains(key.expose()) => text.replace(key.expose(), "****"),
+            _ => text.to_owned(),
         }
     }
 

@@ -28,6 +28,57 @@ pub enum Fault {
     /// Answers with `status` and a body that echoes the request's `Authorization` header, like a
     /// careless proxy would: lets tests check that a client never lets its key reach an error.
     EchoAuthorization { status: u16 },
+    /// `200 OK` whose message has `content: null` (and no refusal).
+    NullContent,
+    /// `200 OK` with `finish_reason: content_filter` and no content.
+    ContentFilter,
+    /// `200 OK` whose answer repeats the request's `Authorization` header: a server that echoes
+    /// the key into the text a client stores.
+    EchoKeyInAnswer,
+    /// `200 OK` whose answer holds terminal escape sequences (clear screen, window title) and a
+    /// bidi override.
+    EscapeSequences,
+    /// `200 OK` claiming this many prompt and completion tokens.
+    HugeUsage { tokens: u32 },
+}
+
+impl Fault {
+    /// Parses the command-line spelling: `rate-limited[:SECS]`, `server-error`, `stall:MS`,
+    /// `malformed`, `truncated`, `bad-request`, `echo-authorization[:STATUS]`, `null-content`,
+    /// `content-filter`, `echo-key`, `escapes`, `huge-usage[:TOKENS]`.
+    pub fn parse(s: &str) -> Result<Fault, String> {
+        let (kind, arg) = match s.split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (s, None),
+        };
+        let num = |default: f64| -> Result<f64, String> {
+            arg.map_or(Ok(default), |a| {
+                a.parse()
+                    .map_err(|_| format!("bad number {a:?} in fault {s:?}"))
+            })
+        };
+        Ok(match kind {
+            "rate-limited" => Fault::RateLimited {
+                retry_after_secs: num(1.0)?,
+            },
+            "server-error" => Fault::ServerError,
+            "stall" => Fault::Stall(Duration::from_millis(num(60_000.0)? as u64)),
+            "malformed" => Fault::MalformedJson,
+            "truncated" => Fault::TruncatedBody,
+            "bad-request" => Fault::BadRequest,
+            "echo-authorization" => Fault::EchoAuthorization {
+                status: num(400.0)? as u16,
+            },
+            "null-content" => Fault::NullContent,
+            "content-filter" => Fault::ContentFilter,
+            "echo-key" => Fault::EchoKeyInAnswer,
+            "escapes" => Fault::EscapeSequences,
+            "huge-usage" => Fault::HugeUsage {
+                tokens: num(f64::from(u32::MAX))? as u32,
+            },
+            _ => return Err(format!("unknown fault kind {kind:?}")),
+        })
+    }
 }
 
 /// When a [`FaultRule`] fires.

@@ -33,6 +33,19 @@ struct Args {
     /// Answer every K-th request with a 500 (0: never).
     #[arg(long, default_value_t = 0)]
     error_every: u64,
+    /// `MARKER=KIND`: every request whose prompt contains MARKER gets fault KIND (repeatable):
+    /// rate-limited[:SECS], server-error, stall:MS, malformed, truncated, bad-request,
+    /// echo-authorization[:STATUS], null-content, content-filter, echo-key, escapes,
+    /// huge-usage[:TOKENS].
+    #[arg(long = "fault", value_parser = parse_fault)]
+    faults: Vec<(String, Fault)>,
+}
+
+fn parse_fault(s: &str) -> Result<(String, Fault), String> {
+    let (marker, kind) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected MARKER=KIND, got {s:?}"))?;
+    Ok((marker.to_owned(), Fault::parse(kind)?))
 }
 
 fn parse_rule(s: &str) -> Result<(String, String), String> {
@@ -45,6 +58,9 @@ fn parse_rule(s: &str) -> Result<(String, String), String> {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let mut faults = FaultPlan::none();
+    for (marker, fault) in args.faults {
+        faults = faults.always(marker, fault);
+    }
     if args.error_every > 0 {
         faults = faults.every_kth(args.error_every, Fault::ServerError);
     }

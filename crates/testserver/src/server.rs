@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use futures::StreamExt;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::faults::{Fault, FaultState};
@@ -235,6 +236,29 @@ async fn chat_completions(
             json_response(StatusCode::OK, body)
         }
         Some(Fault::TruncatedBody) => truncated_response(completion()),
+        Some(Fault::NullContent) => {
+            edited_completion(completion(), |c| c["message"]["content"] = Value::Null)
+        }
+        Some(Fault::ContentFilter) => edited_completion(completion(), |c| {
+            c["message"]["content"] = Value::Null;
+            c["finish_reason"] = json!("content_filter");
+        }),
+        Some(Fault::EchoKeyInAnswer) => {
+            let echoed = format!("{answer} (you sent {})", authorization.unwrap_or("nothing"));
+            edited_completion(completion(), |c| c["message"]["content"] = json!(echoed))
+        }
+        Some(Fault::EscapeSequences) => {
+            let hostile = format!("\u{1b}[2J\u{1b}]0;pwned\u{7}{answer}\u{202e}desrever");
+            edited_completion(completion(), |c| c["message"]["content"] = json!(hostile))
+        }
+        Some(Fault::HugeUsage { tokens }) => {
+            let mut body: Value = serde_json::from_slice(&completion()).unwrap_or_default();
+            body["usage"] = json!({
+                "prompt_tokens": tokens, "completion_tokens": tokens,
+                "total_tokens": tokens.saturating_add(tokens),
+            });
+            json_response(StatusCode::OK, body.to_string().into_bytes())
+        }
         Some(Fault::EchoAuthorization { status }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             let message = format!(
@@ -257,8 +281,22 @@ fn fault_status(fault: &Fault) -> StatusCode {
         Fault::EchoAuthorization { status } => {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
         }
-        Fault::Stall(_) | Fault::MalformedJson | Fault::TruncatedBody => StatusCode::OK,
+        Fault::Stall(_)
+        | Fault::MalformedJson
+        | Fault::TruncatedBody
+        | Fault::NullContent
+        | Fault::ContentFilter
+        | Fault::EchoKeyInAnswer
+        | Fault::EscapeSequences
+        | Fault::HugeUsage { .. } => StatusCode::OK,
     }
+}
+
+/// A `200 OK` completion whose first choice `edit` changed.
+fn edited_completion(body: Vec<u8>, edit: impl FnOnce(&mut Value)) -> Response {
+    let mut value: Value = serde_json::from_slice(&body).unwrap_or_default();
+    edit(&mut value["choices"][0]);
+    json_response(StatusCode::OK, value.to_string().into_bytes())
 }
 
 /// `Retry-After` as whole seconds when `secs` is whole (the standard form), else a decimal.

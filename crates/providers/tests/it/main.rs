@@ -345,3 +345,5 @@ async fn client_debug_does_not_show_the_key() {
     assert!(!shown.contains(KEY), "{shown}");
     server.shutdown().await;
 }
+
+mod answers;
