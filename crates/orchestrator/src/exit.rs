@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-/// Exit codes, as DESIGN.md §4 and the README document them.
+/// Exit codes, as the README's table documents them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,

@@ -1,6 +1,6 @@
-//! The spec's shape: YAML v1 (DESIGN.md §3) read section by section into raw structs that keep
-//! each value's position. Here every key is checked against its section, every value against
-//! its type and range, and defaults are filled in from the `domain` types.
+//! The spec's shape: YAML v1 (the README's "A tour of the YAML") read section by section into raw
+//! structs that keep each value's position. Here every key is checked against its section, every
+//! value against its type and range, and defaults are filled in from the `domain` types.
 //!
 //! What this module does not check is anything that needs two places at once (a fine-tune's
 //! `prompt` naming a prompt, the decision metric naming a scorer, unique ids) or the dataset

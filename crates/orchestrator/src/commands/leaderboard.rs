@@ -1,5 +1,5 @@
 //! `orchestrator leaderboard`: one row per arm of a run, ranked by the decision metric, with
-//! quality ± 95% CI, cost, latency and tokens (DESIGN.md §4 lists the JSON fields).
+//! quality ± 95% CI, cost, latency and tokens (`report::LeaderboardRow` is the JSON shape).
 
 use std::path::Path;
 
