@@ -15,6 +15,7 @@ mod cache;
 mod dry_run;
 mod faults;
 mod full_run;
+mod hostile_output;
 mod report;
 mod resume;
 mod secrets;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::exit::Exit;
+use crate::output::outln;
 use crate::progress::plural;
 
 /// Check an experiment spec and its datasets; print every problem as FILE:LINE:COL: message.
@@ -17,7 +18,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
     let plan = experiment::load(&args.file)?;
     let arms = plan.arms();
     let eval = plan.dataset.eval.len() as u64;
-    println!(
+    outln!(
         "{}: ok — {} arm{}, {eval} eval item{}, {} train item{}, {} scorer{}",
         args.file.display(),
         arms.len(),
@@ -27,9 +28,9 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
         plural(plan.dataset.train.len() as u64),
         plan.scorers.len(),
         plural(plan.scorers.len() as u64),
-    );
+    )?;
     for arm in arms {
-        println!("  {:<9} {}  ({})", arm.kind.as_str(), arm.arm, arm.model);
+        outln!("  {:<9} {}  ({})", arm.kind.as_str(), arm.arm, arm.model)?;
     }
     Ok(Exit::Ok)
 }
