@@ -1,5 +1,5 @@
 //! A whole run against a healthy server: every arm answers every item, the leaderboard has the
-//! DESIGN.md §4 fields, `runs` lists the run, and `--arms`/`--limit` narrow the work.
+//! `report::LeaderboardRow` fields, `runs` lists the run, and `--arms`/`--limit` narrow the work.
 
 use std::time::Duration;
 

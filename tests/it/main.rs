@@ -3,9 +3,9 @@
 //! the binary as a child process, and checks exit codes, printed output, the server's request log
 //! and what `leaderboard`/`runs` read back from the database.
 //!
-//! The binary is built once per test process by `support::orchestrator_bin` (it runs
-//! `cargo build -p orchestrator` into this target directory, or takes `$ORCHESTRATOR_BIN`), since
-//! Cargo exposes `CARGO_BIN_EXE_*` only to the binary's own package. No test asserts on time.
+//! This test target belongs to the `orchestrator` package (see its `Cargo.toml`), so Cargo builds
+//! the binary first and `support::orchestrator_bin` is `CARGO_BIN_EXE_orchestrator` (or
+//! `$ORCHESTRATOR_BIN`). No test asserts on time. `tidy` checks the repository's invariants.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,8 +15,10 @@ mod cache;
 mod dry_run;
 mod faults;
 mod full_run;
+mod hostile_output;
 mod preflight;
 mod report;
 mod resume;
 mod secrets;
 mod support;
+mod tidy;

@@ -1,9 +1,8 @@
-//! Test scaffolding: building and locating the binary, a temp workspace with a spec, a dataset
+//! Test scaffolding: locating the binary, a temp workspace with a spec, a dataset
 //! and a database, the in-process test server, and running the binary with a clean environment.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use testserver::{ServerConfig, TestServer};
@@ -11,49 +10,13 @@ use testserver::{ServerConfig, TestServer};
 /// The API key tests hand the binary; it must never show up anywhere the binary writes.
 pub const SECRET: &str = "sk-test-SECRET";
 
-/// The `orchestrator` binary of this build, built on first use. `$ORCHESTRATOR_BIN` overrides.
-pub fn orchestrator_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("ORCHESTRATOR_BIN") {
-            return PathBuf::from(p);
-        }
-        // This test executable lives in <target>/<profile>/deps/.
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps layout")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let cargo = std::env::var("CARGO")
-            .ok()
-            .or_else(|| option_env!("CARGO").map(str::to_string))
-            .unwrap_or_else(|| "cargo".to_string());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(workspace)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "orchestrator",
-                "--bin",
-                "orchestrator",
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd
-            .status()
-            .expect("running cargo build for the orchestrator binary");
-        assert!(status.success(), "building the orchestrator binary failed");
-        profile_dir.join(format!("orchestrator{}", std::env::consts::EXE_SUFFIX))
-    })
+/// The `orchestrator` binary of this build: Cargo builds it before this test target, which
+/// belongs to its package. `$ORCHESTRATOR_BIN` overrides (to test an installed binary).
+pub fn orchestrator_bin() -> PathBuf {
+    std::env::var_os("ORCHESTRATOR_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_orchestrator")),
+        PathBuf::from,
+    )
 }
 
 /// What one invocation of the binary left.
@@ -97,7 +60,6 @@ pub struct Env {
 impl Env {
     /// A workspace with a server configured by `config`.
     pub async fn with_server(config: ServerConfig) -> Env {
-        orchestrator_bin();
         let server = testserver::spawn(config).await.expect("test server starts");
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
@@ -108,7 +70,6 @@ impl Env {
 
     /// A workspace without a server (validation, dry runs).
     pub fn without_server() -> Env {
-        orchestrator_bin();
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
             server: None,

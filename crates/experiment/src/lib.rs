@@ -1,5 +1,5 @@
-//! experiment: an experiment spec (YAML v1, DESIGN.md §3) and its datasets become a validated
-//! [`Plan`], or a [`SpecError`] listing every problem as `FILE:LINE:COL: message`.
+//! experiment: an experiment spec (YAML v1, toured in the README) and its datasets become a
+//! validated [`Plan`], or a [`SpecError`] listing every problem as `FILE:LINE:COL: message`.
 //!
 //! The pipeline is parse → shape → meaning: `yaml` builds a tree that remembers positions,
 //! `raw` checks keys, types and ranges section by section, `validate` checks what spans sections

@@ -5,7 +5,9 @@
 
 use std::process::ExitCode;
 
-/// Exit codes, as DESIGN.md §4 and the README document them.
+use crate::output::errln;
+
+/// Exit codes, as the README's table documents them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,
@@ -44,21 +46,26 @@ pub fn report_error(err: &anyhow::Error) -> Exit {
         .find_map(|c| c.downcast_ref::<experiment::SpecError>())
     {
         for d in &spec.diagnostics {
-            eprintln!("{d}");
+            errln!("{}", safe(&d.to_string()));
         }
         let n = spec.diagnostics.len();
-        eprintln!(
+        errln!(
             "error: the experiment has {n} problem{}",
             if n == 1 { "" } else { "s" }
         );
         return Exit::BadInput;
     }
-    eprintln!("error: {err:#}");
+    errln!("error: {}", safe(&format!("{err:#}")));
     if is_bad_input(err) {
         Exit::BadInput
     } else {
         Exit::Internal
     }
+}
+
+/// Messages quote datasets and servers: their control characters are shown, not obeyed.
+fn safe(message: &str) -> std::borrow::Cow<'_, str> {
+    report::escape(message, report::Sink::Text)
 }
 
 fn is_bad_input(err: &anyhow::Error) -> bool {

@@ -16,6 +16,7 @@ use clap::{ArgAction, Parser, Subcommand};
 mod commands;
 mod exit;
 mod logging;
+mod output;
 mod progress;
 
 use exit::Exit;
@@ -89,7 +90,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("error: starting the async runtime failed: {err}");
+            output::errln!("error: starting the async runtime failed: {err}");
             return Exit::Internal.into();
         }
     };
@@ -106,6 +107,8 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match outcome {
         Ok(code) => code.into(),
+        // The reader of our output went away (`| head`): nothing is wrong, nothing to say.
+        Err(err) if output::is_broken_pipe(&err) => Exit::Ok.into(),
         Err(err) => exit::report_error(&err).into(),
     }
 }

@@ -104,14 +104,20 @@ impl Ui {
             Event::CallFailed { arm, item, error } => {
                 self.failures += 1;
                 if self.failures <= FAILURES_SHOWN {
-                    self.say(&format!("failed: {arm} item {item}: {error}"));
+                    // Ids come from the dataset and errors from servers: shown, never obeyed.
+                    self.say(&format!(
+                        "failed: {} item {}: {}",
+                        line(&arm),
+                        line(&item),
+                        line(&error)
+                    ));
                 } else if self.failures == FAILURES_SHOWN + 1 {
                     self.say(
                         "(further failures are counted, not shown; see `orchestrator leaderboard`)",
                     );
                 }
             }
-            Event::Note(text) => self.say(&format!("note: {text}")),
+            Event::Note(text) => self.say(&format!("note: {}", line(&text))),
             Event::ModelDownload { model, done, total } => {
                 let bar = self.download.get_or_insert_with(|| {
                     let bar = self.bars.add(ProgressBar::no_length());
@@ -227,6 +233,11 @@ fn clock(d: Duration) -> String {
     } else {
         format!("{}m{:02}s", s / 60, s % 60)
     }
+}
+
+/// Text from outside (servers, datasets, workers) as one terminal line.
+fn line(text: &str) -> std::borrow::Cow<'_, str> {
+    report::escape(text, report::Sink::Line)
 }
 
 pub fn plural(n: u64) -> &'static str {

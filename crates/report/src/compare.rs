@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use domain::{CallRecord, RunResults};
 use serde::{Deserialize, Serialize};
 
+use crate::escape::{Sink, escape};
 use crate::format::{self, Align, Format, Table};
 use crate::leaderboard::{ResultIndex, metrics, succeeded};
 
@@ -276,7 +277,8 @@ pub fn render_compare(c: &Comparison, format: Format) -> String {
             if !c.disagreements.is_empty() {
                 out.push_str(&disagreement_table(c, true, |t: &Table<'_>| t.text()));
             }
-            out
+            // The summary and heading name the arms; cells are escaped already.
+            escape(&out, Sink::Text).into_owned()
         }
         Format::Markdown => {
             let mut out = format!("**{}**\n\n", format::markdown_cell(&summary(c)));
@@ -289,7 +291,7 @@ pub fn render_compare(c: &Comparison, format: Format) -> String {
                 out.push('\n');
                 out.push_str(&disagreement_table(c, false, |t: &Table<'_>| t.markdown()));
             }
-            out
+            escape(&out, Sink::Text).into_owned()
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The cost model of DESIGN.md §5, computed on what a run measured plus what the spec assumes:
-//! per-request cost, upfront cost, fixed monthly cost, the total over the horizon, time-to-ship,
-//! and the share of the total that is staff time.
+//! The cost model of the decision report, computed on what a run measured plus what the spec
+//! assumes: per-request cost, upfront cost, fixed monthly cost, the total over the horizon,
+//! time-to-ship, and the share of the total that is staff time.
 //!
 //! Everything here is arithmetic on plain records, so every figure can be checked by hand. It
 //! deliberately does not choose an arm (`decision` does) nor format numbers for people (`render`).
@@ -313,7 +313,7 @@ pub fn pricing_for(
     }
 }
 
-/// The cost model of DESIGN.md §5 for one arm.
+/// The cost model for one arm.
 ///
 /// - cost per request: hosted, mean tokens × price (half with `batch_api`), or the mean recorded
 ///   cost of uncached calls when the price is unknown; compute, mean compute seconds × hourly
@@ -321,7 +321,7 @@ pub fn pricing_for(
 /// - upfront: prompt, `prompt_iteration_hours × rate + eval spend`; fine-tune,
 ///   `train_seconds × hourly price + data_prep_hours × rate + eval spend`;
 /// - fixed monthly: fine-tune, `finetune_hourly_usd × 730 + mlops_hours_per_month × rate`;
-///   prompt arms, 0 (DESIGN §5 charges serving and upkeep to the fine-tune only);
+///   prompt arms, 0 (the model charges serving and upkeep to the fine-tune only);
 /// - time-to-ship: the same declared staff hours, plus measured eval and training hours.
 pub fn arm_cost(
     kind: ArmKind,

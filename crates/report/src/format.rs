@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::escape::{Sink, escape};
+
 /// How `leaderboard` and `compare` print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,11 +90,11 @@ pub(crate) struct Table<'a> {
 impl Table<'_> {
     /// Columns padded to their widest cell (counted in chars), two spaces apart, no trailing
     /// whitespace; every line ends with a newline. Line breaks and tabs inside a cell print as
-    /// spaces, so a row stays on one line.
+    /// spaces, so a row stays on one line; other control characters are shown escaped.
     pub(crate) fn text(&self) -> String {
         let one_line = |row: &Vec<String>| -> Vec<String> {
             row.iter()
-                .map(|cell| cell.replace(['\r', '\n', '\t'], " "))
+                .map(|cell| escape(&cell.replace(['\r', '\n', '\t'], " "), Sink::Line).into_owned())
                 .collect()
         };
         let header = one_line(&self.header);
@@ -151,12 +153,15 @@ impl Table<'_> {
         out
     }
 
-    /// CSV: the header, then the rows, quoted where a cell needs it.
+    /// CSV: the header, then the rows, quoted where a cell needs it, each cell escaped for
+    /// spreadsheets ([`Sink::Csv`]).
     pub(crate) fn csv(&self) -> String {
         let mut writer = csv::Writer::from_writer(Vec::new());
         let written = std::iter::once(&self.header)
             .chain(self.rows)
-            .try_for_each(|row| writer.write_record(row));
+            .try_for_each(|row| {
+                writer.write_record(row.iter().map(|cell| escape(cell, Sink::Csv).into_owned()))
+            });
         let bytes = written
             .map_err(|e| e.to_string())
             .and_then(|()| writer.into_inner().map_err(|e| e.to_string()));
@@ -169,13 +174,9 @@ impl Table<'_> {
     }
 }
 
-/// A Markdown table cell: `|` escaped, line breaks as `<br>`, trimmed.
+/// A Markdown table cell or sentence, escaped by [`Sink::Markdown`].
 pub(crate) fn markdown_cell(s: &str) -> String {
-    s.trim()
-        .replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace("\r\n", "<br>")
-        .replace('\n', "<br>")
+    escape(s, Sink::Markdown).into_owned()
 }
 
 /// Pretty JSON with a trailing newline.

@@ -61,6 +61,16 @@ details summary{cursor:pointer;font-weight:600;margin:12px 0}
 .tag{display:inline-block;font-size:11px;border-radius:3px;padding:0 5px;margin-left:6px;background:#eef1f5;color:var(--muted)}
 ";
 
+/// The line in every page's `<head>` (within its first kilobyte) by which `report --html`
+/// recognises an earlier report of ours, which it may overwrite, from any other file.
+pub const HTML_MARKER: &str = "<meta name=\"generator\" content=\"orchestrator report\">";
+
+/// Whether `head` (the start of a file) is a page [`render_html`] wrote.
+pub fn is_report_html(head: &[u8]) -> bool {
+    let marker = HTML_MARKER.as_bytes();
+    head.windows(marker.len()).any(|w| w == marker)
+}
+
 /// Renders the whole page. `results` supplies what the report does not carry: answers, dataset
 /// texts, loss curves and raw latencies.
 pub fn render_html(r: &DecisionReport, results: &RunResults) -> String {
@@ -68,7 +78,7 @@ pub fn render_html(r: &DecisionReport, results: &RunResults) -> String {
     let title = format!("Decision report: {}", r.experiment);
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{HTML_MARKER}\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body><main>\n",

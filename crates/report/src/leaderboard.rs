@@ -1,6 +1,6 @@
 //! The leaderboard: one row per arm of a run with its quality on the chosen metric (and a 95%
 //! bootstrap interval), errors, eval cost, latency and tokens, ranked best first, and its
-//! rendering as a table, JSON (the shape DESIGN.md §4 promises), CSV or Markdown.
+//! rendering as a table, JSON (the stable shape of [`LeaderboardRow`]), CSV or Markdown.
 //!
 //! It reads `domain::RunResults` only and judges nothing: which arm to ship, and what it costs
 //! over time, is the decision report's job (`decision`, `cost`).
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::format::{self, Align, Format, Table};
 
 /// One arm on the leaderboard. Serialised field names are a public contract
-/// (`leaderboard --format json`, DESIGN.md §4): add fields, never rename them.
+/// (`leaderboard --format json`, which scripts read): add fields, never rename them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaderboardRow {
     /// `prompt@provider`, or the fine-tune id.

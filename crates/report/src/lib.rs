@@ -7,6 +7,7 @@
 pub mod compare;
 pub mod cost;
 pub mod decision;
+pub mod escape;
 pub mod format;
 pub mod html;
 pub mod leaderboard;
@@ -22,7 +23,8 @@ pub use break_even::BreakEven;
 pub use compare::{Comparison, Disagreement, Error, compare, render_compare};
 pub use cost::{ArmCostInputs, ArmPricing};
 pub use decision::{DecisionReport, Verdict, decide, fail_under};
+pub use escape::{Sink, escape};
 pub use format::{Format, ParseFormatError};
-pub use html::render_html;
+pub use html::{HTML_MARKER, is_report_html, render_html};
 pub use leaderboard::{LeaderboardRow, leaderboard, metric_values, metrics, render_leaderboard};
 pub use render::{ReportFormat, render_report};

@@ -7,6 +7,7 @@
 use crate::break_even::BreakEven;
 use crate::cost::PricingUsed;
 use crate::decision::{DecisionReport, Verdict};
+use crate::escape::{Sink, escape};
 use crate::explain::describe_named;
 use crate::figures::{
     count, duration, factor, hours, p_value, percent, plain, quality, signed, usd,
@@ -25,8 +26,9 @@ pub enum ReportFormat {
 pub fn render_report(r: &DecisionReport, format: ReportFormat) -> String {
     match format {
         ReportFormat::Json => json_pretty(r),
-        ReportFormat::Text => Doc::new(false).report(r),
-        ReportFormat::Markdown => Doc::new(true).report(r),
+        // Arm names and reasons reach the terminal: no control character gets through.
+        ReportFormat::Text => escape(&Doc::new(false).report(r), Sink::Text).into_owned(),
+        ReportFormat::Markdown => escape(&Doc::new(true).report(r), Sink::Text).into_owned(),
     }
 }
 

@@ -10,7 +10,7 @@
 //! it resumes from its checkpoint. This module never trains anything itself.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,13 +88,27 @@ pub fn find_worker(explicit: Option<&Path>) -> Option<PathBuf> {
 /// same — a resumed one, a new one after a worker crashed, or one whose spec changed elsewhere
 /// (a new prompt variant, another budget) — finds the checkpoints and continues from them, or
 /// finds the finished adapter and only answers its items.
-pub(crate) fn arm_dir(artifacts: &Path, experiment: &str, arm: &str, key: &str) -> PathBuf {
+/// None when a name would leave `artifacts` (see [`under_root`]).
+pub(crate) fn arm_dir(artifacts: &Path, experiment: &str, arm: &str, key: &str) -> Option<PathBuf> {
     let key = key.get(..16).unwrap_or(key);
-    artifacts
-        .join("finetunes")
-        .join(experiment)
-        .join(arm)
-        .join(key)
+    under_root(artifacts, &["finetunes", experiment, arm, key])
+}
+
+/// `root` joined with `names`, each of which must be one plain folder name (not empty, no `/`,
+/// `.`, `..` or root), so nothing is written outside `root`. `experiment` already restricts ids
+/// to such names; this holds for any plan.
+fn under_root(root: &Path, names: &[&str]) -> Option<PathBuf> {
+    let mut path = root.to_path_buf();
+    for name in names {
+        let mut parts = Path::new(name).components();
+        match (parts.next(), parts.next()) {
+            (Some(Component::Normal(part)), None) if part == std::ffi::OsStr::new(name) => {
+                path.push(part);
+            }
+            _ => return None,
+        }
+    }
+    Some(path)
 }
 
 /// sha256 over what decides a fine-tune's adapter: the base model, the hyper-parameters, the
@@ -128,12 +142,24 @@ pub(crate) async fn run_finetune(
         () = stop.cancelled() => return FinetuneOutcome::default(),
     };
     let store = &ctx.shared.store;
-    let out_dir = arm_dir(
+    let Some(out_dir) = arm_dir(
         &ctx.artifacts_dir,
         &ctx.experiment,
         &ft.arm,
         &training_key(&ft),
-    );
+    ) else {
+        let root = ctx.artifacts_dir.display();
+        events
+            .note(format!(
+                "fine-tune {}: its id cannot name a folder in {root}",
+                ft.arm
+            ))
+            .await;
+        return FinetuneOutcome {
+            answered: 0,
+            failed: pending,
+        };
+    };
     let mut record = ft.previous.take().unwrap_or_else(|| TrainingRecord {
         arm: ft.arm.to_string(),
         status: "running".into(),
@@ -516,4 +542,23 @@ fn log_tail(path: &Path) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
     line.chars().take(300).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_folders_stay_under_the_artifacts_root() {
+        let root = Path::new("/work/.orchestrator");
+        assert_eq!(
+            arm_dir(root, "exp", "lora", "0123456789abcdef0123"),
+            Some(root.join("finetunes/exp/lora/0123456789abcdef"))
+        );
+        for arm in ["../../../../x", "/abs/path", "a/b", "..", ".", "", "x/"] {
+            assert_eq!(arm_dir(root, "exp", arm, "k"), None, "{arm:?}");
+        }
+        assert_eq!(arm_dir(root, "..", "lora", "k"), None);
+    }
 }

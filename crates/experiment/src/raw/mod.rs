@@ -1,6 +1,6 @@
-//! The spec's shape: YAML v1 (DESIGN.md §3) read section by section into raw structs that keep
-//! each value's position. Here every key is checked against its section, every value against
-//! its type and range, and defaults are filled in from the `domain` types.
+//! The spec's shape: YAML v1 (the README's "A tour of the YAML") read section by section into raw
+//! structs that keep each value's position. Here every key is checked against its section, every
+//! value against its type and range, and defaults are filled in from the `domain` types.
 //!
 //! What this module does not check is anything that needs two places at once (a fine-tune's
 //! `prompt` naming a prompt, the decision metric naming a scorer, unique ids) or the dataset
@@ -221,44 +221,41 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
 
 /// The experiment name is its id in the database and in file names of reports.
 fn check_name(cx: &mut Ctx<'_>, name: &Spanned<String>) {
-    let ok = name
-        .value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if name.value.is_empty() || !ok {
-        cx.error(
-            name.pos,
-            format!(
-                "invalid name `{}`: use letters, digits, `-`, `_` and `.`",
-                name.value
-            ),
-        );
+    if !is_safe_id(&name.value, &[]) {
+        let shown = name.value.escape_default();
+        cx.error(name.pos, format!("invalid name `{shown}`: {SAFE_ID}"));
     }
 }
 
-/// Ids name arms (`prompt@provider`) and are typed in `--arms a,b`, so `@`, `,` and spaces
-/// would make them ambiguous.
+/// Ids name arms (`prompt@provider`), are typed in `--arms a,b`, are printed on terminals and
+/// name folders under `.orchestrator/` (fine-tunes), so they keep to a safe set: `@`, `,`,
+/// spaces, `/`, `..`, control and bidi characters would make them ambiguous or dangerous.
 fn id(cx: &mut Ctx<'_>, f: &Fields<'_>, required: bool) -> Option<Spanned<String>> {
     let id = if required {
         f.req_string(cx, "id")
     } else {
         f.string(cx, "id")
     }?;
-    if id.value.is_empty()
-        || id
-            .value
-            .chars()
-            .any(|c| c.is_whitespace() || c == '@' || c == ',')
-    {
-        cx.error(
-            id.pos,
-            format!(
-                "invalid id `{}`: ids may not be empty or contain spaces, `@` or `,`",
-                id.value
-            ),
-        );
+    if !is_safe_id(&id.value, &[]) {
+        // Shown escaped: the id may hold the control or bidi characters it is refused for.
+        let shown = id.value.escape_default();
+        cx.error(id.pos, format!("invalid id `{shown}`: {SAFE_ID}"));
     }
     Some(id)
+}
+
+/// What [`is_safe_id`] accepts, as an error message says it.
+pub(crate) const SAFE_ID: &str =
+    "use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit";
+
+/// ASCII letters, digits, `-`, `_`, `.` and the `extra` characters, 1 to 100 of them, the
+/// first a letter or digit (so never `.`, `..` or a hidden folder).
+pub(crate) fn is_safe_id(id: &str, extra: &[char]) -> bool {
+    id.len() <= 100
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || extra.contains(&c)
+        })
 }
 
 fn dataset(cx: &mut Ctx<'_>, node: &Node) -> Option<RawDataset> {

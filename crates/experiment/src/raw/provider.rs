@@ -52,10 +52,9 @@ pub(super) fn provider(cx: &mut Ctx<'_>, node: &Node, defaults: &Defaults) -> Ra
     let model = f.req_string(cx, "model");
     let id = id(cx, &f, false).or_else(|| {
         let m = model.clone()?;
-        if m.value
-            .chars()
-            .any(|c| c.is_whitespace() || c == '@' || c == ',')
-        {
+        // Model names often hold `/` and `:` (`org/model`, `model:tag`); a provider's id names
+        // no folder, so those may stay.
+        if !super::is_safe_id(&m.value, &['/', ':']) {
             cx.error(
                 m.pos,
                 format!(

@@ -18,7 +18,7 @@ const SCORER_TYPES: &[&str] = &[
     "f1",
     "rouge-l",
 ];
-/// Scorer types DESIGN.md names that this version cannot run yet.
+/// Scorer types the spec format reserves that this version cannot run yet.
 const SCORER_TYPES_LATER: &[&str] = &["similar", "llm-rubric"];
 
 pub(super) fn scorer(cx: &mut Ctx<'_>, node: &Node) -> RawScorer {

@@ -310,11 +310,35 @@ fn invalid_ids() {
         prompts: [{ id: "zero shot", template: "{{text}}" }]
         "#,
         expect![[r#"
-            $DIR/spec.yaml:1:7: invalid name `my experiment`: use letters, digits, `-`, `_` and `.`
-            $DIR/spec.yaml:3:19: invalid id `a@b`: ids may not be empty or contain spaces, `@` or `,`
+            $DIR/spec.yaml:1:7: invalid name `my experiment`: use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit
+            $DIR/spec.yaml:3:19: invalid id `a@b`: use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit
             $DIR/spec.yaml:3:74: model `my model.gguf` cannot name arms: give this provider an `id`
             $DIR/spec.yaml:3:74: model path $DIR/my model.gguf does not exist
-            $DIR/spec.yaml:4:17: invalid id `zero shot`: ids may not be empty or contain spaces, `@` or `,`
+            $DIR/spec.yaml:4:17: invalid id `zero shot`: use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit
+        "#]],
+    );
+}
+
+/// Fine-tune ids name folders under `.orchestrator/` and every id reaches terminals: a path, a
+/// hidden name or a bidi override is refused where it is written.
+#[test]
+fn ids_cannot_be_paths_or_hide_text() {
+    check(
+        r#"
+        name: ".."
+        dataset: { path: data.jsonl, input: text, target: label, split: { eval: 2, train: 4 } }
+        providers: [{ type: openai, model: "org/model:latest" }, { id: "p\u202egnp", type: openai, model: m }]
+        prompts: [{ id: .hidden, template: "{{text}}" }, { id: ok, template: "{{text}}" }]
+        finetunes:
+          - { id: ../../../../x, base_model: smollm2-135m-instruct, prompt: ok }
+          - { id: /abs/path, base_model: smollm2-135m-instruct, prompt: ok }
+        "#,
+        expect![[r#"
+            $DIR/spec.yaml:1:7: invalid name `..`: use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit
+            $DIR/spec.yaml:3:64: invalid id `p\u{202e}gnp`: use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit
+            $DIR/spec.yaml:4:17: invalid id `.hidden`: use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit
+            $DIR/spec.yaml:6:11: invalid id `../../../../x`: use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit
+            $DIR/spec.yaml:7:11: invalid id `/abs/path`: use letters, digits, `-`, `_` and `.` (at most 100), starting with a letter or digit
         "#]],
     );
 }

@@ -2,7 +2,7 @@
 //! files in temporary folders, loaded with `load_with`, the outcome compared with inline
 //! snapshots (`UPDATE_EXPECT=1 cargo test -p experiment` rewrites them).
 //!
-//! One binary for the crate (see STYLE.md §5); each module covers one feature.
+//! One test binary for the crate, so it links once; each module covers one feature.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::commands::leaderboard::{TableFormat, with_newline};
 use crate::commands::{load_results, open_existing, primary_metric, select_run, stored_plan};
 use crate::exit::{Exit, bad_input};
+use crate::output::out;
 
 /// Items where two arms disagree, with the paired test over all items.
 #[derive(Debug, clap::Args)]
@@ -44,9 +45,9 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
     let metric = primary_metric(plan.as_ref(), &results);
     let comparison = report::compare(&results, &args.arm_a, &args.arm_b, &metric)
         .context("comparing the arms")?;
-    print!(
+    out!(
         "{}",
         with_newline(report::render_compare(&comparison, args.format.into()))
-    );
+    )?;
     Ok(Exit::Ok)
 }

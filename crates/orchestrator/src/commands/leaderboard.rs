@@ -1,10 +1,11 @@
 //! `orchestrator leaderboard`: one row per arm of a run, ranked by the decision metric, with
-//! quality ± 95% CI, cost, latency and tokens (DESIGN.md §4 lists the JSON fields).
+//! quality ± 95% CI, cost, latency and tokens (`report::LeaderboardRow` is the JSON shape).
 
 use std::path::Path;
 
 use crate::commands::{load_results, open_existing, primary_metric, select_run, stored_plan};
 use crate::exit::Exit;
+use crate::output::out;
 
 /// One row per arm: quality with a 95% CI, cost, latency, tokens, errors.
 #[derive(Debug, clap::Args)]
@@ -48,10 +49,10 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
     let plan = stored_plan(&run);
     let metric = primary_metric(plan.as_ref(), &results);
     let rows = report::leaderboard(&results, &metric);
-    print!(
+    out!(
         "{}",
         with_newline(report::render_leaderboard(&rows, args.format.into()))
-    );
+    )?;
     Ok(Exit::Ok)
 }
 

@@ -5,6 +5,7 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::exit::{Exit, bad_input};
+use crate::output::outln;
 
 /// Fetch and list local models (weights are cached outside the repository).
 #[derive(Debug, clap::Args)]
@@ -27,7 +28,7 @@ pub enum ModelsCommand {
 pub async fn execute(args: Args, bars: MultiProgress) -> anyhow::Result<Exit> {
     match args.command {
         ModelsCommand::List => {
-            println!("cache: {}", models::home().display());
+            outln!("cache: {}", models::home().display())?;
             for m in models::known() {
                 let path = m.path();
                 let state = if path.is_file() {
@@ -35,10 +36,13 @@ pub async fn execute(args: Args, bars: MultiProgress) -> anyhow::Result<Exit> {
                 } else {
                     "not cached".to_string()
                 };
-                println!(
+                outln!(
                     "{:<24} {:<12} {}  ({})",
-                    m.name, m.license, m.description, state
-                );
+                    m.name,
+                    m.license,
+                    m.description,
+                    state
+                )?;
             }
             Ok(Exit::Ok)
         }
@@ -69,7 +73,7 @@ pub async fn execute(args: Args, bars: MultiProgress) -> anyhow::Result<Exit> {
             .with_context(|| format!("fetching {name}"));
             bar.finish_and_clear();
             let path = path?;
-            println!("{name}: {}", path.display());
+            outln!("{name}: {}", path.display())?;
             Ok(Exit::Ok)
         }
     }

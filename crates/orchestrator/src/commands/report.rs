@@ -13,6 +13,7 @@ use report::{ArmCostInputs, ArmPricing, ReportFormat};
 use crate::commands::leaderboard::with_newline;
 use crate::commands::{load_results, open_existing, primary_metric, select_run, stored_plan};
 use crate::exit::Exit;
+use crate::output::{check_report_path, errln, out};
 
 /// The decision report: stay with a prompt, escalate to a fine-tune, or neither — with reasons.
 #[derive(Debug, clap::Args)]
@@ -24,9 +25,14 @@ pub struct Args {
     #[arg(long, value_name = "ID")]
     pub run: Option<i64>,
 
-    /// Also write the report as a self-contained HTML page to FILE.
+    /// Also write the report as a self-contained HTML page to FILE. An existing FILE is
+    /// replaced only when it is an earlier report (or with --force); never the database.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    /// Let --html replace an existing file that is not an earlier report.
+    #[arg(long, requires = "html")]
+    pub force: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -69,6 +75,9 @@ pub enum Format {
 
 pub async fn execute(mut args: Args, db: &Path) -> anyhow::Result<Exit> {
     let fail_under = fail_under(&mut args)?;
+    if let Some(path) = &args.html {
+        check_report_path(path, db, args.force)?;
+    }
     let store = open_existing(db).await?;
     let run = select_run(&store, args.experiment.as_deref(), args.run).await?;
     let results = load_results(&store, &run).await?;
@@ -90,16 +99,16 @@ pub async fn execute(mut args: Args, db: &Path) -> anyhow::Result<Exit> {
         Format::Json => ReportFormat::Json,
         Format::Markdown => ReportFormat::Markdown,
     };
-    print!("{}", with_newline(report::render_report(&decided, format)));
+    out!("{}", with_newline(report::render_report(&decided, format)))?;
     if let Some(path) = args.html {
         std::fs::write(&path, report::render_html(&decided, &results))
             .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+        errln!("wrote {}", path.display());
     }
     if let Some(threshold) = fail_under
         && report::fail_under(&decided, threshold)
     {
-        eprintln!(
+        errln!(
             "fail-under: the recommended arm ({}) is below {:.3}",
             decided.recommended_arm.as_deref().unwrap_or("none"),
             threshold.unwrap_or(decided.quality_target)

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::open_store;
 use crate::exit::Exit;
+use crate::output::{errln, outln};
 use crate::progress::{Ui, plural};
 
 /// Run an experiment: every prompt × provider arm and every fine-tune answers the eval items.
@@ -66,7 +67,7 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
     runner::check_options(&plan, &opts)?;
     if opts.dry_run {
         let estimate = runner::estimate(&plan, &opts)?;
-        print_estimate(&estimate);
+        print_estimate(&estimate)?;
         return Ok(Exit::Ok);
     }
 
@@ -84,17 +85,22 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
     let summary = match outcome.context("running the experiment")? {
         RunOutcome::Finished(summary) => summary,
         RunOutcome::Planned(estimate) => {
-            print_estimate(&estimate);
+            print_estimate(&estimate)?;
             return Ok(Exit::Ok);
         }
     };
-    println!(
+    // The run is over and stored: a closed stdout must not change its exit status.
+    let _ = outln!(
         "run {}: {} · {} answered now · {} failed · ${:.4} spent",
-        summary.run_id, summary.status, summary.answered, summary.failed_items, summary.spent_usd
+        summary.run_id,
+        summary.status,
+        summary.answered,
+        summary.failed_items,
+        summary.spent_usd
     );
     Ok(match summary.status {
         RunStatus::Interrupted => {
-            eprintln!(
+            errln!(
                 "interrupted: {} item{} left; run the same command again to resume run {}",
                 summary.unanswered,
                 plural(summary.unanswered),
@@ -103,7 +109,7 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
             Exit::Interrupted
         }
         RunStatus::BudgetExceeded => {
-            eprintln!(
+            errln!(
                 "warning: budget reached: the run stopped before spending more than \
                  budget.max_cost_usd; {} item{} unanswered. Raise the budget and run again: \
                  answers already paid for come from the cache.",
@@ -119,7 +125,7 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
         RunStatus::Failed => Exit::Internal,
         RunStatus::Completed | RunStatus::Running => {
             if summary.failed_items > 0 {
-                eprintln!(
+                errln!(
                     "{} item{} failed for good; see `orchestrator leaderboard --run {}` (a new run \
                      retries them, and answers already cached cost nothing)",
                     summary.failed_items,
@@ -128,7 +134,7 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
                 );
                 Exit::Failures
             } else {
-                println!(
+                let _ = outln!(
                     "see the results: orchestrator leaderboard --run {}",
                     summary.run_id
                 );
@@ -163,25 +169,30 @@ async fn watch_signals(cancel: CancellationToken, bars: MultiProgress) {
     }
 }
 
-fn print_estimate(e: &Estimate) {
+fn print_estimate(e: &Estimate) -> std::io::Result<()> {
     let items = e.arms.first().map_or(0, |a| a.items);
-    println!(
+    outln!(
         "{}: {} arm{} × {items} eval item{} (dry run: nothing is spent or written)",
         e.experiment,
         e.arms.len(),
         plural(e.arms.len() as u64),
         plural(items)
-    );
+    )?;
     let width = e.arms.iter().map(|a| a.arm.len()).max().unwrap_or(3).max(3);
-    println!(
+    outln!(
         "{:<width$}  {:<8}  {:>6}  {:>12}  {:>12}  {:>10}",
-        "arm", "kind", "items", "prompt tok", "max out tok", "est. cost"
-    );
+        "arm",
+        "kind",
+        "items",
+        "prompt tok",
+        "max out tok",
+        "est. cost"
+    )?;
     for a in &e.arms {
         let cost = a
             .cost_usd
             .map_or_else(|| "-".to_string(), |c| format!("${c:.4}"));
-        println!(
+        outln!(
             "{:<width$}  {:<8}  {:>6}  {:>12}  {:>12}  {:>10}{}",
             a.arm,
             a.kind.as_str(),
@@ -192,18 +203,19 @@ fn print_estimate(e: &Estimate) {
             a.note
                 .as_deref()
                 .map_or_else(String::new, |n| format!("  ({n})")),
-        );
+        )?;
     }
-    println!(
+    outln!(
         "estimated cost (upper bound, before cache hits): ${:.4}",
         e.total_usd
-    );
+    )?;
     if let Some(b) = e.budget_usd {
         let verdict = if e.total_usd > b {
             "the run would stop at the budget"
         } else {
             "within budget"
         };
-        println!("budget: ${b:.2} ({verdict})");
+        outln!("budget: ${b:.2} ({verdict})")?;
     }
+    Ok(())
 }

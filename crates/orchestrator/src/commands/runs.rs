@@ -7,6 +7,7 @@ use chrono::{Local, TimeZone};
 
 use crate::commands::open_existing;
 use crate::exit::Exit;
+use crate::output::outln;
 
 /// List runs with their status.
 #[derive(Debug, clap::Args)]
@@ -17,7 +18,7 @@ pub async fn execute(_args: Args, db: &Path) -> anyhow::Result<Exit> {
     let mut runs = store.list_runs().await.context("listing runs")?;
     runs.sort_by_key(|r| std::cmp::Reverse(r.id));
     if runs.is_empty() {
-        println!("no runs yet");
+        outln!("no runs yet")?;
         return Ok(Exit::Ok);
     }
     let width = runs
@@ -26,12 +27,16 @@ pub async fn execute(_args: Args, db: &Path) -> anyhow::Result<Exit> {
         .max()
         .unwrap_or(10)
         .max(10);
-    println!(
+    outln!(
         "{:>4}  {:<width$}  {:<15}  {:<16}  {:<16}  spec",
-        "id", "experiment", "status", "started", "finished"
-    );
+        "id",
+        "experiment",
+        "status",
+        "started",
+        "finished"
+    )?;
     for r in runs {
-        println!(
+        outln!(
             "{:>4}  {:<width$}  {:<15}  {:<16}  {:<16}  {}",
             r.id,
             r.experiment,
@@ -39,7 +44,7 @@ pub async fn execute(_args: Args, db: &Path) -> anyhow::Result<Exit> {
             when(r.started_ms),
             r.finished_ms.map_or_else(|| "-".to_string(), when),
             r.spec_hash.get(..12).unwrap_or(&r.spec_hash),
-        );
+        )?;
     }
     Ok(Exit::Ok)
 }

@@ -9,6 +9,7 @@ use domain::ModelSource;
 use experiment::{Plan, ProviderSpec};
 
 use crate::exit::Exit;
+use crate::output::outln;
 use crate::progress::plural;
 
 /// Check an experiment spec, its datasets and models; print every problem as FILE:LINE:COL:
@@ -88,7 +89,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
     }
     let arms = plan.arms();
     let eval = plan.dataset.eval.len() as u64;
-    println!(
+    outln!(
         "{}: ok — {} arm{}, {eval} eval item{}, {} train item{}, {} scorer{}",
         args.file.display(),
         arms.len(),
@@ -98,9 +99,9 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
         plural(plan.dataset.train.len() as u64),
         plan.scorers.len(),
         plural(plan.scorers.len() as u64),
-    );
+    )?;
     for arm in arms {
-        println!("  {:<9} {}  ({})", arm.kind.as_str(), arm.arm, arm.model);
+        outln!("  {:<9} {}  ({})", arm.kind.as_str(), arm.arm, arm.model)?;
     }
     for note in fetch_notes(&plan) {
         println!("note: {note}");

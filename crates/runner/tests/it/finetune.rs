@@ -1,110 +1,24 @@
-//! Fine-tune arms through a real child process. The worker here is this test binary itself,
-//! re-entered through the `fake_worker` test (a shell wrapper passes the job path in the
-//! environment): it speaks the real `finetune::job` protocol without training anything, so the
-//! runner's side — launching, reading events, storing the curve, the training record and the
-//! answers, and surviving a crash — is tested in a second.
+//! Fine-tune arms through a real child process. The worker here is the runner's
+//! `fake-finetune-worker` binary (`src/bin/`): it speaks the real `finetune::job` protocol without
+//! training anything, so the runner's side — launching, reading events, storing the curve, the
+//! training record and the answers, and surviving a crash — is tested in a second.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use domain::RunStatus;
-use finetune::job::{FinetuneJob, WorkerEvent};
+use finetune::job::FinetuneJob;
 use testserver::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{Bench, hosted_spec};
 
-const JOB_ENV: &str = "RUNNER_FAKE_WORKER_JOB";
-const MODE_ENV: &str = "RUNNER_FAKE_WORKER_MODE";
-
-/// Acts as a `finetune-worker` when the wrapper script sets `RUNNER_FAKE_WORKER_JOB`; an
-/// ordinary (empty) test otherwise. Mode `ok` finishes the job; `crash` answers two items and
-/// exits 2 without `done`, as a worker that died mid-way would; `slow` answers one item every
-/// 100 ms, so a test can cancel it mid-way; `reuse` skips the steps and reports the finished
-/// training's whole curve, as a worker that finds its adapter already trained does.
-#[test]
-fn fake_worker() {
-    let Ok(job_path) = std::env::var(JOB_ENV) else {
-        return;
-    };
-    let job: FinetuneJob = serde_json::from_slice(&std::fs::read(&job_path).unwrap()).unwrap();
-    let mode = std::env::var(MODE_ENV).unwrap_or_default();
-    let crash = mode == "crash";
-    let mut out = std::io::stdout().lock();
-    let mut say = |e: WorkerEvent| {
-        writeln!(out, "{}", e.to_json_line()).unwrap();
-        out.flush().unwrap();
-    };
-    say(WorkerEvent::Started {
-        total_steps: 2,
-        resumed_from_step: None,
-    });
-    let reuse = mode == "reuse";
-    for step in (1..=2).filter(|_| !reuse) {
-        say(WorkerEvent::Step {
-            step,
-            total_steps: 2,
-            epoch: step as f64 / 2.0,
-            loss: 2.0 / step as f64,
-            lr: 1e-4,
-            tokens_per_second: 100.0,
-            eta_seconds: 1.0,
-        });
-    }
-    if !reuse {
-        say(WorkerEvent::Validation {
-            step: 2,
-            epoch: 1.0,
-            loss: 0.9,
-        });
-    }
-    let point = |step: u64, split: &str, loss: f64| domain::LossPoint {
-        step,
-        epoch: step as f64 / 2.0,
-        split: split.into(),
-        loss,
-    };
-    let adapter = job.out_dir.join("adapter");
-    say(WorkerEvent::Trained {
-        train_seconds: 36.0,
-        tokens_per_second: 100.0,
-        peak_memory_bytes: 1 << 20,
-        adapter_path: adapter,
-        best_val_loss: Some(0.9),
-        curve: vec![
-            point(1, "train", 2.0),
-            point(2, "train", 1.0),
-            point(2, "val", 0.9),
-        ],
-    });
-    for (i, item) in job.eval.iter().enumerate() {
-        if crash && i == 2 {
-            eprintln!("simulated crash: out of memory");
-            std::process::exit(2);
-        }
-        if mode == "slow" {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        say(WorkerEvent::Answer {
-            item_id: item.item_id.clone(),
-            text: "yes".into(),
-            prompt_tokens: 10,
-            completion_tokens: 1,
-            seconds: 0.5,
-        });
-    }
-    say(WorkerEvent::Done);
-}
-
-/// A shell script that runs this test binary as the worker in `mode`.
+/// A shell script that runs the `fake-finetune-worker` binary in `mode` (the runner passes
+/// only `--job PATH`, and tests running at once need different modes).
 fn worker_script(dir: &Path, mode: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
+    let fake = env!("CARGO_BIN_EXE_fake-finetune-worker");
     let path = dir.join(format!("fake-worker-{mode}"));
-    let script = format!(
-        "#!/bin/sh\n[ \"$1\" = --job ] || exit 64\n{JOB_ENV}=\"$2\" {MODE_ENV}={mode} exec '{}' --exact finetune::fake_worker --nocapture --test-threads=1\n",
-        exe.display()
-    );
+    let script = format!("#!/bin/sh\nexec '{fake}' --mode {mode} \"$@\"\n");
     std::fs::write(&path, script).unwrap();
     #[cfg(unix)]
     {

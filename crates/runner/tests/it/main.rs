@@ -1,6 +1,6 @@
 //! Integration tests of the runner on real parts: a loopback OpenAI-compatible test server, a
 //! real SQLite store in a temp dir, specs loaded by `experiment`, and a real child process as the
-//! fine-tune worker (this very test binary, re-entered through the `fake_worker` test).
+//! fine-tune worker (the package's `fake-finetune-worker` binary).
 //!
 //! The binary-level behaviour (exit codes, output, signals) is tested end to end in `/tests`;
 //! here the runner's own contract is checked: what it stores, what it reports, and how it

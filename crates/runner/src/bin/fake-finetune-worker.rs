@@ -1,0 +1,135 @@
+//! `fake-finetune-worker`: a stand-in for `finetune-worker` that the runner's integration tests
+//! launch (`CARGO_BIN_EXE_fake-finetune-worker`). It reads the real job file and speaks the real
+//! `finetune::job` protocol on stdout, but trains nothing, so the runner's side of a fine-tune
+//! (launching, reading events, storing the curve, the training record and the answers, surviving
+//! a crash, being cancelled) is tested in a second. It is not part of any install.
+//!
+//! Usage: `fake-finetune-worker --mode MODE --job PATH`. Mode `ok` finishes the job; `crash`
+//! answers two items and exits 2 without `done`, as a worker that died mid-way would; `slow`
+//! answers one item every 100 ms, so a test can cancel it mid-way; `reuse` skips the steps and
+//! reports the finished training's whole curve, as a worker that finds its adapter already
+//! trained does.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use domain::LossPoint;
+use finetune::job::{FinetuneJob, WorkerEvent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ok,
+    Crash,
+    Slow,
+    Reuse,
+}
+
+fn main() -> ExitCode {
+    let (mode, job) = match args() {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("fake-finetune-worker: {message}");
+            return ExitCode::from(64);
+        }
+    };
+    match run(mode, &job) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("fake-finetune-worker: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `--mode MODE --job PATH`, in either order.
+fn args() -> Result<(Mode, PathBuf), String> {
+    let mut mode = Mode::Ok;
+    let mut job = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--job" => job = Some(PathBuf::from(value)),
+            "--mode" => {
+                mode = match value.as_str() {
+                    "ok" => Mode::Ok,
+                    "crash" => Mode::Crash,
+                    "slow" => Mode::Slow,
+                    "reuse" => Mode::Reuse,
+                    other => return Err(format!("unknown mode {other:?}")),
+                }
+            }
+            other => return Err(format!("unknown flag {other:?}")),
+        }
+    }
+    Ok((mode, job.ok_or("--job PATH is required")?))
+}
+
+fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let job: FinetuneJob = serde_json::from_slice(&std::fs::read(job_path)?)?;
+    let mut out = std::io::stdout().lock();
+    let mut say = |e: WorkerEvent| -> std::io::Result<()> {
+        writeln!(out, "{}", e.to_json_line())?;
+        out.flush()
+    };
+    say(WorkerEvent::Started {
+        total_steps: 2,
+        resumed_from_step: None,
+    })?;
+    if mode != Mode::Reuse {
+        for step in 1..=2u64 {
+            say(WorkerEvent::Step {
+                step,
+                total_steps: 2,
+                epoch: step as f64 / 2.0,
+                loss: 2.0 / step as f64,
+                lr: 1e-4,
+                tokens_per_second: 100.0,
+                eta_seconds: 1.0,
+            })?;
+        }
+        say(WorkerEvent::Validation {
+            step: 2,
+            epoch: 1.0,
+            loss: 0.9,
+        })?;
+    }
+    let point = |step: u64, split: &str, loss: f64| LossPoint {
+        step,
+        epoch: step as f64 / 2.0,
+        split: split.into(),
+        loss,
+    };
+    say(WorkerEvent::Trained {
+        train_seconds: 36.0,
+        tokens_per_second: 100.0,
+        peak_memory_bytes: 1 << 20,
+        adapter_path: job.out_dir.join("adapter"),
+        best_val_loss: Some(0.9),
+        curve: vec![
+            point(1, "train", 2.0),
+            point(2, "train", 1.0),
+            point(2, "val", 0.9),
+        ],
+    })?;
+    for (i, item) in job.eval.iter().enumerate() {
+        if mode == Mode::Crash && i == 2 {
+            eprintln!("simulated crash: out of memory");
+            return Ok(ExitCode::from(2));
+        }
+        if mode == Mode::Slow {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        say(WorkerEvent::Answer {
+            item_id: item.item_id.clone(),
+            text: "yes".into(),
+            prompt_tokens: 10,
+            completion_tokens: 1,
+            seconds: 0.5,
+        })?;
+    }
+    say(WorkerEvent::Done)?;
+    Ok(ExitCode::SUCCESS)
+}
