@@ -9,7 +9,7 @@ use domain::ModelSource;
 use experiment::{Plan, ProviderSpec};
 
 use crate::exit::Exit;
-use crate::output::outln;
+use crate::output::{errln, out, outln};
 use crate::progress::plural;
 
 /// Check an experiment spec, its datasets and models; print every problem as FILE:LINE:COL:
@@ -83,7 +83,7 @@ fn plan_yaml(plan: &Plan) -> anyhow::Result<String> {
 pub async fn execute(args: Args) -> anyhow::Result<Exit> {
     let plan = experiment::load(&args.file)?;
     if args.print_plan {
-        print!("{}", plan_yaml(&plan)?);
+        out!("{}", plan_yaml(&plan)?)?;
         warn_missing_keys(&plan)?;
         return Ok(Exit::Ok);
     }
@@ -104,7 +104,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
         outln!("  {:<9} {}  ({})", arm.kind.as_str(), arm.arm, arm.model)?;
     }
     for note in fetch_notes(&plan) {
-        println!("note: {note}");
+        outln!("note: {note}")?;
     }
     warn_missing_keys(&plan)?;
     Ok(Exit::Ok)
@@ -117,7 +117,7 @@ fn warn_missing_keys(plan: &Plan) -> anyhow::Result<()> {
         ..runner::RunOptions::default()
     };
     for m in runner::missing_keys(plan, &opts)? {
-        eprintln!(
+        errln!(
             "warning: provider {}: {} is not set; `run` skips its {} arm{} ({})",
             m.provider,
             m.env,
