@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::budget::Budget;
 use crate::events::{self, ArmStart, Event};
+use crate::grace::Grace;
 use crate::hosted::{self, HostedArm, Lane};
 use crate::local::{self, LocalArm};
 use crate::lookahead::Unwritten;
@@ -197,6 +198,10 @@ pub(crate) async fn execute(
 
     // `stop` ends scheduling on the user's cancel and on a failed write alike.
     let stop = cancel.child_token();
+    let grace = Grace {
+        period: opts.grace,
+        abort: opts.abort.clone(),
+    };
     let unwritten = Unwritten::default();
     let writer = writer::Writer::spawn(
         store.clone(),
@@ -230,7 +235,7 @@ pub(crate) async fn execute(
             events.clone(),
             stop.clone(),
             lock,
-            opts.grace,
+            grace.clone(),
         );
         side.spawn(
             async move {
@@ -247,7 +252,7 @@ pub(crate) async fn execute(
         resume: !opts.new,
         artifacts_dir: opts.artifacts_dir.clone(),
         worker: opts.worker.clone(),
-        grace: opts.grace,
+        grace: grace.clone(),
     });
     for ft in finetunes {
         let lock = device_locks
@@ -301,7 +306,7 @@ pub(crate) async fn execute(
             unwritten,
             events,
             stop: &stop,
-            grace: opts.grace,
+            grace: grace.clone(),
         },
         lanes,
         &mut hosted_arms,

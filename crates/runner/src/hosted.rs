@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Shared;
 use crate::budget::{Budget, call_cost_upper_bound};
 use crate::events::{Emitter, Event};
+use crate::grace::Grace;
 use crate::lookahead::{LOOKAHEAD, Leaders, Lookup, Prepared, Unwritten, spawn_lookup};
 use crate::writer::Written;
 
@@ -136,7 +137,7 @@ pub(crate) struct Context<'a> {
     pub unwritten: Unwritten,
     pub events: &'a Emitter,
     pub stop: &'a CancellationToken,
-    pub grace: Duration,
+    pub grace: Grace,
 }
 
 /// The loop's state between two events.
@@ -157,7 +158,7 @@ pub(crate) async fn run(
 ) -> HostedOutcome {
     cx.jobs = cx.jobs.max(1);
     let stop = cx.stop.clone();
-    let grace = cx.grace;
+    let grace = cx.grace.clone();
     let mut s = Scheduler {
         cx,
         lanes,
@@ -186,7 +187,7 @@ pub(crate) async fn run(
                 "stopping: waiting for calls in flight"
             );
             lookups.abort_all();
-            deadline = Some(tokio::time::Instant::now() + grace);
+            deadline = Some(grace.deadline());
         }
         let halted = s.halted();
         tokio::select! {
@@ -202,7 +203,7 @@ pub(crate) async fn run(
                 }
             }
             () = stop.cancelled(), if deadline.is_none() => {}
-            () = sleep_until(deadline), if deadline.is_some() => {
+            () = grace.until(deadline), if deadline.is_some() => {
                 s.out.abandoned = calls.len();
                 tracing::warn!(abandoned = s.out.abandoned, "calls still in flight after the grace period were abandoned");
                 calls.abort_all();
@@ -216,13 +217,6 @@ pub(crate) async fn run(
         s.cx.events.send(progress_of(arm)).await;
     }
     s.out
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl Scheduler<'_> {

@@ -25,6 +25,7 @@ use tracing::Instrument;
 mod budget;
 mod events;
 mod execute;
+mod grace;
 mod hosted;
 mod local;
 mod lookahead;
@@ -67,6 +68,10 @@ pub struct RunOptions {
     pub worker: Option<PathBuf>,
     /// See [`DEFAULT_GRACE`].
     pub grace: Duration,
+    /// Cancelled (a second Ctrl-C): the grace period ends now. Calls still in flight are
+    /// abandoned, a worker is killed, and what was answered is still written before [`run`]
+    /// returns.
+    pub abort: CancellationToken,
     /// Where API keys come from: the environment, unless a caller hands them in.
     pub secrets: Secrets,
 }
@@ -115,6 +120,7 @@ impl Default for RunOptions {
             artifacts_dir: PathBuf::from(".orchestrator"),
             worker: None,
             grace: DEFAULT_GRACE,
+            abort: CancellationToken::new(),
             secrets: Secrets::default(),
         }
     }

@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use domain::{CallRecord, Device, Message, ModelSource};
 use experiment::LocalProviderSpec;
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::events::{Emitter, Event};
+use crate::grace::Grace;
 use crate::writer::Written;
 
 /// One prompt arm on the local provider, with its pending items' messages already rendered
@@ -44,7 +44,7 @@ pub(crate) async fn run_provider(
     events: Emitter,
     stop: CancellationToken,
     device_lock: Arc<Mutex<()>>,
-    grace: Duration,
+    grace: Grace,
 ) -> LocalOutcome {
     let pending: u64 = arms.iter().map(|a| a.pending.len() as u64).sum();
     if pending == 0 {
@@ -103,9 +103,9 @@ pub(crate) async fn run_provider(
         () = stop.cancelled() => {}
     }
     // Cancelled: the thread stops after its current batch; wait for it a while, not forever.
-    match tokio::time::timeout(grace, rx).await {
-        Ok(out) => out.unwrap_or_default(),
-        Err(_) => {
+    tokio::select! {
+        out = rx => out.unwrap_or_default(),
+        () = grace.until(Some(grace.deadline())) => {
             tracing::warn!("local generation did not stop within the grace period; abandoned");
             LocalOutcome::default()
         }

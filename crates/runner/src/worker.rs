@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::events::{Emitter, Event};
+use crate::grace::Grace;
 use crate::local::resolve_model;
 use crate::writer::Written;
 
@@ -63,7 +64,7 @@ pub(crate) struct WorkerContext {
     pub resume: bool,
     pub artifacts_dir: PathBuf,
     pub worker: Option<PathBuf>,
-    pub grace: Duration,
+    pub grace: Grace,
 }
 
 /// The worker binary: the explicit path, else `$ORCHESTRATOR_WORKER`, else beside the current
@@ -235,10 +236,10 @@ pub(crate) async fn run_finetune(
             () = stop.cancelled(), if kill_at.is_none() => {
                 interrupted = true;
                 terminate(&child);
-                kill_at = Some(tokio::time::Instant::now() + ctx.grace);
+                kill_at = Some(ctx.grace.deadline());
                 continue;
             }
-            () = sleep_until_opt(kill_at) => {
+            () = ctx.grace.until(kill_at) => {
                 tracing::warn!(arm = %ft.arm, "the worker did not stop within the grace period; killed");
                 let _ = child.start_kill();
                 kill_at = None;
@@ -402,9 +403,9 @@ pub(crate) async fn run_finetune(
         .await;
     let status = match kill_at {
         // Still waiting for a stop: give it the rest of the grace period, then kill.
-        Some(deadline) => match tokio::time::timeout_at(deadline, child.wait()).await {
-            Ok(status) => status.ok(),
-            Err(_) => {
+        Some(deadline) => tokio::select! {
+            status = child.wait() => status.ok(),
+            () = ctx.grace.until(Some(deadline)) => {
                 let _ = child.start_kill();
                 child.wait().await.ok()
             }
@@ -508,13 +509,6 @@ fn terminate(child: &Child) {
         nix::sys::signal::Signal::SIGTERM,
     ) {
         tracing::warn!(pid, error = %err, "sending SIGTERM to the worker failed");
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 

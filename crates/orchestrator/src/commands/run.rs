@@ -62,6 +62,7 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
         artifacts_dir: artifacts_dir(db),
         worker: None,
         grace: runner::DEFAULT_GRACE,
+        abort: CancellationToken::new(),
         secrets: runner::Secrets::from_env(),
     };
     runner::check_options(&plan, &opts)?;
@@ -73,7 +74,11 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
 
     let store = open_store(db).await?;
     let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(cancel.clone(), bars.clone()));
+    let signals = tokio::spawn(watch_signals(
+        cancel.clone(),
+        opts.abort.clone(),
+        bars.clone(),
+    ));
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let ui = tokio::spawn(Ui::new(bars.clone()).drive(rx));
     let outcome = runner::run(&plan, &store, opts, cancel.clone(), tx).await;
@@ -153,19 +158,52 @@ fn artifacts_dir(db: &Path) -> PathBuf {
     dir.join(".orchestrator")
 }
 
-/// First Ctrl-C: stop scheduling and finish cleanly. Second: leave now.
-async fn watch_signals(cancel: CancellationToken, bars: MultiProgress) {
-    if tokio::signal::ctrl_c().await.is_err() {
+/// First Ctrl-C or SIGTERM (what `timeout`, CI cancellation and container stops send): stop
+/// scheduling and let calls in flight finish. Second: abandon calls in flight now, but still
+/// store every answer already received. Third: leave at once.
+async fn watch_signals(cancel: CancellationToken, abort: CancellationToken, bars: MultiProgress) {
+    let Ok(mut signals) = Signals::new() else {
+        tracing::warn!(
+            "cannot watch for Ctrl-C and SIGTERM; stopping early will lose calls in flight"
+        );
         return;
-    }
+    };
+    signals.next().await;
     cancel.cancel();
     Ui::line(
         &bars,
-        "stopping: letting calls in flight finish and saving results (Ctrl-C again to quit now)",
+        "stopping: letting calls in flight finish and saving results (Ctrl-C again to stop them now)",
     );
-    if tokio::signal::ctrl_c().await.is_ok() {
-        Ui::line(&bars, "quitting now; rerun the same command to resume");
-        std::process::exit(Exit::Interrupted as i32);
+    signals.next().await;
+    abort.cancel();
+    Ui::line(
+        &bars,
+        "stopping now: abandoning calls in flight, saving what was answered; rerun the same command to resume",
+    );
+    signals.next().await;
+    std::process::exit(Exit::Interrupted as i32);
+}
+
+/// SIGINT and SIGTERM as one stream.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
     }
 }
 
