@@ -27,6 +27,7 @@ mod events;
 mod execute;
 mod grace;
 mod hosted;
+mod lease;
 mod local;
 mod lookahead;
 mod plan;
@@ -41,7 +42,7 @@ pub use plan::{ArmEstimate, Estimate, check_options, estimate};
 pub use preflight::{MissingKey, missing_keys};
 pub use worker::{WORKER_ENV, find_worker};
 
-use execute::{execute, plan_without_rows};
+use execute::execute;
 use hosted::Lane;
 
 /// How long in-flight work may take to finish after cancellation before it is abandoned.
@@ -60,6 +61,9 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// Start a new run even when an unfinished one exists (`--new`).
     pub new: bool,
+    /// Resume the run even if another process holds its lease (`--takeover`): for a process
+    /// that died where its pid cannot be checked (another host) before its lease went stale.
+    pub takeover: bool,
     /// Estimate only: nothing is spent or written (`--dry-run`).
     pub dry_run: bool,
     /// Where fine-tune jobs keep their files (`<db dir>/.orchestrator`).
@@ -116,6 +120,7 @@ impl Default for RunOptions {
             no_cache: false,
             jobs: None,
             new: false,
+            takeover: false,
             dry_run: false,
             artifacts_dir: PathBuf::from(".orchestrator"),
             worker: None,
@@ -165,6 +170,11 @@ pub enum Error {
         #[source]
         source: providers::Error,
     },
+    #[error(
+        "run {run} is in progress in process {pid} on {host}; wait for it, or pass --takeover \
+         if that process has died"
+    )]
+    InProgress { run: i64, pid: u32, host: String },
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("writing results to the store failed: {0}")]
@@ -179,6 +189,7 @@ impl Error {
             Error::UnknownArm { .. }
                 | Error::NoItems
                 | Error::NothingToRun { .. }
+                | Error::InProgress { .. }
                 | Error::Client { .. }
         )
     }
@@ -320,36 +331,21 @@ pub async fn run(
         .filter(|a| !skipped.iter().any(|(s, _)| s == &a.arm))
         .collect();
 
-    // The run: resume the newest unfinished one with this spec unless asked not to.
-    let resumable = if opts.new {
-        None
-    } else {
-        store.resumable_run(&plan.name, &plan.spec_hash).await?
-    };
-    let (run_id, resumed) = match resumable {
-        Some(info) => {
-            store.set_run_status(info.id, RunStatus::Running).await?;
-            (info.id, true)
-        }
-        None => {
-            let spec_json = serde_json::to_string(&plan_without_rows(plan)).unwrap_or_default();
-            let id = store
-                .create_run(
-                    &plan.name,
-                    &plan.spec_hash,
-                    &plan.dataset.fingerprint,
-                    &spec_json,
-                )
-                .await?;
-            (id, false)
-        }
-    };
+    // The run: resume the newest unfinished one with this spec unless asked not to, leased to
+    // this process so no other one works on it at the same time.
+    let owner = lease::this_process();
+    let (run_id, resumed) = lease::claim(store, plan, &opts, &owner).await?;
+    let heartbeat = lease::keep_alive(store.clone(), run_id, owner.clone());
     let span = tracing::info_span!("run", run = run_id, experiment = %plan.name);
     let result = execute(
         plan, store, &opts, cancel, &events, run_id, resumed, arms, clients, skipped, rows,
     )
     .instrument(span)
     .await;
+    heartbeat.abort();
+    if let Err(err) = store.release_lease(run_id, &owner).await {
+        tracing::warn!(error = %err, "releasing the run's lease failed; the next run takes it over");
+    }
     match result {
         Ok(summary) => Ok(RunOutcome::Finished(summary)),
         Err(err) => {

@@ -28,12 +28,14 @@ use sqlx::sqlite::{
 };
 
 mod batch;
+mod lease;
 mod multirow;
 mod results;
 mod runs;
 mod training;
 
 pub use batch::{CACHE_KEYS_PER_QUERY, CachedAnswer, WriteBatch};
+pub use lease::{Claim, LeaseHolder, LeaseOwner, Liveness, NewRun};
 
 /// How long a connection waits for another process's lock before failing with `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

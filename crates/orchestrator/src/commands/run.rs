@@ -48,6 +48,11 @@ pub struct Args {
     /// Start a new run even if an unfinished run of this spec could be resumed.
     #[arg(long)]
     pub new: bool,
+
+    /// Resume the run even though another process holds it: for a process that died on another
+    /// host (one on this host is detected by itself, as is one silent for a minute).
+    #[arg(long, conflicts_with = "new")]
+    pub takeover: bool,
 }
 
 pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Result<Exit> {
@@ -58,6 +63,7 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
         no_cache: args.no_cache,
         jobs: args.jobs.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         new: args.new,
+        takeover: args.takeover,
         dry_run: args.dry_run,
         artifacts_dir: artifacts_dir(db),
         worker: None,
