@@ -251,6 +251,7 @@ mod tests {
                 "calls",
                 "items",
                 "loss_points",
+                "run_leases",
                 "runs",
                 "scores",
                 "training"
