@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let targets: Vec<LoraTarget> = match arg(2) {
         Some(s) => s
             .split(',')
-            .map(LoraTarget::parse)
+            .map(|t| LoraTarget::parse(t).ok_or_else(|| format!("unknown LoRA target {t}")))
             .collect::<Result<_, _>>()?,
         None => vec![LoraTarget::Q, LoraTarget::V],
     };

@@ -259,7 +259,7 @@ pub fn load_adapter(dir: &Path, device: &Device) -> Result<AdapterWeights, Error
     };
     let targets = names
         .iter()
-        .map(|n| LoraTarget::parse(n))
+        .map(|n| LoraTarget::parse(n).ok_or_else(|| Error::UnknownLoraTarget { name: n.clone() }))
         .collect::<Result<Vec<_>, _>>()?;
     let config = LoraConfig::new(peft.r, peft.lora_alpha, peft.lora_dropout, &targets)?;
 

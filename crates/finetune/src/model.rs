@@ -618,7 +618,7 @@ impl Llama {
         self.remove_lora()?;
         for (i, layer) in self.layers.iter_mut().enumerate() {
             for &t in &cfg.targets {
-                let prefix = t.peft_prefix(i);
+                let prefix = crate::lora::peft_prefix(t, i);
                 let get = |which: &str| {
                     let name = format!("{prefix}.{which}.weight");
                     tensors.get(&name).ok_or(Error::MissingTensor { name })
@@ -654,7 +654,7 @@ impl Llama {
             for t in LoraTarget::ALL {
                 let (lin, part) = layer.linear(t);
                 if let Some((a, b)) = lin.lora(part) {
-                    let p = t.peft_prefix(i);
+                    let p = crate::lora::peft_prefix(t, i);
                     out.push((format!("{p}.lora_A.weight"), a.clone()));
                     out.push((format!("{p}.lora_B.weight"), b.clone()));
                 }

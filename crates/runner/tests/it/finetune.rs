@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use domain::RunStatus;
+use domain::{LossSplit, RunStatus, TrainingStatus};
 use finetune::job::{FinetuneJob, WorkerEvent};
 use testserver::ServerConfig;
 use tokio_util::sync::CancellationToken;
@@ -59,10 +59,10 @@ fn fake_worker() {
             loss: 0.9,
         });
     }
-    let point = |step: u64, split: &str, loss: f64| domain::LossPoint {
+    let point = |step: u64, split: LossSplit, loss: f64| domain::LossPoint {
         step,
         epoch: step as f64 / 2.0,
-        split: split.into(),
+        split,
         loss,
     };
     let adapter = job.out_dir.join("adapter");
@@ -73,9 +73,9 @@ fn fake_worker() {
         adapter_path: adapter,
         best_val_loss: Some(0.9),
         curve: vec![
-            point(1, "train", 2.0),
-            point(2, "train", 1.0),
-            point(2, "val", 0.9),
+            point(1, LossSplit::Train, 2.0),
+            point(2, LossSplit::Train, 1.0),
+            point(2, LossSplit::Val, 0.9),
         ],
     });
     for (i, item) in job.eval.iter().enumerate() {
@@ -171,7 +171,7 @@ async fn a_finetune_arm_stores_its_curve_training_record_and_answers() {
             .all(|c| (c.cost_usd - 0.0005).abs() < 1e-12 && c.compute_seconds == 0.5)
     );
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
-    assert_eq!(training.status, "completed");
+    assert_eq!(training.status, TrainingStatus::Completed);
     assert_eq!(training.train_seconds, 36.0);
     assert!(
         training
@@ -192,6 +192,11 @@ async fn a_finetune_arm_stores_its_curve_training_record_and_answers() {
     assert_eq!(job.train.len(), 10);
     assert_eq!(job.eval.len(), 6);
     assert!(job.resume);
+    // A base model given as a path is recorded in the adapter as the spec wrote it.
+    assert_eq!(
+        job.base_model_name,
+        Some(b.path("base.gguf").display().to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +211,7 @@ async fn a_crashed_worker_fails_its_arm_and_keeps_the_rest() {
     let results = b.store.results(summary.run_id).await.unwrap();
     assert_eq!(results.calls.iter().filter(|c| c.arm == "lora").count(), 2);
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
-    assert_eq!(training.status, "failed");
+    assert_eq!(training.status, TrainingStatus::Failed);
     let error = training.error.as_deref().unwrap();
     assert!(error.contains("simulated crash"), "{error}");
     assert!(training.checkpoint_dir.is_some());
@@ -235,7 +240,7 @@ async fn a_cancelled_worker_is_stopped_and_the_rerun_finishes_the_arm() {
     assert_eq!(first.status, RunStatus::Interrupted);
     let results = b.store.results(first.run_id).await.unwrap();
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
-    assert_eq!(training.status, "interrupted");
+    assert_eq!(training.status, TrainingStatus::Interrupted);
     let answered = results.calls.iter().filter(|c| c.arm == "lora").count();
     assert!((1..6).contains(&answered), "{answered}");
 
@@ -247,7 +252,7 @@ async fn a_cancelled_worker_is_stopped_and_the_rerun_finishes_the_arm() {
     let results = b.store.results(second.run_id).await.unwrap();
     assert_eq!(results.calls.iter().filter(|c| c.arm == "lora").count(), 6);
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
-    assert_eq!(training.status, "completed");
+    assert_eq!(training.status, TrainingStatus::Completed);
 }
 
 /// The training record of `arm` in `run`.

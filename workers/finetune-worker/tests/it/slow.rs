@@ -86,6 +86,7 @@ fn a_short_finetune_beats_zero_shot_on_held_out_reviews() {
     let job = FinetuneJob {
         arm: "smollm2-lora".into(),
         base_model: model.clone(),
+        base_model_name: Some(models::base_model_name("smollm2-135m-instruct")),
         hyper: LoraHyper {
             lora_r: 8,
             lora_alpha: 16.0,
