@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use finetune::train::cpu_seconds;
-use finetune::{LocalModel, LoraConfig, LoraTarget};
+use llm::proc_stats::cpu_seconds;
+use llm::{LocalModel, LoraConfig, LoraTarget};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The settings the worker and `orchestrator run` use (see finetune::cpu_env).
-    finetune::cpu_env::apply()?;
-    eprintln!("cpu settings: {}", finetune::cpu_env::describe());
+    // The settings the worker and `orchestrator run` use (see llm::cpu_env).
+    llm::cpu_env::apply()?;
+    eprintln!("cpu settings: {}", llm::cpu_env::describe());
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).filter(|s| !s.is_empty());
     let path = arg(0)

@@ -31,10 +31,11 @@ use sha2::{Digest, Sha256};
 use crate::checkpoint::{self, TrainState};
 use crate::data::{self, Batch, Sample};
 use crate::job::{FinetuneJob, WorkerEvent};
-use crate::lora::LoraConfig;
-use crate::model::Llama;
 use crate::optim::{AdamW, AdamWConfig, GradAccumulator, LrSchedule, clip_grad_norm};
-use crate::{Error, LocalModel, adapter, files};
+use crate::{Error, adapter, files};
+use llm::LocalModel;
+use llm::lora::LoraConfig;
+use llm::model::Llama;
 
 /// Where the final adapter goes, under the job's `out_dir`.
 pub const ADAPTER_DIR: &str = "adapter";
@@ -363,7 +364,7 @@ pub fn train_samples(
         total_steps,
         train_seconds: state.train_seconds,
         tokens_per_second: state.tokens as f64 / state.train_seconds.max(1e-9),
-        peak_memory_bytes: peak_memory_bytes(),
+        peak_memory_bytes: llm::proc_stats::peak_memory_bytes(),
         best_val_loss: state.best_val_loss,
         best_step: state.best_step,
         stopped_early: state.stopped_early,
@@ -621,38 +622,6 @@ fn fingerprint(samples: &[Sample], hyper: &LoraHyper, base_model: &str) -> Strin
         }
     }
     hex::encode(h.finalize())
-}
-
-/// Peak resident memory of this process (`VmHWM` in `/proc/self/status`), 0 where unknown.
-pub fn peak_memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                let kb = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?;
-                kb.trim().parse::<u64>().ok()
-            })
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// CPU seconds this process has used (user + system, all threads) from `/proc/self/stat`, 0
-/// where unknown. On a shared machine it measures the work done, where wall time also measures
-/// the neighbours; the benches print both.
-pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Tests of the trainer on the tiny llama of [`crate::testing`]: the loss falls on a
+//! Tests of the trainer on the tiny llama of [`llm::testing`]: the loss falls on a
 //! memorisation task, every LoRA variable learns, gradients match finite differences, a
 //! cancelled and resumed run ends exactly where an uninterrupted one does, early stopping keeps
 //! the best adapter, and the chat-level entry point writes what the worker needs.
@@ -13,8 +13,8 @@ use domain::{LoraHyper, Message};
 use super::*;
 use crate::data::Sample;
 use crate::job::{Example, FinetuneJob};
-use crate::lora::LoraTarget;
-use crate::testing;
+use llm::lora::LoraTarget;
+use llm::testing;
 
 /// A memorisation task: random 6-token prompts, each answered by one of two tokens then
 /// `<|im_end|>` (2).

@@ -1,4 +1,4 @@
-//! The worker's protocol on a tiny GGUF written by the test (`finetune::testing`): the events
+//! The worker's protocol on a tiny GGUF written by the test (`llm::testing`): the events
 //! on stdout, the files it leaves, its exit codes, and resuming after SIGINT.
 
 use std::io::{BufRead, BufReader};
@@ -17,7 +17,7 @@ pub(crate) fn worker() -> Command {
 pub(crate) fn job(dir: &Path, epochs: usize) -> FinetuneJob {
     let gguf = dir.join("tiny.gguf");
     if !gguf.exists() {
-        finetune::testing::write_tiny_gguf(&gguf, 1).unwrap();
+        llm::testing::write_tiny_gguf(&gguf, 1).unwrap();
     }
     let texts = [
         "good", "bad", "great", "awful", "fine", "poor", "nice", "sad",
@@ -274,7 +274,7 @@ fn sigint_checkpoints_exits_130_and_a_rerun_resumes() {
 fn cpu_settings_line(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = worker();
-    for (name, _) in finetune::cpu_env::CPU_ENV {
+    for (name, _) in llm::cpu_env::CPU_ENV {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().copied())
@@ -294,7 +294,7 @@ fn cpu_settings_line(env: &[(&str, &str)]) -> String {
 #[test]
 fn the_worker_restarts_itself_with_the_cpu_settings_and_keeps_the_users() {
     let line = cpu_settings_line(&[]);
-    for (name, value) in finetune::cpu_env::CPU_ENV {
+    for (name, value) in llm::cpu_env::CPU_ENV {
         assert!(line.contains(&format!("{name}={value}")), "{line}");
     }
     let line = cpu_settings_line(&[("CANDLE_NUM_THREADS", "3")]);

@@ -10,7 +10,7 @@
 //! takes it out again.
 //!
 //! This module knows nothing of files: PEFT names are built by [`crate::model::Llama`] and the
-//! adapter format lives in [`crate::adapter`].
+//! adapter format lives in the `finetune` crate (`adapter.rs`).
 
 use candle_core::{DType, Result as CResult, Tensor, Var};
 use rand::rngs::SmallRng;

@@ -10,8 +10,8 @@
 //! by length into batches of at most [`LocalModel::max_batch`] to keep padding small. Each
 //! answer is charged a share of its batch's wall time proportional to its tokens.
 //!
-//! Not here: the model itself (`model.rs`), training (`train.rs`), the adapter file format
-//! (`adapter.rs`).
+//! Not here: the model itself (`model.rs`); training and the adapter file format (the
+//! `finetune` crate).
 
 use std::path::Path;
 use std::time::Instant;
@@ -214,12 +214,6 @@ impl LocalModel {
             None => ans.extend(self.tokenizer.encode(self.chat.end_of_turn())?),
         }
         Ok((prompt, ans))
-    }
-
-    /// Loads a PEFT adapter directory (`adapter_config.json` + `adapter_model.safetensors`, read
-    /// by [`crate::adapter::load_adapter`]) onto the model, replacing any adapter, unmerged.
-    pub fn load_adapter(&mut self, dir: &Path) -> Result<(), Error> {
-        crate::adapter::load_adapter(dir, self.model.device())?.apply_to(&mut self.model)
     }
 
     /// Answers each conversation (in order). Prompts are sorted by length and decoded in
