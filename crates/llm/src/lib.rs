@@ -9,7 +9,7 @@
 //! caller's thread.
 //!
 //! Map for the trainer (what the model side offers):
-//! - [`generate::LocalModel`] bundles a [`model::Llama`], its [`tokenizer::Tokenizer`] and
+//! - [`local_model::LocalModel`] bundles a [`model::Llama`], its [`tokenizer::Tokenizer`] and
 //!   [`chat::ChatTemplate`]; `LocalModel::load(path, device)` reads a `.gguf` or a safetensors
 //!   directory. `format_example` turns (messages, answer) into prompt and answer token ids.
 //! - [`model::Llama`]: `add_lora`, `lora_vars` (PEFT names → `Var`), `set_training`,
@@ -32,6 +32,7 @@ mod error;
 pub mod generate;
 mod kernels;
 pub mod kv_cache;
+pub mod local_model;
 pub mod lora;
 pub mod model;
 pub mod ops;
@@ -41,6 +42,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use error::Error;
-pub use generate::{Generation, LocalModel};
+pub use generate::Generation;
+pub use local_model::LocalModel;
 pub use lora::{LoraConfig, LoraTarget};
 pub use model::{Config, Llama};
