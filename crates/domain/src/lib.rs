@@ -275,6 +275,18 @@ mod tests {
     }
 
     #[test]
+    fn training_enums_round_trip_their_stored_text() {
+        for s in TrainingStatus::ALL {
+            assert_eq!(TrainingStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(TrainingStatus::Completed.to_string(), "completed");
+        for s in [LossSplit::Train, LossSplit::Val] {
+            assert_eq!(LossSplit::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(LossSplit::parse("test"), None);
+    }
+
+    #[test]
     fn pricing_cost() {
         let p = Pricing {
             input_per_mtok: 0.15,

@@ -2,6 +2,8 @@
 //! `scoring` compute on them. One record per arm × eval item for calls, one per arm × item ×
 //! scorer for scores.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{ArmKind, RunStatus};
@@ -77,17 +79,83 @@ pub struct ScoreRecord {
 pub struct LossPoint {
     pub step: u64,
     pub epoch: f64,
-    /// `train` or `val`.
-    pub split: String,
+    pub split: LossSplit,
     pub loss: f64,
+}
+
+/// Which loss a [`LossPoint`] is. Stored as TEXT (`train`, `val`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossSplit {
+    /// The mean loss of one optimizer step's training batches.
+    Train,
+    /// The mean loss over the held-out validation examples.
+    Val,
+}
+
+impl LossSplit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossSplit::Train => "train",
+            LossSplit::Val => "val",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [LossSplit::Train, LossSplit::Val]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+impl fmt::Display for LossSplit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a fine-tune arm's training stands. Stored as TEXT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainingStatus {
+    Running,
+    /// The adapter is trained (this run, or reused from an earlier one).
+    Completed,
+    Failed,
+    /// Stopped by Ctrl-C; its checkpoints let the next run resume.
+    Interrupted,
+}
+
+impl TrainingStatus {
+    pub const ALL: [TrainingStatus; 4] = [
+        TrainingStatus::Running,
+        TrainingStatus::Completed,
+        TrainingStatus::Failed,
+        TrainingStatus::Interrupted,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainingStatus::Running => "running",
+            TrainingStatus::Completed => "completed",
+            TrainingStatus::Failed => "failed",
+            TrainingStatus::Interrupted => "interrupted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        TrainingStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl fmt::Display for TrainingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The training side of a fine-tune arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingRecord {
     pub arm: String,
-    /// `running`, `completed`, `failed`, `interrupted`.
-    pub status: String,
+    pub status: TrainingStatus,
     pub train_seconds: f64,
     pub tokens_per_second: f64,
     pub peak_memory_bytes: u64,

@@ -1,6 +1,9 @@
 //! Validated specifications that more than one crate reads: scorers (experiment → scoring),
-//! LoRA hyper-parameters (experiment → runner → finetune worker), and the cost and decision
-//! assumptions (experiment → report). The YAML parsing and checking live in `experiment`.
+//! LoRA hyper-parameters with their target modules and learning-rate schedulers (experiment →
+//! runner → finetune worker), and the cost and decision assumptions (experiment → report). The
+//! YAML parsing and checking live in `experiment`; the names here are the YAML's spelling.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,14 +59,142 @@ impl ScorerKind {
     }
 }
 
+/// A projection of a llama-family block that LoRA can adapt. Its YAML and JSON spelling is the
+/// Hugging Face module name (`q_proj`, ..., `down_proj`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum LoraTarget {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl LoraTarget {
+    pub const ALL: [LoraTarget; 7] = [
+        LoraTarget::Q,
+        LoraTarget::K,
+        LoraTarget::V,
+        LoraTarget::O,
+        LoraTarget::Gate,
+        LoraTarget::Up,
+        LoraTarget::Down,
+    ];
+
+    /// The Hugging Face module name: `q_proj`, ..., `down_proj`.
+    pub const fn hf_name(self) -> &'static str {
+        match self {
+            LoraTarget::Q => "q_proj",
+            LoraTarget::K => "k_proj",
+            LoraTarget::V => "v_proj",
+            LoraTarget::O => "o_proj",
+            LoraTarget::Gate => "gate_proj",
+            LoraTarget::Up => "up_proj",
+            LoraTarget::Down => "down_proj",
+        }
+    }
+
+    /// The parent module in Hugging Face naming: `self_attn` or `mlp`.
+    pub fn hf_parent(self) -> &'static str {
+        match self {
+            LoraTarget::Q | LoraTarget::K | LoraTarget::V | LoraTarget::O => "self_attn",
+            LoraTarget::Gate | LoraTarget::Up | LoraTarget::Down => "mlp",
+        }
+    }
+
+    /// A Hugging Face module name (`q_proj`); the short forms PEFT configs sometimes carry
+    /// (`q`, `gate`) are accepted too.
+    pub fn parse(name: &str) -> Option<Self> {
+        let short = name.strip_suffix("_proj").unwrap_or(name);
+        Some(match short {
+            "q" => LoraTarget::Q,
+            "k" => LoraTarget::K,
+            "v" => LoraTarget::V,
+            "o" => LoraTarget::O,
+            "gate" => LoraTarget::Gate,
+            "up" => LoraTarget::Up,
+            "down" => LoraTarget::Down,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for LoraTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.hf_name())
+    }
+}
+
+impl From<LoraTarget> for String {
+    fn from(t: LoraTarget) -> String {
+        t.hf_name().to_string()
+    }
+}
+
+impl TryFrom<String> for LoraTarget {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        LoraTarget::parse(&name).ok_or_else(|| format!("unknown LoRA target module `{name}`"))
+    }
+}
+
+/// `lr_scheduler`: how the learning rate falls after warm-up (to zero at the last step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum LrScheduler {
+    Cosine,
+    Linear,
+}
+
+impl LrScheduler {
+    pub const ALL: [LrScheduler; 2] = [LrScheduler::Cosine, LrScheduler::Linear];
+
+    /// The YAML spelling: `cosine` or `linear`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LrScheduler::Cosine => "cosine",
+            LrScheduler::Linear => "linear",
+        }
+    }
+
+    /// Reads the YAML spelling; the error is the message users see.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        LrScheduler::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| format!("unknown `lr_scheduler` `{s}`: expected `cosine` or `linear`"))
+    }
+}
+
+impl fmt::Display for LrScheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<LrScheduler> for String {
+    fn from(l: LrScheduler) -> String {
+        l.as_str().to_string()
+    }
+}
+
+impl TryFrom<String> for LrScheduler {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        LrScheduler::parse(&s)
+    }
+}
+
 /// LoRA fine-tune hyper-parameters, named as axolotl names them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoraHyper {
     pub lora_r: usize,
     pub lora_alpha: f64,
     pub lora_dropout: f64,
-    /// Hugging Face module names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.
-    pub lora_target_modules: Vec<String>,
+    pub lora_target_modules: Vec<LoraTarget>,
     pub learning_rate: f64,
     pub num_epochs: usize,
     pub micro_batch_size: usize,
@@ -75,14 +206,25 @@ pub struct LoraHyper {
     pub early_stopping_patience: Option<usize>,
     /// Evaluate validation loss every N optimizer steps; None evaluates once per epoch.
     pub eval_steps: Option<usize>,
+    /// Also write a resumable checkpoint every N optimizer steps (at most
+    /// [`LoraHyper::MAX_SAVE_STEPS`]), besides the one at each epoch's end; None checkpoints
+    /// at epoch ends only. Left out of the serialised form when None, so job files and
+    /// fingerprints of specs without it are what they were before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_steps: Option<usize>,
     pub warmup_steps: usize,
-    /// `cosine` or `linear`.
-    pub lr_scheduler: String,
+    pub lr_scheduler: LrScheduler,
     pub weight_decay: f64,
     pub max_grad_norm: f64,
     pub seed: u64,
     /// Also write merged weights (`W + alpha/r · B·A`) beside the adapter.
     pub merge_weights: bool,
+}
+
+impl LoraHyper {
+    /// The largest `save_steps` a spec may give: a million optimizer steps is far beyond any
+    /// fine-tune this tool runs, so a larger value is a typo (and would never checkpoint).
+    pub const MAX_SAVE_STEPS: usize = 1_000_000;
 }
 
 impl Default for LoraHyper {
@@ -91,7 +233,7 @@ impl Default for LoraHyper {
             lora_r: 8,
             lora_alpha: 16.0,
             lora_dropout: 0.05,
-            lora_target_modules: vec!["q_proj".into(), "v_proj".into()],
+            lora_target_modules: vec![LoraTarget::Q, LoraTarget::V],
             learning_rate: 2e-4,
             num_epochs: 2,
             micro_batch_size: 4,
@@ -100,8 +242,9 @@ impl Default for LoraHyper {
             val_set_size: 0.1,
             early_stopping_patience: None,
             eval_steps: None,
+            save_steps: None,
             warmup_steps: 10,
-            lr_scheduler: "cosine".into(),
+            lr_scheduler: LrScheduler::Cosine,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
             seed: 7,
@@ -171,4 +314,44 @@ pub struct Decision {
     pub metric: String,
     /// Mean metric an arm must reach. Default 0.9.
     pub quality_target: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn lora_targets_and_schedulers_keep_the_yaml_spelling() {
+        for t in LoraTarget::ALL {
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.hf_name()));
+            assert_eq!(serde_json::from_str::<LoraTarget>(&json).unwrap(), t);
+        }
+        assert_eq!(LoraTarget::parse("gate"), Some(LoraTarget::Gate));
+        assert_eq!(LoraTarget::parse("mlp"), None);
+        for l in LrScheduler::ALL {
+            let json = serde_json::to_string(&l).unwrap();
+            assert_eq!(serde_json::from_str::<LrScheduler>(&json).unwrap(), l);
+        }
+        let err = serde_json::from_str::<LrScheduler>("\"constant\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unknown `lr_scheduler` `constant`: expected `cosine` or `linear`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn save_steps_is_left_out_when_unset() {
+        let json = serde_json::to_value(LoraHyper::default()).unwrap();
+        assert!(json.get("save_steps").is_none());
+        assert_eq!(
+            json["lora_target_modules"],
+            serde_json::json!(["q_proj", "v_proj"])
+        );
+        assert_eq!(json["lr_scheduler"], "cosine");
+        let back: LoraHyper = serde_json::from_value(json).unwrap();
+        assert_eq!(back, LoraHyper::default());
+    }
 }

@@ -14,7 +14,7 @@
 //! warm-up and is not counted. Besides wall time it prints CPU seconds per step: on a shared
 //! machine wall time measures the neighbours too.
 //!
-//! It first restarts itself with the worker's CPU settings (`finetune::cpu_env`); set any of
+//! It first restarts itself with the worker's CPU settings (`llm::cpu_env`); set any of
 //! those variables to measure another value. Profile notes (perf, 2-core AMD EPYC, 4 × 128):
 //! gemm's f32 microkernel takes ~55% of samples, the step splits ~45/55 between forward and
 //! backward, the optimizer, batching and loss gathering are under 1% (BENCHMARKS.md has the
@@ -25,8 +25,9 @@ use std::time::Instant;
 use candle_core::{DType, Device, Var};
 use finetune::data::{Batch, Sample};
 use finetune::optim::{AdamW, AdamWConfig, GradAccumulator, clip_grad_norm};
-use finetune::train::{answer_loss, cpu_seconds, peak_memory_bytes};
-use finetune::{LocalModel, LoraConfig, LoraTarget};
+use finetune::train::answer_loss;
+use llm::proc_stats::{cpu_seconds, peak_memory_bytes};
+use llm::{LocalModel, LoraConfig, LoraTarget};
 use rand::{Rng, SeedableRng};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -94,9 +95,9 @@ fn bench(model: &mut LocalModel, batch: usize, seq: usize, steps: usize) -> Resu
 }
 
 fn main() -> Result<()> {
-    // The settings the worker and `orchestrator run` use (see finetune::cpu_env).
-    finetune::cpu_env::apply()?;
-    eprintln!("cpu settings: {}", finetune::cpu_env::describe());
+    // The settings the worker and `orchestrator run` use (see llm::cpu_env).
+    llm::cpu_env::apply()?;
+    eprintln!("cpu settings: {}", llm::cpu_env::describe());
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| a.parse())

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use finetune::train::cpu_seconds;
-use finetune::{LocalModel, LoraConfig, LoraTarget};
+use llm::proc_stats::cpu_seconds;
+use llm::{LocalModel, LoraConfig, LoraTarget};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The settings the worker and `orchestrator run` use (see finetune::cpu_env).
-    finetune::cpu_env::apply()?;
-    eprintln!("cpu settings: {}", finetune::cpu_env::describe());
+    // The settings the worker and `orchestrator run` use (see llm::cpu_env).
+    llm::cpu_env::apply()?;
+    eprintln!("cpu settings: {}", llm::cpu_env::describe());
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).filter(|s| !s.is_empty());
     let path = arg(0)
@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let targets: Vec<LoraTarget> = match arg(2) {
         Some(s) => s
             .split(',')
-            .map(LoraTarget::parse)
+            .map(|t| LoraTarget::parse(t).ok_or_else(|| format!("unknown LoRA target {t}")))
             .collect::<Result<_, _>>()?,
         None => vec![LoraTarget::Q, LoraTarget::V],
     };

@@ -21,9 +21,8 @@
 //! gives the same logits on the Hugging Face-layout weights).
 //!
 //! [`load_adapter`] is the strict reader (it refuses DoRA, rsLoRA, per-module ranks, saved
-//! modules and unknown tensors rather than half-apply them); `LocalModel::load_adapter` in
-//! `generate.rs` currently reads the same layout with its own, more lenient `read_peft`, and
-//! could call [`load_adapter`] + [`AdapterWeights::apply_to`] instead.
+//! modules and unknown tensors rather than half-apply them); [`load_onto`] puts what it read on
+//! a [`LocalModel`].
 //!
 //! Not here: which weights to train (`lora.rs`), training (`train.rs`).
 
@@ -33,10 +32,11 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
 use crate::files;
-use crate::lora::{LoraConfig, LoraTarget};
-use crate::model::Llama;
-use crate::{Error, LocalModel};
+use llm::LocalModel;
+use llm::lora::{LoraConfig, LoraTarget};
+use llm::model::Llama;
 
 /// The adapter's configuration file.
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -156,14 +156,14 @@ pub struct AdapterWeights {
 impl AdapterWeights {
     /// Installs the adapter on `model` (unmerged), replacing any adapter it has.
     pub fn apply_to(&self, model: &mut Llama) -> Result<(), Error> {
-        model.set_lora_tensors(&self.config, &self.tensors)
+        Ok(model.set_lora_tensors(&self.config, &self.tensors)?)
     }
 }
 
 /// Writes `model`'s LoRA tensors and configuration to `dir` (replacing what is there) in PEFT
 /// layout. `base_model` is recorded as `base_model_name_or_path`.
 pub fn save_adapter(dir: &Path, model: &Llama, base_model: &str) -> Result<(), Error> {
-    let cfg = model.lora_config().ok_or_else(|| Error::InvalidLora {
+    let cfg = model.lora_config().ok_or_else(|| llm::Error::InvalidLora {
         reason: "the model has no LoRA adapter to save".into(),
     })?;
     let tensors: Vec<(String, Tensor)> = model
@@ -259,7 +259,7 @@ pub fn load_adapter(dir: &Path, device: &Device) -> Result<AdapterWeights, Error
     };
     let targets = names
         .iter()
-        .map(|n| LoraTarget::parse(n))
+        .map(|n| LoraTarget::parse(n).ok_or_else(|| Error::UnknownLoraTarget { name: n.clone() }))
         .collect::<Result<Vec<_>, _>>()?;
     let config = LoraConfig::new(peft.r, peft.lora_alpha, peft.lora_dropout, &targets)?;
 
@@ -327,6 +327,13 @@ struct HfConfigOut {
     torch_dtype: &'static str,
 }
 
+/// Loads a PEFT adapter directory (`adapter_config.json` + `adapter_model.safetensors`, read
+/// by [`load_adapter`]) onto `model`, replacing any adapter, unmerged.
+pub fn load_onto(model: &mut LocalModel, dir: &Path) -> Result<(), Error> {
+    let weights = load_adapter(dir, model.model().device())?;
+    weights.apply_to(model.model_mut())
+}
+
 /// Writes `model` with its adapter folded in as a standalone Hugging Face model directory
 /// `dir` (f32 weights). `chat_template` goes into `tokenizer_config.json` so the export keeps
 /// answering in the same format.
@@ -380,7 +387,7 @@ pub fn save_merged(
     let tokenizer_json = staged.join("tokenizer.json");
     tok.inner()
         .save(&tokenizer_json, false)
-        .map_err(Error::tokenizer)?;
+        .map_err(llm::Error::tokenizer)?;
     let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i));
     let tokenizer_config = serde_json::json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -418,10 +425,10 @@ pub fn base_chat_template(base_model: &Path) -> Option<String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::testing;
-    use crate::testing::max_diff;
     use candle_core::{DType, IndexOp};
     use candle_nn::VarBuilder;
+    use llm::testing;
+    use llm::testing::max_diff;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
@@ -528,7 +535,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let gguf = dir.path().join("tiny.gguf");
         testing::write_tiny_gguf(&gguf, 11).unwrap();
-        let files = crate::weights::read(&gguf, &Device::Cpu).unwrap();
+        let files = llm::weights::read(&gguf, &Device::Cpu).unwrap();
         let cfg = files.cfg.clone();
         let mut on_gguf = Llama::new(
             &cfg,

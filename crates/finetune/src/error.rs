@@ -1,15 +1,15 @@
-//! The crate's error type: every fallible function in `finetune` returns [`Error`], whose
-//! variants carry the data a caller needs to explain the failure (a path, a tensor name, a
-//! metadata key). It deliberately wraps Candle's and the tokenizer's errors instead of
-//! flattening them into strings, so the chain stays inspectable.
-//!
-//! Other modules of this crate (trainer, adapter IO, worker protocol) add their variants here.
+//! The trainer's error type: every fallible function in `finetune` returns [`Error`]. Failures
+//! of the model itself (loading, tokenising, a Candle op) keep their own type, [`llm::Error`],
+//! wrapped whole so the chain stays inspectable; the variants here are the trainer's: settings,
+//! training data, adapter files and checkpoints.
 
 use std::path::PathBuf;
 
-/// Anything that can go wrong loading, running or training a local model.
+/// Anything that can go wrong training, saving or resuming a LoRA fine-tune.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Model(#[from] llm::Error),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error("reading {path}: {source}")]
@@ -25,43 +25,9 @@ pub enum Error {
         source: serde_json::Error,
     },
     #[error(
-        "{path}: not a model: expected a .gguf file, or a directory with config.json and *.safetensors"
-    )]
-    UnknownModelFormat { path: PathBuf },
-    #[error("unsupported model architecture {architecture:?} (supported: llama, qwen2)")]
-    UnsupportedArchitecture { architecture: String },
-    #[error("GGUF metadata key {key:?} is missing or has the wrong type")]
-    MissingMetadata { key: String },
-    #[error("model weights have no tensor {name:?}")]
-    MissingTensor { name: String },
-    #[error("tokenizer: {message}")]
-    Tokenizer { message: String },
-    #[error(
-        "the model has no chat template (no tokenizer.chat_template in the GGUF, no chat_template in tokenizer_config.json)"
-    )]
-    NoChatTemplate,
-    #[error(
-        "unsupported chat template (only ChatML and Llama-3 templates are understood); it begins {excerpt:?}"
-    )]
-    UnknownChatTemplate { excerpt: String },
-    #[error(
         "unknown LoRA target module {name:?}; expected one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"
     )]
     UnknownLoraTarget { name: String },
-    #[error("invalid LoRA configuration: {reason}")]
-    InvalidLora { reason: String },
-    #[error("device {device}: {reason}")]
-    Device { device: String, reason: String },
-    #[error(
-        "prompt {index} has {tokens} tokens; with {max_tokens} new tokens it exceeds the model's context of {context}"
-    )]
-    ContextOverflow {
-        index: usize,
-        tokens: usize,
-        max_tokens: usize,
-        context: usize,
-    },
-    // Trainer, adapter files and checkpoints (train.rs, adapter.rs, checkpoint.rs).
     #[error("invalid fine-tune setting {field} = {value}: expected {expected}")]
     InvalidHyper {
         field: &'static str,
@@ -76,12 +42,4 @@ pub enum Error {
     BadCheckpoint { path: PathBuf, reason: String },
     #[error("merged export of {what} is not supported")]
     UnsupportedExport { what: String },
-}
-
-impl Error {
-    pub(crate) fn tokenizer(err: impl std::fmt::Display) -> Self {
-        Error::Tokenizer {
-            message: err.to_string(),
-        }
-    }
 }

@@ -32,6 +32,11 @@ pub struct FinetuneJob {
     pub arm: String,
     /// A `.gguf` file, or a directory (or `.safetensors` file) with `config.json` beside it.
     pub base_model: PathBuf,
+    /// What the adapter records as its base model (`base_model_name_or_path`): the Hugging Face
+    /// id of a known model, or the path as the spec gave it (`models::base_model_name`). None,
+    /// as in job files written before it existed, records `base_model` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model_name: Option<String>,
     pub hyper: LoraHyper,
     pub compute: ComputeSpec,
     /// Training examples, already rendered with the arm's prompt; the validation share is
@@ -239,6 +244,7 @@ mod tests {
         let job = FinetuneJob {
             arm: "smollm2-lora".into(),
             base_model: "model.gguf".into(),
+            base_model_name: Some("HuggingFaceTB/SmolLM2-135M-Instruct".into()),
             hyper: LoraHyper::default(),
             compute: ComputeSpec::default(),
             train: vec![Example {

@@ -1,49 +1,19 @@
-//! Local models with Candle: a llama-family transformer loaded from GGUF or safetensors, its
-//! tokenizer (from `tokenizer.json` or the GGUF metadata) and chat template, LoRA layers, batched
-//! generation with a KV cache, the LoRA trainer, PEFT adapter IO, and the fine-tune worker's job
-//! protocol.
+//! The LoRA trainer: one fine-tune job from chat examples to a PEFT adapter on disk, on the
+//! model of the `llm` engine. Training data and batches (`data.rs`), AdamW, the learning-rate
+//! schedule and clipping (`optim.rs`), the training loop (`train.rs`), resumable checkpoints
+//! (`checkpoint.rs`), PEFT adapter and merged-model IO (`adapter.rs`), and the fine-tune
+//! worker's job protocol (`job.rs`), which the runner and `finetune-worker` share.
 //!
-//! It has no tokio and no SQL: long work runs on the caller's thread and checks a cancel flag.
-//!
-//! Map for the trainer (what the model side offers):
-//! - [`generate::LocalModel`] bundles a [`model::Llama`], its [`tokenizer::Tokenizer`] and
-//!   [`chat::ChatTemplate`]; `LocalModel::load(path, device)` reads a `.gguf` or a safetensors
-//!   directory. `format_example` turns (messages, answer) into prompt and answer token ids.
-//! - [`model::Llama`]: `add_lora`, `lora_vars` (PEFT names → `Var`), `set_training`,
-//!   `forward_hidden` (`[B,T]` ids → `[B,T,H]` final normed hidden states, differentiable),
-//!   `lm_head` (`[N,H]` → `[N,V]`), `merge_lora`/`unmerge_lora`, `set_lora_tensors`.
-//! - Weights are always in the Hugging Face layout (GGUF q/k rows are un-permuted at load), so
-//!   LoRA tensors map one to one onto PEFT's `adapter_model.safetensors`.
-//!
-//! CPU threads: Candle 0.11.1 runs elementwise ops on a spinning barrier pool sized by
-//! `CANDLE_NUM_THREADS` (default: every core) and matmuls on rayon (`RAYON_NUM_THREADS`); the
-//! spinning takes cores from the matmuls. Programs that run models call [`cpu_env::apply`]
-//! first thing, which restarts them with `CANDLE_NUM_THREADS=1` (matmuls and this crate's
-//! kernels keep every core) and glibc settings that stop page-fault churn.
+//! It has no tokio and no SQL: training runs on the caller's thread and checks a cancel flag
+//! between steps. Not here: the model, tokenizer, chat templates and generation (`llm`).
 
 pub mod adapter;
-pub mod attention;
-pub mod chat;
 pub mod checkpoint;
-pub mod cpu_env;
 pub mod data;
-pub mod device;
 mod error;
 mod files;
-pub mod generate;
 pub mod job;
-mod kernels;
-pub mod kv_cache;
-pub mod lora;
-pub mod model;
-pub mod ops;
 pub mod optim;
-pub mod testing;
-pub mod tokenizer;
 pub mod train;
-pub mod weights;
 
 pub use error::Error;
-pub use generate::{Generation, LocalModel};
-pub use lora::{LoraConfig, LoraTarget};
-pub use model::{Config, Llama};

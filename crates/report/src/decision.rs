@@ -412,7 +412,7 @@ fn arm_warnings(
             None => w.push(format!(
                 "`{arm}`: no training record, so training time and cost count 0."
             )),
-            Some(t) if t.status != "completed" => w.push(format!(
+            Some(t) if t.status != domain::TrainingStatus::Completed => w.push(format!(
                 "`{arm}`: training is `{}`, not completed.",
                 t.status
             )),

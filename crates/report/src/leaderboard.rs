@@ -530,7 +530,7 @@ pub(crate) mod fixture {
             scores,
             training: vec![TrainingRecord {
                 arm: LORA.into(),
-                status: "completed".into(),
+                status: domain::TrainingStatus::Completed,
                 train_seconds: 842.5,
                 tokens_per_second: 1500.0,
                 peak_memory_bytes: 1 << 30,

@@ -37,7 +37,7 @@ mod writer;
 
 pub use events::{ArmStart, Event};
 /// Process settings for local models on the CPU; `run` applies them before it starts.
-pub use finetune::cpu_env;
+pub use llm::cpu_env;
 pub use plan::{ArmEstimate, Estimate, check_options, estimate};
 pub use preflight::{MissingKey, missing_keys};
 pub use worker::{WORKER_ENV, find_worker};

@@ -124,7 +124,7 @@ fn generate_all(
 ) -> LocalOutcome {
     let mut out = LocalOutcome::default();
     let started = std::time::Instant::now();
-    let model = match finetune::LocalModel::load(path, provider.device) {
+    let model = match llm::LocalModel::load(path, provider.device) {
         Ok(model) => model,
         Err(err) => {
             events.send_blocking(Event::Note(format!(

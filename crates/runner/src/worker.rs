@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{CallRecord, LossPoint, TrainingRecord};
+use domain::{CallRecord, LossPoint, LossSplit, TrainingRecord, TrainingStatus};
 use experiment::FinetuneSpec;
 use finetune::job::{EvalPrompt, Example, FinetuneJob, WorkerEvent};
 use sha2::{Digest, Sha256};
@@ -163,7 +163,7 @@ pub(crate) async fn run_finetune(
     };
     let mut record = ft.previous.take().unwrap_or_else(|| TrainingRecord {
         arm: ft.arm.to_string(),
-        status: "running".into(),
+        status: TrainingStatus::Running,
         train_seconds: 0.0,
         tokens_per_second: 0.0,
         peak_memory_bytes: 0,
@@ -172,12 +172,12 @@ pub(crate) async fn run_finetune(
         error: None,
         curve: Vec::new(),
     });
-    record.status = "running".into();
+    record.status = TrainingStatus::Running;
     record.error = None;
     record.checkpoint_dir = Some(out_dir.display().to_string());
 
     let fail = |record: &mut TrainingRecord, message: String| {
-        record.status = "failed".into();
+        record.status = TrainingStatus::Failed;
         record.error = Some(message);
     };
 
@@ -283,7 +283,7 @@ pub(crate) async fn run_finetune(
                 loss_points.push(LossPoint {
                     step,
                     epoch,
-                    split: "train".into(),
+                    split: LossSplit::Train,
                     loss,
                 });
                 events.progress(Event::TrainProgress {
@@ -302,7 +302,7 @@ pub(crate) async fn run_finetune(
                 loss_points.push(LossPoint {
                     step,
                     epoch,
-                    split: "val".into(),
+                    split: LossSplit::Val,
                     loss,
                 });
                 flush_losses(&ctx, &ft.arm, &mut loss_points).await;
@@ -327,7 +327,7 @@ pub(crate) async fn run_finetune(
                 record.tokens_per_second = tokens_per_second;
                 record.peak_memory_bytes = peak_memory_bytes;
                 record.adapter_path = Some(adapter_path.display().to_string());
-                record.status = "completed".into();
+                record.status = TrainingStatus::Completed;
                 if let Err(err) = store.upsert_training(ctx.run_id, &record).await {
                     tracing::error!(error = %err, "storing the training record failed");
                 }
@@ -414,9 +414,9 @@ pub(crate) async fn run_finetune(
     };
     let exited_ok = status.is_some_and(|s| s.success());
     if interrupted {
-        record.status = "interrupted".into();
+        record.status = TrainingStatus::Interrupted;
     } else if finished && exited_ok && worker_error.is_none() {
-        record.status = "completed".into();
+        record.status = TrainingStatus::Completed;
     } else {
         let reason = worker_error.unwrap_or_else(|| {
             let code = status.map_or_else(|| "unknown status".to_string(), |s| s.to_string());
@@ -457,6 +457,7 @@ async fn prepare(
         resume: ctx.resume,
         arm: ft.arm.to_string(),
         base_model,
+        base_model_name: Some(models::base_model_name(&ft.spec.base_model)),
         hyper: ft.spec.hyper.clone(),
         compute: ft.spec.compute.clone(),
         train: std::mem::take(&mut ft.train),

@@ -9,12 +9,14 @@
 
 use std::collections::HashMap;
 
-use domain::{CallRecord, LossPoint, RunResults, ScoreRecord, TrainingRecord};
+use domain::{
+    CallRecord, LossPoint, LossSplit, RunResults, ScoreRecord, TrainingRecord, TrainingStatus,
+};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
 use crate::runs::{arm_from_row, run_columns, run_from_row};
-use crate::{Error, Result, Store, db_err, from_i64};
+use crate::{Error, Result, Store, db_err, from_i64, parse_enum};
 
 const OP: &str = "reading a run's results";
 
@@ -117,7 +119,12 @@ impl Store {
             curves.entry(arm).or_default().push(LossPoint {
                 step: from_i64("loss_points", "step", row.try_get("step").map_err(&err)?)?,
                 epoch: row.try_get("epoch").map_err(&err)?,
-                split: row.try_get("split").map_err(&err)?,
+                split: parse_enum(
+                    "loss_points",
+                    "split",
+                    row.try_get("split").map_err(&err)?,
+                    LossSplit::parse,
+                )?,
                 loss: loss.unwrap_or(f64::NAN),
             });
         }
@@ -137,7 +144,12 @@ impl Store {
             Ok(TrainingRecord {
                 curve: curves.remove(&arm).unwrap_or_default(),
                 arm,
-                status: row.try_get("status").map_err(&err)?,
+                status: parse_enum(
+                    "training",
+                    "status",
+                    row.try_get("status").map_err(&err)?,
+                    TrainingStatus::parse,
+                )?,
                 train_seconds: row.try_get("train_seconds").map_err(&err)?,
                 tokens_per_second: row.try_get("tokens_per_second").map_err(&err)?,
                 peak_memory_bytes: from_i64(

@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::Parser;
-use finetune::LocalModel;
 use finetune::job::{FinetuneJob, WorkerEvent, exit};
 use finetune::train::{self, TrainOutcome};
+use llm::LocalModel;
 
 /// Runs one LoRA fine-tune job and answers its eval prompts, reporting JSON lines on stdout.
 #[derive(Parser)]
@@ -59,7 +59,7 @@ impl Events {
 fn main() {
     // Before any thread starts: restart with the CPU settings Candle and glibc read at start-up
     // (returns only when they were present already, or when restarting failed).
-    let cpu_env = finetune::cpu_env::apply();
+    let cpu_env = llm::cpu_env::apply();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -68,7 +68,7 @@ fn main() {
         )
         .init();
     match cpu_env {
-        Ok(()) => tracing::debug!("cpu settings: {}", finetune::cpu_env::describe()),
+        Ok(()) => tracing::debug!("cpu settings: {}", llm::cpu_env::describe()),
         Err(e) => {
             tracing::warn!(error = %e, "could not restart with the CPU settings; going on without them")
         }
@@ -142,8 +142,7 @@ fn run(job_path: &Path, events: &Events, cancel: &AtomicBool) -> Result<(), Fail
 
     // Answer with the adapter as written (the best one), folded into the weights so that
     // generation costs what the base model costs.
-    model
-        .load_adapter(&report.adapter_path)
+    finetune::adapter::load_onto(&mut model, &report.adapter_path)
         .with_context(|| format!("loading adapter {}", report.adapter_path.display()))
         .map_err(Failure::Failed)?;
     model

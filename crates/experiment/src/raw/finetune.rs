@@ -2,10 +2,10 @@
 //! `num_train_epochs` aliases) over `domain::LoraHyper`'s defaults, and their `compute`. Whether
 //! `prompt` names a prompt is checked in `validate`.
 
-use domain::{ComputeSpec, LoraHyper};
+use domain::{ComputeSpec, LoraHyper, LoraTarget, LrScheduler};
 
 use super::{RawFinetune, device, id, non_negative, positive};
-use crate::decode::{Ctx, fields, one_of, suggest};
+use crate::decode::{Ctx, Fields, fields, one_of, suggest};
 use crate::yaml::Node;
 
 const FINETUNE: &[&str] = &[
@@ -26,6 +26,7 @@ const FINETUNE: &[&str] = &[
     "val_set_size",
     "early_stopping_patience",
     "eval_steps",
+    "save_steps",
     "warmup_steps",
     "lr_scheduler",
     "weight_decay",
@@ -39,15 +40,32 @@ const FINETUNE_ALIASES: &[(&str, &str)] =
     &[("lora_rank", "lora_r"), ("num_train_epochs", "num_epochs")];
 const COMPUTE: &[&str] = &["device", "cost_per_hour"];
 /// The projections LoRA can target in a llama-family model (Hugging Face names).
-pub(crate) const TARGET_MODULES: &[&str] = &[
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+const TARGET_MODULES: [&str; 7] = {
+    let mut names = [""; 7];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = LoraTarget::ALL[i].hf_name();
+        i += 1;
+    }
+    names
+};
+
+/// `save_steps`: a whole number in `1..=LoraHyper::MAX_SAVE_STEPS`.
+fn save_steps(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<usize> {
+    let s = f.usize(cx, "save_steps", 1)?;
+    if s.value > LoraHyper::MAX_SAVE_STEPS {
+        cx.error(
+            s.pos,
+            format!(
+                "`save_steps` must be at most {}, found {}",
+                LoraHyper::MAX_SAVE_STEPS,
+                s.value
+            ),
+        );
+        return None;
+    }
+    Some(s.value)
+}
 
 pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
     let d = LoraHyper::default();
@@ -80,35 +98,32 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
                     "`lora_target_modules` must name at least one module",
                 );
             }
+            let mut targets = Vec::with_capacity(list.value.len());
             for m in &list.value {
-                if !TARGET_MODULES.contains(&m.value.as_str()) {
-                    let hint = match suggest(&m.value, TARGET_MODULES.iter().copied()) {
-                        Some(s) => format!(", did you mean `{s}`?"),
-                        None => format!(": expected {}", one_of(TARGET_MODULES)),
-                    };
-                    cx.error(
-                        m.pos,
-                        format!("unknown LoRA target module `{}`{hint}", m.value),
-                    );
+                match LoraTarget::ALL.into_iter().find(|t| t.hf_name() == m.value) {
+                    Some(t) => targets.push(t),
+                    None => {
+                        let hint = match suggest(&m.value, TARGET_MODULES.iter().copied()) {
+                            Some(s) => format!(", did you mean `{s}`?"),
+                            None => format!(": expected {}", one_of(&TARGET_MODULES)),
+                        };
+                        cx.error(
+                            m.pos,
+                            format!("unknown LoRA target module `{}`{hint}", m.value),
+                        );
+                    }
                 }
             }
-            list.value.into_iter().map(|s| s.value).collect()
+            targets
         }
         None => d.lora_target_modules.clone(),
     };
     let lr_scheduler = match f.string(cx, "lr_scheduler") {
-        Some(s) if s.value == "cosine" || s.value == "linear" => s.value,
-        Some(s) => {
-            cx.error(
-                s.pos,
-                format!(
-                    "unknown `lr_scheduler` `{}`: expected `cosine` or `linear`",
-                    s.value
-                ),
-            );
-            d.lr_scheduler.clone()
-        }
-        None => d.lr_scheduler.clone(),
+        Some(s) => LrScheduler::parse(&s.value).unwrap_or_else(|message| {
+            cx.error(s.pos, message);
+            d.lr_scheduler
+        }),
+        None => d.lr_scheduler,
     };
     let unit = |x: f64| (0.0..1.0).contains(&x);
     let hyper = LoraHyper {
@@ -146,6 +161,7 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
             .usize(cx, "eval_steps", 1)
             .map(|s| s.value)
             .or(d.eval_steps),
+        save_steps: save_steps(cx, &f).or(d.save_steps),
         warmup_steps: f
             .usize(cx, "warmup_steps", 0)
             .map_or(d.warmup_steps, |s| s.value),

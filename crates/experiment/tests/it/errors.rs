@@ -654,3 +654,24 @@ fn local_models_must_be_known_or_exist() {
         "#]],
     );
 }
+
+#[test]
+fn save_steps_is_a_bounded_positive_integer() {
+    check(
+        r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label, split: { eval: 2, train: 4 } }
+        prompts: [{ id: zs, template: "{{text}}" }]
+        finetunes:
+          - { id: a, base_model: smollm2-135m-instruct, prompt: zs, save_steps: 0 }
+          - { id: b, base_model: smollm2-135m-instruct, prompt: zs, save_steps: 1000001 }
+          - { id: c, base_model: smollm2-135m-instruct, prompt: zs, save_steps: often }
+          - { id: d, base_model: smollm2-135m-instruct, prompt: zs, save_steps: 1000000 }
+        "#,
+        expect![[r#"
+            $DIR/spec.yaml:5:73: `save_steps` must be at least 1, found 0
+            $DIR/spec.yaml:6:73: `save_steps` must be at most 1000000, found 1000001
+            $DIR/spec.yaml:7:73: `save_steps` must be a positive whole number, found the string `often`
+        "#]],
+    );
+}

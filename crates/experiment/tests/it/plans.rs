@@ -36,6 +36,7 @@ const FULL: &str = r#"
         lora_rank: 4
         num_train_epochs: 3
         lora_target_modules: [q_proj, k_proj, v_proj]
+        save_steps: 25
         compute: { device: "cuda:1", cost_per_hour: 1.5 }
     generation: { max_tokens: 4, stop: "\n" }
     scorers:
@@ -91,6 +92,7 @@ fn defaults_fill_what_the_spec_leaves_out() {
     assert_eq!(ft.hyper.lora_r, 4, "lora_rank is lora_r");
     assert_eq!(ft.hyper.num_epochs, 3, "num_train_epochs is num_epochs");
     assert_eq!(ft.hyper.lora_alpha, 16.0);
+    assert_eq!(ft.hyper.save_steps, Some(25));
     assert_eq!(ft.compute.device, domain::Device::Cuda(1));
     assert_eq!(ft.compute.cost_per_hour, 1.5);
     assert_eq!(plan.generation.max_tokens, 4);

@@ -12,9 +12,9 @@
 use candle_core::{DType, Device, Tensor};
 use domain::GenerationParams;
 use finetune::optim::{AdamW, AdamWConfig, GradAccumulator};
-use finetune::{LocalModel, LoraConfig, LoraTarget};
+use llm::{LocalModel, LoraConfig, LoraTarget};
 
-use crate::tiny::{self, max_diff};
+use llm::testing::max_diff;
 
 const SEQ: [u32; 12] = [1, 10, 200, 33, 264, 7, 99, 2, 150, 41, 42, 43];
 
@@ -23,7 +23,7 @@ fn enabled() -> bool {
 }
 
 /// Cross entropy of the next token at the last 4 positions, on the model's device.
-fn loss(m: &finetune::Llama, seq: &[u32]) -> Tensor {
+fn loss(m: &llm::Llama, seq: &[u32]) -> Tensor {
     let dev = m.device();
     let t = seq.len();
     let ids = Tensor::new(seq, dev).unwrap().unsqueeze(0).unwrap();
@@ -55,9 +55,11 @@ fn the_device_checks_hold_on_the_cpu() {
 }
 
 fn same_as_cpu_trains_and_generates(device: domain::Device) {
-    let t = tiny::build(false, 11);
-    let cpu = LocalModel::load(&t.gguf, domain::Device::Cpu).unwrap();
-    let mut gpu = LocalModel::load(&t.gguf, device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("tiny.gguf");
+    llm::testing::write_tiny_gguf(&gguf, 11).unwrap();
+    let cpu = LocalModel::load(&gguf, domain::Device::Cpu).unwrap();
+    let mut gpu = LocalModel::load(&gguf, device).unwrap();
     if device != domain::Device::Cpu {
         assert!(gpu.model().device().is_cuda());
         assert_eq!(gpu.model().dtype(), DType::BF16);

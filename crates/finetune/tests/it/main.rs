@@ -1,7 +1,5 @@
-//! The finetune crate's integration tests, one binary: the tiny llama built in `tiny`, the
-//! model side in `model`, the same on a CUDA GPU in `gpu` (opt-in).
+//! The finetune crate's integration tests, one binary: LoRA training steps on a CUDA GPU
+//! against the CPU in `gpu` (opt-in, `ORCHESTRATOR_GPU_TESTS=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod gpu;
-mod model;
-mod tiny;

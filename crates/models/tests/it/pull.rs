@@ -91,6 +91,7 @@ fn fake_model(package: &'static str) -> KnownModel {
         license: "none",
         file_name: "tiny.gguf",
         approx_bytes: 0,
+        hub_id: "test/fake-model",
         source: KnownSource::PyPiWheel {
             package,
             version: "0.1.0",

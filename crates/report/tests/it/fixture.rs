@@ -201,7 +201,7 @@ pub fn run(n: usize, arms: Vec<ArmSpec>) -> RunResults {
         if spec.kind == ArmKind::Finetune {
             results.training.push(TrainingRecord {
                 arm: spec.name.to_owned(),
-                status: "completed".to_owned(),
+                status: domain::TrainingStatus::Completed,
                 train_seconds: 7200.0,
                 tokens_per_second: 900.0,
                 peak_memory_bytes: 1 << 30,
@@ -231,14 +231,14 @@ fn curve() -> Vec<LossPoint> {
         pts.push(LossPoint {
             step,
             epoch: s / 30.0,
-            split: "train".to_owned(),
+            split: domain::LossSplit::Train,
             loss: 2.2 * (-s / 14.0).exp() + 0.35 + 0.04 * (s * 1.7).sin(),
         });
         if step % 10 == 0 {
             pts.push(LossPoint {
                 step,
                 epoch: s / 30.0,
-                split: "val".to_owned(),
+                split: domain::LossSplit::Val,
                 loss: 2.0 * (-s / 16.0).exp() + 0.45,
             });
         }

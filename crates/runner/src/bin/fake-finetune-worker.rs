@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use domain::LossPoint;
+use domain::{LossPoint, LossSplit};
 use finetune::job::{FinetuneJob, WorkerEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +96,10 @@ fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::E
             loss: 0.9,
         })?;
     }
-    let point = |step: u64, split: &str, loss: f64| LossPoint {
+    let point = |step: u64, split: LossSplit, loss: f64| LossPoint {
         step,
         epoch: step as f64 / 2.0,
-        split: split.into(),
+        split,
         loss,
     };
     say(WorkerEvent::Trained {
@@ -109,9 +109,9 @@ fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::E
         adapter_path: job.out_dir.join("adapter"),
         best_val_loss: Some(0.9),
         curve: vec![
-            point(1, "train", 2.0),
-            point(2, "train", 1.0),
-            point(2, "val", 0.9),
+            point(1, LossSplit::Train, 2.0),
+            point(2, LossSplit::Train, 1.0),
+            point(2, LossSplit::Val, 0.9),
         ],
     })?;
     for (i, item) in job.eval.iter().enumerate() {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use domain::RunStatus;
+use domain::{RunStatus, TrainingStatus};
 use finetune::job::FinetuneJob;
 use testserver::ServerConfig;
 use tokio_util::sync::CancellationToken;
@@ -86,7 +86,7 @@ async fn a_finetune_arm_stores_its_curve_training_record_and_answers() {
             .all(|c| (c.cost_usd - 0.0005).abs() < 1e-12 && c.compute_seconds == 0.5)
     );
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
-    assert_eq!(training.status, "completed");
+    assert_eq!(training.status, TrainingStatus::Completed);
     assert_eq!(training.train_seconds, 36.0);
     assert!(
         training
@@ -107,6 +107,11 @@ async fn a_finetune_arm_stores_its_curve_training_record_and_answers() {
     assert_eq!(job.train.len(), 10);
     assert_eq!(job.eval.len(), 6);
     assert!(job.resume);
+    // A base model given as a path is recorded in the adapter as the spec wrote it.
+    assert_eq!(
+        job.base_model_name,
+        Some(b.path("base.gguf").display().to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +126,7 @@ async fn a_crashed_worker_fails_its_arm_and_keeps_the_rest() {
     let results = b.store.results(summary.run_id).await.unwrap();
     assert_eq!(results.calls.iter().filter(|c| c.arm == "lora").count(), 2);
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
-    assert_eq!(training.status, "failed");
+    assert_eq!(training.status, TrainingStatus::Failed);
     let error = training.error.as_deref().unwrap();
     assert!(error.contains("simulated crash"), "{error}");
     assert!(training.checkpoint_dir.is_some());
@@ -150,7 +155,7 @@ async fn a_cancelled_worker_is_stopped_and_the_rerun_finishes_the_arm() {
     assert_eq!(first.status, RunStatus::Interrupted);
     let results = b.store.results(first.run_id).await.unwrap();
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
-    assert_eq!(training.status, "interrupted");
+    assert_eq!(training.status, TrainingStatus::Interrupted);
     let answered = results.calls.iter().filter(|c| c.arm == "lora").count();
     assert!((1..6).contains(&answered), "{answered}");
 
@@ -162,7 +167,7 @@ async fn a_cancelled_worker_is_stopped_and_the_rerun_finishes_the_arm() {
     let results = b.store.results(second.run_id).await.unwrap();
     assert_eq!(results.calls.iter().filter(|c| c.arm == "lora").count(), 6);
     let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
-    assert_eq!(training.status, "completed");
+    assert_eq!(training.status, TrainingStatus::Completed);
 }
 
 /// The training record of `arm` in `run`.

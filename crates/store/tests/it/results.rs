@@ -124,7 +124,7 @@ async fn a_whole_run_round_trips() {
         .unwrap();
     let training = TrainingRecord {
         arm: "lora".into(),
-        status: "completed".into(),
+        status: domain::TrainingStatus::Completed,
         train_seconds: 30.0,
         tokens_per_second: 1000.0,
         peak_memory_bytes: 1 << 28,
@@ -134,7 +134,7 @@ async fn a_whole_run_round_trips() {
         curve: vec![domain::LossPoint {
             step: 1,
             epoch: 0.5,
-            split: "train".into(),
+            split: domain::LossSplit::Train,
             loss: 2.0,
         }],
     };

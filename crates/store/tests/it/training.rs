@@ -1,14 +1,14 @@
 //! Training records and loss curves.
 
-use domain::{LossPoint, TrainingRecord};
+use domain::{LossPoint, LossSplit, TrainingRecord, TrainingStatus};
 use store::Error;
 
 use crate::with_run;
 
-fn record(status: &str) -> TrainingRecord {
+fn record(status: TrainingStatus) -> TrainingRecord {
     TrainingRecord {
         arm: "lora".into(),
-        status: status.into(),
+        status,
         train_seconds: 12.5,
         tokens_per_second: 850.0,
         peak_memory_bytes: 3 << 30,
@@ -19,11 +19,11 @@ fn record(status: &str) -> TrainingRecord {
     }
 }
 
-fn point(step: u64, split: &str, loss: f64) -> LossPoint {
+fn point(step: u64, split: LossSplit, loss: f64) -> LossPoint {
     LossPoint {
         step,
         epoch: step as f64 / 10.0,
-        split: split.into(),
+        split,
         loss,
     }
 }
@@ -31,10 +31,10 @@ fn point(step: u64, split: &str, loss: f64) -> LossPoint {
 #[tokio::test]
 async fn upsert_training_creates_then_updates_and_ignores_the_curve() {
     let (_dir, store, run) = with_run().await;
-    let mut running = record("running");
-    running.curve = vec![point(1, "train", 2.0)];
+    let mut running = record(TrainingStatus::Running);
+    running.curve = vec![point(1, LossSplit::Train, 2.0)];
     store.upsert_training(run, &running).await.unwrap();
-    let mut done = record("completed");
+    let mut done = record(TrainingStatus::Completed);
     done.adapter_path = Some("/tmp/adapter".into());
     done.train_seconds = 60.0;
     store.upsert_training(run, &done).await.unwrap();
@@ -45,7 +45,7 @@ async fn upsert_training_creates_then_updates_and_ignores_the_curve() {
 async fn loss_points_come_back_by_step_and_replace_a_recomputed_step() {
     let (_dir, store, run) = with_run().await;
     store
-        .upsert_training(run, &record("running"))
+        .upsert_training(run, &record(TrainingStatus::Running))
         .await
         .unwrap();
     store
@@ -53,9 +53,9 @@ async fn loss_points_come_back_by_step_and_replace_a_recomputed_step() {
             run,
             "lora",
             &[
-                point(3, "train", 1.5),
-                point(1, "train", 2.5),
-                point(2, "val", 2.2),
+                point(3, LossSplit::Train, 1.5),
+                point(1, LossSplit::Train, 2.5),
+                point(2, LossSplit::Val, 2.2),
             ],
         )
         .await
@@ -65,7 +65,10 @@ async fn loss_points_come_back_by_step_and_replace_a_recomputed_step() {
         .insert_loss_points(
             run,
             "lora",
-            &[point(2, "train", 1.9), point(3, "train", 1.4)],
+            &[
+                point(2, LossSplit::Train, 1.9),
+                point(3, LossSplit::Train, 1.4),
+            ],
         )
         .await
         .unwrap();
@@ -73,10 +76,10 @@ async fn loss_points_come_back_by_step_and_replace_a_recomputed_step() {
     assert_eq!(
         curve,
         &[
-            point(1, "train", 2.5),
-            point(2, "train", 1.9),
-            point(2, "val", 2.2),
-            point(3, "train", 1.4)
+            point(1, LossSplit::Train, 2.5),
+            point(2, LossSplit::Train, 1.9),
+            point(2, LossSplit::Val, 2.2),
+            point(3, LossSplit::Train, 1.4)
         ]
     );
 }
@@ -84,9 +87,12 @@ async fn loss_points_come_back_by_step_and_replace_a_recomputed_step() {
 #[tokio::test]
 async fn a_nan_loss_survives_the_round_trip() {
     let (_dir, store, run) = with_run().await;
-    store.upsert_training(run, &record("failed")).await.unwrap();
     store
-        .insert_loss_points(run, "lora", &[point(1, "train", f64::NAN)])
+        .upsert_training(run, &record(TrainingStatus::Failed))
+        .await
+        .unwrap();
+    store
+        .insert_loss_points(run, "lora", &[point(1, LossSplit::Train, f64::NAN)])
         .await
         .unwrap();
     let curve = &store.results(run).await.unwrap().training[0].curve;
@@ -96,7 +102,7 @@ async fn a_nan_loss_survives_the_round_trip() {
 #[tokio::test]
 async fn values_beyond_i64_are_refused_not_wrapped() {
     let (_dir, store, run) = with_run().await;
-    let mut huge = record("running");
+    let mut huge = record(TrainingStatus::Running);
     huge.peak_memory_bytes = u64::MAX;
     let err = store.upsert_training(run, &huge).await.unwrap_err();
     assert!(
@@ -110,7 +116,7 @@ async fn values_beyond_i64_are_refused_not_wrapped() {
         "{err:?}"
     );
     let err = store
-        .insert_loss_points(run, "lora", &[point(u64::MAX, "train", 1.0)])
+        .insert_loss_points(run, "lora", &[point(u64::MAX, LossSplit::Train, 1.0)])
         .await
         .unwrap_err();
     assert!(
@@ -123,12 +129,12 @@ async fn values_beyond_i64_are_refused_not_wrapped() {
 async fn training_of_an_unknown_run_is_not_found() {
     let (_dir, store, run) = with_run().await;
     let err = store
-        .upsert_training(run + 1, &record("running"))
+        .upsert_training(run + 1, &record(TrainingStatus::Running))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     let err = store
-        .insert_loss_points(run + 1, "lora", &[point(1, "train", 1.0)])
+        .insert_loss_points(run + 1, "lora", &[point(1, LossSplit::Train, 1.0)])
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");

@@ -1,4 +1,4 @@
-//! The worker's protocol on a tiny GGUF written by the test (`finetune::testing`): the events
+//! The worker's protocol on a tiny GGUF written by the test (`llm::testing`): the events
 //! on stdout, the files it leaves, its exit codes, and resuming after SIGINT.
 
 use std::io::{BufRead, BufReader};
@@ -14,10 +14,10 @@ pub(crate) fn worker() -> Command {
     cmd
 }
 
-fn job(dir: &Path, epochs: usize) -> FinetuneJob {
+pub(crate) fn job(dir: &Path, epochs: usize) -> FinetuneJob {
     let gguf = dir.join("tiny.gguf");
     if !gguf.exists() {
-        finetune::testing::write_tiny_gguf(&gguf, 1).unwrap();
+        llm::testing::write_tiny_gguf(&gguf, 1).unwrap();
     }
     let texts = [
         "good", "bad", "great", "awful", "fine", "poor", "nice", "sad",
@@ -25,6 +25,7 @@ fn job(dir: &Path, epochs: usize) -> FinetuneJob {
     FinetuneJob {
         arm: "tiny-lora".into(),
         base_model: gguf,
+        base_model_name: None,
         hyper: LoraHyper {
             num_epochs: epochs,
             micro_batch_size: 2,
@@ -61,13 +62,13 @@ fn job(dir: &Path, epochs: usize) -> FinetuneJob {
     }
 }
 
-fn write_job(dir: &Path, job: &FinetuneJob) -> PathBuf {
+pub(crate) fn write_job(dir: &Path, job: &FinetuneJob) -> PathBuf {
     let path = dir.join("job.json");
     std::fs::write(&path, serde_json::to_vec(job).unwrap()).unwrap();
     path
 }
 
-fn parse_events(stdout: &[u8]) -> Vec<WorkerEvent> {
+pub(crate) fn parse_events(stdout: &[u8]) -> Vec<WorkerEvent> {
     String::from_utf8(stdout.to_vec())
         .unwrap()
         .lines()
@@ -78,7 +79,8 @@ fn parse_events(stdout: &[u8]) -> Vec<WorkerEvent> {
 #[test]
 fn a_job_trains_writes_the_adapter_and_answers_every_item() {
     let dir = tempfile::tempdir().unwrap();
-    let job = job(dir.path(), 2);
+    let mut job = job(dir.path(), 2);
+    job.base_model_name = Some("HuggingFaceTB/SmolLM2-135M-Instruct".into());
     let out = worker()
         .arg("--job")
         .arg(write_job(dir.path(), &job))
@@ -124,7 +126,13 @@ fn a_job_trains_writes_the_adapter_and_answers_every_item() {
         panic!("no trained event: {events:?}")
     };
     assert_eq!(adapter_path, &dir.path().join("out/adapter"));
-    assert!(adapter_path.join("adapter_config.json").is_file());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(adapter_path.join("adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["base_model_name_or_path"], "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "the adapter names the base model as the job does, not by a path of this machine"
+    );
     assert!(adapter_path.join("adapter_model.safetensors").is_file());
     assert!(best_val_loss.is_some() && *peak_memory_bytes > 0);
     let answered: Vec<&str> = events
@@ -180,13 +188,11 @@ fn a_bad_job_exits_1_with_an_error_event() {
         "{events:?}"
     );
 
-    let mut bad = job(dir.path(), 1);
-    bad.hyper.lr_scheduler = "constant".into();
-    let out = worker()
-        .arg("--job")
-        .arg(write_job(dir.path(), &bad))
-        .output()
-        .unwrap();
+    // A scheduler the trainer does not know: the job file itself is refused.
+    let mut bad = serde_json::to_value(job(dir.path(), 1)).unwrap();
+    bad["hyper"]["lr_scheduler"] = "constant".into();
+    std::fs::write(&path, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let out = worker().arg("--job").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let events = parse_events(&out.stdout);
     assert!(
@@ -268,7 +274,7 @@ fn sigint_checkpoints_exits_130_and_a_rerun_resumes() {
 fn cpu_settings_line(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = worker();
-    for (name, _) in finetune::cpu_env::CPU_ENV {
+    for (name, _) in llm::cpu_env::CPU_ENV {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().copied())
@@ -288,7 +294,7 @@ fn cpu_settings_line(env: &[(&str, &str)]) -> String {
 #[test]
 fn the_worker_restarts_itself_with_the_cpu_settings_and_keeps_the_users() {
     let line = cpu_settings_line(&[]);
-    for (name, value) in finetune::cpu_env::CPU_ENV {
+    for (name, value) in llm::cpu_env::CPU_ENV {
         assert!(line.contains(&format!("{name}={value}")), "{line}");
     }
     let line = cpu_settings_line(&[("CANDLE_NUM_THREADS", "3")]);

@@ -86,6 +86,7 @@ fn a_short_finetune_beats_zero_shot_on_held_out_reviews() {
     let job = FinetuneJob {
         arm: "smollm2-lora".into(),
         base_model: model.clone(),
+        base_model_name: Some(models::base_model_name("smollm2-135m-instruct")),
         hyper: LoraHyper {
             lora_r: 8,
             lora_alpha: 16.0,
@@ -142,7 +143,7 @@ fn a_short_finetune_beats_zero_shot_on_held_out_reviews() {
         .filter(|e| matches!(e, WorkerEvent::Answer { item_id, text, .. } if correct(text, label_of(item_id))))
         .count();
 
-    let base = finetune::LocalModel::load(&model, domain::Device::Cpu).unwrap();
+    let base = llm::LocalModel::load(&model, domain::Device::Cpu).unwrap();
     let prompts: Vec<Vec<Message>> = eval.iter().map(|r| prompt(&r.text)).collect();
     let answers = base.generate(&prompts, &generation).unwrap();
     let zero_shot_correct = answers

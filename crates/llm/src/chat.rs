@@ -10,7 +10,7 @@
 
 use domain::{Message, Role};
 
-use crate::Error;
+use crate::{Error, LocalModel};
 
 /// Llama 3.1's default `date_string` (its template uses it when none is passed).
 const LLAMA31_DATE: &str = "26 Jul 2024";
@@ -137,6 +137,36 @@ fn chatml_default_system(template: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Chat formatting on a loaded model: its template, then its tokenizer.
+impl LocalModel {
+    /// `messages` in the model's chat template.
+    pub fn format_chat(&self, messages: &[Message], add_generation_prompt: bool) -> String {
+        self.chat.format(messages, add_generation_prompt)
+    }
+
+    /// Token ids of the prompt for `messages`, ending with the assistant header.
+    pub fn encode_prompt(&self, messages: &[Message]) -> Result<Vec<u32>, Error> {
+        self.tokenizer.encode(&self.format_chat(messages, true))
+    }
+
+    /// A training example: the prompt's ids (chat-formatted `messages` plus the assistant
+    /// header) and the answer's ids (the answer then the end-of-turn token). The loss belongs on
+    /// the answer ids only.
+    pub fn format_example(
+        &self,
+        messages: &[Message],
+        answer: &str,
+    ) -> Result<(Vec<u32>, Vec<u32>), Error> {
+        let prompt = self.encode_prompt(messages)?;
+        let mut ans = self.tokenizer.encode(answer)?;
+        match self.tokenizer.token_id(self.chat.end_of_turn()) {
+            Some(eot) => ans.push(eot),
+            None => ans.extend(self.tokenizer.encode(self.chat.end_of_turn())?),
+        }
+        Ok((prompt, ans))
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::Value;
 use candle_core::{Device, Tensor};
-use finetune::{Config, LocalModel};
+use llm::{Config, LocalModel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -162,8 +162,7 @@ pub fn build(bias: bool, seed: u64) -> Tiny {
     let cfg = config(bias);
     let tensors = weights(&cfg, seed);
     let gguf = dir.path().join("tiny.gguf");
-    finetune::weights::write_gguf(&gguf, &cfg, &tensors, GgmlDType::F32, &tokenizer_metadata())
-        .unwrap();
+    llm::weights::write_gguf(&gguf, &cfg, &tensors, GgmlDType::F32, &tokenizer_metadata()).unwrap();
 
     let hf_dir = dir.path().join("hf");
     std::fs::create_dir(&hf_dir).unwrap();
@@ -203,7 +202,7 @@ pub fn build(bias: bool, seed: u64) -> Tiny {
     }
 }
 
-pub use finetune::testing::max_diff;
+pub use llm::testing::max_diff;
 
 /// The real SmolLM2-135M-Instruct GGUF (`models::smollm2_gguf`).
 pub fn smollm2_path() -> PathBuf {

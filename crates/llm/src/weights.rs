@@ -23,7 +23,7 @@ use crate::Error;
 use crate::model::Config;
 
 /// What a model file holds, before it becomes a [`crate::Llama`].
-pub(crate) struct ModelFiles {
+pub struct ModelFiles {
     pub cfg: Config,
     /// Hugging Face names, f32 (GGUF) or as stored (safetensors), on the target device.
     pub tensors: HashMap<String, Tensor>,
@@ -36,7 +36,9 @@ pub(crate) struct ModelFiles {
     pub bos_id: Option<u32>,
 }
 
-pub(crate) fn read(path: &Path, device: &Device) -> Result<ModelFiles, Error> {
+/// Reads a `.gguf` file, or a directory (or `.safetensors` file) with `config.json`, into
+/// [`ModelFiles`] on `device`.
+pub fn read(path: &Path, device: &Device) -> Result<ModelFiles, Error> {
     if !path.exists() {
         return Err(Error::Io {
             path: path.to_path_buf(),

@@ -10,7 +10,7 @@
 //! takes it out again.
 //!
 //! This module knows nothing of files: PEFT names are built by [`crate::model::Llama`] and the
-//! adapter format lives in [`crate::adapter`].
+//! adapter format lives in the `finetune` crate (`adapter.rs`).
 
 use candle_core::{DType, Result as CResult, Tensor, Var};
 use rand::rngs::SmallRng;
@@ -19,79 +19,19 @@ use rand::{Rng, SeedableRng};
 use crate::kernels::LoraSpan;
 use crate::{Error, ops};
 
-/// A projection LoRA can adapt, named as Hugging Face names the module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LoraTarget {
-    Q,
-    K,
-    V,
-    O,
-    Gate,
-    Up,
-    Down,
-}
+/// The projections LoRA can adapt: the experiment's own vocabulary type, so a validated
+/// spec's `lora_target_modules` arrive here without being parsed again.
+pub use domain::LoraTarget;
 
-impl LoraTarget {
-    pub const ALL: [LoraTarget; 7] = [
-        LoraTarget::Q,
-        LoraTarget::K,
-        LoraTarget::V,
-        LoraTarget::O,
-        LoraTarget::Gate,
-        LoraTarget::Up,
-        LoraTarget::Down,
-    ];
-
-    /// The Hugging Face module name: `q_proj`, …, `down_proj`.
-    pub fn hf_name(self) -> &'static str {
-        match self {
-            LoraTarget::Q => "q_proj",
-            LoraTarget::K => "k_proj",
-            LoraTarget::V => "v_proj",
-            LoraTarget::O => "o_proj",
-            LoraTarget::Gate => "gate_proj",
-            LoraTarget::Up => "up_proj",
-            LoraTarget::Down => "down_proj",
-        }
-    }
-
-    /// The parent module in Hugging Face naming: `self_attn` or `mlp`.
-    pub fn hf_parent(self) -> &'static str {
-        match self {
-            LoraTarget::Q | LoraTarget::K | LoraTarget::V | LoraTarget::O => "self_attn",
-            LoraTarget::Gate | LoraTarget::Up | LoraTarget::Down => "mlp",
-        }
-    }
-
-    /// Parses a Hugging Face module name (`q_proj`; the short forms `q`, `gate` are accepted).
-    pub fn parse(name: &str) -> Result<Self, Error> {
-        let short = name.strip_suffix("_proj").unwrap_or(name);
-        Ok(match short {
-            "q" => LoraTarget::Q,
-            "k" => LoraTarget::K,
-            "v" => LoraTarget::V,
-            "o" => LoraTarget::O,
-            "gate" => LoraTarget::Gate,
-            "up" => LoraTarget::Up,
-            "down" => LoraTarget::Down,
-            _ => {
-                return Err(Error::UnknownLoraTarget {
-                    name: name.to_string(),
-                });
-            }
-        })
-    }
-
-    /// PEFT's prefix for this module in layer `layer`, e.g.
-    /// `base_model.model.model.layers.3.self_attn.q_proj`; append `.lora_A.weight` or
-    /// `.lora_B.weight`.
-    pub fn peft_prefix(self, layer: usize) -> String {
-        format!(
-            "base_model.model.model.layers.{layer}.{}.{}",
-            self.hf_parent(),
-            self.hf_name()
-        )
-    }
+/// PEFT's prefix for module `target` in layer `layer`, e.g.
+/// `base_model.model.model.layers.3.self_attn.q_proj`; append `.lora_A.weight` or
+/// `.lora_B.weight`.
+pub fn peft_prefix(target: LoraTarget, layer: usize) -> String {
+    format!(
+        "base_model.model.model.layers.{layer}.{}.{}",
+        target.hf_parent(),
+        target.hf_name()
+    )
 }
 
 /// LoRA hyper-parameters that shape the model (the optimiser's live in the trainer).
@@ -140,12 +80,12 @@ impl LoraConfig {
 
     /// From the experiment's hyper-parameters.
     pub fn from_hyper(h: &domain::LoraHyper) -> Result<Self, Error> {
-        let targets = h
-            .lora_target_modules
-            .iter()
-            .map(|t| LoraTarget::parse(t))
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::new(h.lora_r, h.lora_alpha, h.lora_dropout, &targets)
+        Self::new(
+            h.lora_r,
+            h.lora_alpha,
+            h.lora_dropout,
+            &h.lora_target_modules,
+        )
     }
 
     /// `alpha / r`, the factor on `B·A`.
@@ -564,9 +504,9 @@ mod tests {
     fn targets_parse() {
         assert_eq!(LoraTarget::parse("gate_proj").unwrap(), LoraTarget::Gate);
         assert_eq!(LoraTarget::parse("v").unwrap(), LoraTarget::V);
-        assert!(LoraTarget::parse("lm_head").is_err());
+        assert!(LoraTarget::parse("lm_head").is_none());
         assert_eq!(
-            LoraTarget::Down.peft_prefix(2),
+            peft_prefix(LoraTarget::Down, 2),
             "base_model.model.model.layers.2.mlp.down_proj"
         );
     }

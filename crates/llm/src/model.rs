@@ -14,19 +14,22 @@
 //! head into the row dimension instead of repeating K and V; a one-token decode step uses a
 //! dedicated attention kernel over the [`KvCache`].
 //!
-//! Not here: file formats (`weights.rs`), the cache (`kv_cache.rs`), tokens and chat
-//! templates, sampling (`generate.rs`).
+//! Not here: adding, reading and merging LoRA adapters (`llama_lora.rs`), file formats
+//! (`weights.rs`), the cache (`kv_cache.rs`), tokens and chat templates, sampling
+//! (`generate.rs`).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{DType, Device, Result as CResult, Tensor, Var};
+use candle_core::{DType, Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
 
 pub use crate::kv_cache::KvCache;
-use crate::lora::{Dropout, Linear, LoraConfig, LoraTarget};
+
+// The LoRA side of `Llama` (adding, reading, setting and merging adapters) lives beside
+// `lora.rs`; as a child module it reaches the private layers.
+#[path = "llama_lora.rs"]
+mod llama_lora;
+use crate::lora::{Dropout, Linear, LoraConfig};
 use crate::{Error, attention, ops};
 
 /// Largest RoPE table built, whatever the model claims as its context.
@@ -365,41 +368,6 @@ impl Block {
         let h = self.mlp.forward(&h, drop)?;
         x + h
     }
-
-    /// The layer holding `target`, and its part index there.
-    fn linear(&self, target: LoraTarget) -> (&Linear, usize) {
-        match target {
-            LoraTarget::Q => (&self.self_attn.qkv, 0),
-            LoraTarget::K => (&self.self_attn.qkv, 1),
-            LoraTarget::V => (&self.self_attn.qkv, 2),
-            LoraTarget::O => (&self.self_attn.o_proj, 0),
-            LoraTarget::Gate => (&self.mlp.gate_up, 0),
-            LoraTarget::Up => (&self.mlp.gate_up, 1),
-            LoraTarget::Down => (&self.mlp.down_proj, 0),
-        }
-    }
-
-    fn linear_mut(&mut self, target: LoraTarget) -> (&mut Linear, usize) {
-        match target {
-            LoraTarget::Q => (&mut self.self_attn.qkv, 0),
-            LoraTarget::K => (&mut self.self_attn.qkv, 1),
-            LoraTarget::V => (&mut self.self_attn.qkv, 2),
-            LoraTarget::O => (&mut self.self_attn.o_proj, 0),
-            LoraTarget::Gate => (&mut self.mlp.gate_up, 0),
-            LoraTarget::Up => (&mut self.mlp.gate_up, 1),
-            LoraTarget::Down => (&mut self.mlp.down_proj, 0),
-        }
-    }
-
-    /// Every distinct linear layer of the block.
-    fn linears_mut(&mut self) -> [&mut Linear; 4] {
-        [
-            &mut self.self_attn.qkv,
-            &mut self.self_attn.o_proj,
-            &mut self.mlp.gate_up,
-            &mut self.mlp.down_proj,
-        ]
-    }
 }
 
 /// A llama-family decoder with optional LoRA adapters on its projections.
@@ -590,131 +558,6 @@ impl Llama {
             .forward_hidden(input_ids)?
             .reshape((b * t, self.cfg.hidden_size))?;
         self.lm_head(&h)?.reshape((b, t, self.cfg.vocab_size))
-    }
-
-    /// Adds fresh LoRA adapters (A Kaiming-uniform, B zero) to the configured modules of every
-    /// layer, replacing any present. `seed` fixes A.
-    pub fn add_lora(&mut self, cfg: &LoraConfig, seed: u64) -> Result<(), Error> {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        self.remove_lora()?;
-        for layer in &mut self.layers {
-            for &t in &cfg.targets {
-                let (lin, part) = layer.linear_mut(t);
-                lin.add_lora(part, cfg, &mut rng)?;
-            }
-        }
-        self.lora = Some(cfg.clone());
-        Ok(())
-    }
-
-    /// Installs adapters from tensors under PEFT names
-    /// (`base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight`, A `[r, in]`,
-    /// B `[out, r]`), for every target of `cfg` in every layer.
-    pub fn set_lora_tensors(
-        &mut self,
-        cfg: &LoraConfig,
-        tensors: &HashMap<String, Tensor>,
-    ) -> Result<(), Error> {
-        self.remove_lora()?;
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            for &t in &cfg.targets {
-                let prefix = t.peft_prefix(i);
-                let get = |which: &str| {
-                    let name = format!("{prefix}.{which}.weight");
-                    tensors.get(&name).ok_or(Error::MissingTensor { name })
-                };
-                let (a, b) = (get("lora_A")?, get("lora_B")?);
-                let (lin, part) = layer.linear_mut(t);
-                lin.set_lora(part, a, b, cfg)?;
-            }
-        }
-        self.lora = Some(cfg.clone());
-        Ok(())
-    }
-
-    /// Removes all adapters (unmerging merged ones).
-    pub fn remove_lora(&mut self) -> Result<(), Error> {
-        for layer in &mut self.layers {
-            for lin in layer.linears_mut() {
-                lin.remove_lora()?;
-            }
-        }
-        self.lora = None;
-        Ok(())
-    }
-
-    pub fn lora_config(&self) -> Option<&LoraConfig> {
-        self.lora.as_ref()
-    }
-
-    /// The LoRA variables under their PEFT names, layer by layer, A before B.
-    pub fn lora_vars(&self) -> Vec<(String, Var)> {
-        let mut out = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            for t in LoraTarget::ALL {
-                let (lin, part) = layer.linear(t);
-                if let Some((a, b)) = lin.lora(part) {
-                    let p = t.peft_prefix(i);
-                    out.push((format!("{p}.lora_A.weight"), a.clone()));
-                    out.push((format!("{p}.lora_B.weight"), b.clone()));
-                }
-            }
-        }
-        out
-    }
-
-    /// Folds every adapter into its base weight (inference then costs what the base costs).
-    pub fn merge_lora(&mut self) -> Result<(), Error> {
-        for layer in &mut self.layers {
-            for lin in layer.linears_mut() {
-                lin.merge()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes merged adapters back out of the base weights.
-    pub fn unmerge_lora(&mut self) -> Result<(), Error> {
-        for layer in &mut self.layers {
-            for lin in layer.linears_mut() {
-                lin.unmerge()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Every weight in Hugging Face naming with adapters folded in, for writing merged
-    /// safetensors (`model.layers.N.self_attn.q_proj.weight`, …; no `lm_head.weight` when tied).
-    pub fn merged_weights(&self) -> Result<HashMap<String, Tensor>, Error> {
-        let mut out = HashMap::new();
-        out.insert(
-            "model.embed_tokens.weight".to_string(),
-            self.embed_tokens.clone(),
-        );
-        out.insert("model.norm.weight".to_string(), self.norm.weight.clone());
-        if !self.cfg.tie_word_embeddings {
-            out.insert("lm_head.weight".to_string(), self.lm_head.clone());
-        }
-        for (i, layer) in self.layers.iter().enumerate() {
-            let p = format!("model.layers.{i}");
-            out.insert(
-                format!("{p}.input_layernorm.weight"),
-                layer.input_layernorm.weight.clone(),
-            );
-            out.insert(
-                format!("{p}.post_attention_layernorm.weight"),
-                layer.post_attention_layernorm.weight.clone(),
-            );
-            for t in LoraTarget::ALL {
-                let (lin, part) = layer.linear(t);
-                let name = format!("{p}.{}.{}", t.hf_parent(), t.hf_name());
-                out.insert(format!("{name}.weight"), lin.effective_weight(part)?);
-                if let Some(b) = lin.bias(part) {
-                    out.insert(format!("{name}.bias"), b.contiguous()?);
-                }
-            }
-        }
-        Ok(out)
     }
 }
 

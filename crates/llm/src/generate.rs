@@ -1,5 +1,5 @@
-//! [`LocalModel`]: a loaded model with its tokenizer and chat template, and batched generation
-//! with a KV cache — the throughput path of `type: local` providers and fine-tuned arms.
+//! Batched generation on a [`LocalModel`] with a KV cache — the throughput path of `type: local`
+//! providers and fine-tuned arms.
 //!
 //! The prefix all prompts of a call share (system prompt, instructions, few-shot examples:
 //! most of an eval prompt) is computed once and copied into every row's KV cache. A batch is
@@ -10,29 +10,22 @@
 //! by length into batches of at most [`LocalModel::max_batch`] to keep padding small. Each
 //! answer is charged a share of its batch's wall time proportional to its tokens.
 //!
-//! Not here: the model itself (`model.rs`), training (`train.rs`), the adapter file format
-//! (`adapter.rs`).
+//! Not here: loading (`local_model.rs`), chat formatting (`chat.rs`), the model itself
+//! (`model.rs`); training and the adapter file format (the `finetune` crate).
 
-use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use domain::{GenerationParams, Message};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::chat::ChatTemplate;
-use crate::model::{KvCache, Llama, MASK_VALUE};
-use crate::tokenizer::Tokenizer;
-use crate::weights::{self, meta_str};
-use crate::{Error, device};
+use crate::Error;
+pub use crate::local_model::{DEFAULT_MAX_BATCH, LocalModel};
+use crate::model::{KvCache, MASK_VALUE};
 
 /// Shortest shared prefix worth computing separately.
 const MIN_SHARED_PREFIX: usize = 8;
-
-/// Default largest batch: past ~16 rows a CPU decode step stops getting cheaper per row.
-pub const DEFAULT_MAX_BATCH: usize = 16;
 
 /// Why an answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,142 +79,7 @@ impl GenerationStats {
     }
 }
 
-/// A model ready to answer: weights, tokenizer and chat template on one device.
-pub struct LocalModel {
-    model: Llama,
-    tokenizer: Tokenizer,
-    chat: ChatTemplate,
-    /// Token ids that end an answer: EOS and the template's end-of-turn token.
-    stop_ids: Vec<u32>,
-    max_batch: usize,
-}
-
 impl LocalModel {
-    /// Loads a `.gguf` file, or a directory (or `.safetensors` file) with `config.json`, onto
-    /// `device` (f32 on the CPU, bf16 on CUDA). The tokenizer is `tokenizer.json` beside the
-    /// weights when present, else built from GGUF metadata.
-    pub fn load(path: &Path, device: domain::Device) -> Result<Self, Error> {
-        let dev = device::select(device)?;
-        let dtype = device::compute_dtype(&dev);
-        Self::load_on(path, &dev, dtype)
-    }
-
-    /// [`LocalModel::load`] with an explicit Candle device and dtype.
-    pub fn load_on(path: &Path, dev: &Device, dtype: DType) -> Result<Self, Error> {
-        let started = Instant::now();
-        let files = weights::read(path, dev)?;
-        let tokenizer_json = files.dir.join("tokenizer.json");
-        let tokenizer = if tokenizer_json.is_file() {
-            Tokenizer::from_file(&tokenizer_json, files.bos_id, files.eos_ids.clone())?
-        } else if let Some(gguf) = &files.gguf {
-            Tokenizer::from_gguf(gguf)?
-        } else {
-            return Err(Error::Tokenizer {
-                message: format!("no tokenizer.json in {}", files.dir.display()),
-            });
-        };
-        let template = match &files.gguf {
-            Some(gguf) => meta_str(gguf, "tokenizer.chat_template").map(str::to_string),
-            None => None,
-        };
-        let template = match template {
-            Some(t) => t,
-            None => hf_chat_template(&files.dir)?.ok_or(Error::NoChatTemplate)?,
-        };
-        let chat = ChatTemplate::detect(&template)?;
-        let vb = VarBuilder::from_tensors(files.tensors, dtype, dev);
-        let model = Llama::new(&files.cfg, vb)?;
-        tracing::info!(
-            path = %path.display(),
-            layers = files.cfg.num_hidden_layers,
-            hidden = files.cfg.hidden_size,
-            seconds = started.elapsed().as_secs_f64(),
-            "model loaded"
-        );
-        Ok(Self::from_parts(model, tokenizer, chat))
-    }
-
-    /// Assembles a model from its parts (tests, or a model built in memory).
-    pub fn from_parts(model: Llama, tokenizer: Tokenizer, chat: ChatTemplate) -> Self {
-        let mut stop_ids = tokenizer.eos_ids().to_vec();
-        if let Some(id) = tokenizer.token_id(chat.end_of_turn())
-            && !stop_ids.contains(&id)
-        {
-            stop_ids.push(id);
-        }
-        Self {
-            model,
-            tokenizer,
-            chat,
-            stop_ids,
-            max_batch: DEFAULT_MAX_BATCH,
-        }
-    }
-
-    pub fn model(&self) -> &Llama {
-        &self.model
-    }
-
-    /// For the trainer: add LoRA, switch training mode, merge.
-    pub fn model_mut(&mut self) -> &mut Llama {
-        &mut self.model
-    }
-
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
-    }
-
-    pub fn chat_template(&self) -> &ChatTemplate {
-        &self.chat
-    }
-
-    /// Token ids that end an answer.
-    pub fn stop_ids(&self) -> &[u32] {
-        &self.stop_ids
-    }
-
-    pub fn max_batch(&self) -> usize {
-        self.max_batch
-    }
-
-    /// Largest number of prompts decoded together (at least 1).
-    pub fn set_max_batch(&mut self, n: usize) {
-        self.max_batch = n.max(1);
-    }
-
-    /// `messages` in the model's chat template.
-    pub fn format_chat(&self, messages: &[Message], add_generation_prompt: bool) -> String {
-        self.chat.format(messages, add_generation_prompt)
-    }
-
-    /// Token ids of the prompt for `messages`, ending with the assistant header.
-    pub fn encode_prompt(&self, messages: &[Message]) -> Result<Vec<u32>, Error> {
-        self.tokenizer.encode(&self.format_chat(messages, true))
-    }
-
-    /// A training example: the prompt's ids (chat-formatted `messages` plus the assistant
-    /// header) and the answer's ids (the answer then the end-of-turn token). The loss belongs on
-    /// the answer ids only.
-    pub fn format_example(
-        &self,
-        messages: &[Message],
-        answer: &str,
-    ) -> Result<(Vec<u32>, Vec<u32>), Error> {
-        let prompt = self.encode_prompt(messages)?;
-        let mut ans = self.tokenizer.encode(answer)?;
-        match self.tokenizer.token_id(self.chat.end_of_turn()) {
-            Some(eot) => ans.push(eot),
-            None => ans.extend(self.tokenizer.encode(self.chat.end_of_turn())?),
-        }
-        Ok((prompt, ans))
-    }
-
-    /// Loads a PEFT adapter directory (`adapter_config.json` + `adapter_model.safetensors`, read
-    /// by [`crate::adapter::load_adapter`]) onto the model, replacing any adapter, unmerged.
-    pub fn load_adapter(&mut self, dir: &Path) -> Result<(), Error> {
-        crate::adapter::load_adapter(dir, self.model.device())?.apply_to(&mut self.model)
-    }
-
     /// Answers each conversation (in order). Prompts are sorted by length and decoded in
     /// batches of at most [`LocalModel::max_batch`].
     pub fn generate(
@@ -650,30 +508,4 @@ fn fnv(ids: &[u32]) -> u64 {
         }
     }
     h
-}
-
-/// `chat_template` from a Hugging Face `tokenizer_config.json` (a string, or a list of named
-/// templates of which `default` is used).
-fn hf_chat_template(dir: &Path) -> Result<Option<String>, Error> {
-    let path = dir.join("tokenizer_config.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source })?;
-    Ok(match v.get("chat_template") {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Array(list)) => list
-            .iter()
-            .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
-            .or_else(|| list.first())
-            .and_then(|t| t.get("template"))
-            .and_then(|t| t.as_str())
-            .map(str::to_string),
-        _ => None,
-    })
 }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 use domain::{GenerationParams, Message};
-use finetune::generate::FinishReason;
-use finetune::{LocalModel, LoraConfig, LoraTarget};
+use llm::generate::FinishReason;
+use llm::{LocalModel, LoraConfig, LoraTarget};
 
 use crate::tiny::{self, max_diff};
 
@@ -112,14 +112,14 @@ fn fresh_lora_is_the_base_model_and_merged_equals_unmerged() {
     // Merged weights exported in HF naming load as a plain model with the same logits.
     let w = m.model().merged_weights().unwrap();
     let vb = candle_nn::VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
-    let plain = finetune::Llama::new(m.model().config(), vb).unwrap();
+    let plain = llm::Llama::new(m.model().config(), vb).unwrap();
     assert!(max_diff(&plain.forward(&ids(&PROMPT)).unwrap(), &unmerged) < 1e-4);
     m.model_mut().unmerge_lora().unwrap();
     assert!(max_diff(&m.model().forward(&ids(&PROMPT)).unwrap(), &unmerged) < 1e-4);
 }
 
 /// Loss: cross entropy of the next token at the last 4 positions.
-fn loss(m: &finetune::Llama, seq: &[u32]) -> Tensor {
+fn loss(m: &llm::Llama, seq: &[u32]) -> Tensor {
     let t = seq.len();
     let h = m.forward_hidden(&ids(seq)).unwrap().squeeze(0).unwrap();
     let rows = h.narrow(0, t - 5, 4).unwrap();
@@ -435,5 +435,5 @@ fn smollm2_real_model() {
 fn models_can_move_to_worker_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<LocalModel>();
-    send_sync::<finetune::Llama>();
+    send_sync::<llm::Llama>();
 }

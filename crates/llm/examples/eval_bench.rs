@@ -4,7 +4,7 @@
 //! decode tokens/s (prefill counts the tokens computed: the shared prefix once, then each
 //! prompt's own part), and accuracy so speed never comes at the cost of answers.
 //!
-//! `cargo run --release -p finetune --example eval_bench -- [MODEL.gguf] [task.json] [N]`
+//! `cargo run --release -p llm --example eval_bench -- [MODEL.gguf] [task.json] [N]`
 //! `[BATCHES]` (defaults: the models cache, the repo's or the shared datasets folder, 50,
 //! `1,8,16`).
 
@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use domain::{GenerationParams, Message};
-use finetune::LocalModel;
-use finetune::train::cpu_seconds;
+use llm::LocalModel;
+use llm::proc_stats::cpu_seconds;
 
 fn default_dataset() -> PathBuf {
     for p in [
@@ -29,9 +29,9 @@ fn default_dataset() -> PathBuf {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The settings the worker and `orchestrator run` use (see finetune::cpu_env).
-    finetune::cpu_env::apply()?;
-    eprintln!("cpu settings: {}", finetune::cpu_env::describe());
+    // The settings the worker and `orchestrator run` use (see llm::cpu_env).
+    llm::cpu_env::apply()?;
+    eprintln!("cpu settings: {}", llm::cpu_env::describe());
     let args: Vec<String> = std::env::args().skip(1).collect();
     // An empty argument (`""`) keeps the default.
     let arg = |i: usize| args.get(i).filter(|s| !s.is_empty());

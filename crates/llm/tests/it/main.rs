@@ -1,0 +1,6 @@
+//! The llm crate's integration tests, one binary: the tiny llama built in `tiny`, the model
+//! side (forward, LoRA layers, generation) in `model`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod model;
+mod tiny;
