@@ -428,6 +428,7 @@ mod tests {
                 provider: Some("p".into()),
                 prompt: Some(arm.into()),
                 model: "m".into(),
+                pricing: None,
             })
             .to_vec();
         results.items = (0..a.len())

@@ -16,24 +16,14 @@ use serde::{Deserialize, Serialize};
 pub const SERVING_HOURS_PER_MONTH: f64 = 730.0;
 /// Days in an average month (365.25 / 12), to turn the horizon into months.
 pub const DAYS_PER_MONTH: f64 = 30.4375;
-/// Batch-API calls cost this share of the interactive price.
-pub const BATCH_API_PRICE_FACTOR: f64 = 0.5;
+/// How one arm is paid for, as the run stored it with the arm (`ArmInfo::pricing`): `Hosted`
+/// with its price, or `Compute` with its device's `cost_per_hour`. The rule that resolved it is
+/// `domain`'s, so it exists once.
+pub use domain::{ArmPricing, BATCH_API_PRICE_FACTOR};
 
-/// How one arm is paid for, which the run's records cannot say by themselves. The binary builds
-/// it from the plan: a hosted provider gives `Hosted` with its price, a local provider or a
-/// fine-tune gives `Compute` with its device's `cost_per_hour`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ArmPricing {
-    /// An API priced per token; `None` when the price is unknown (then the calls' recorded cost
-    /// is used).
-    Hosted { pricing: Option<Pricing> },
-    /// A machine priced per hour: local prompt arms and fine-tunes (training and answering).
-    Compute { cost_per_hour: f64 },
-}
-
-/// What the decision report needs beyond `RunResults`, `CostAssumptions` and `Decision`.
+/// What the decision report needs beyond `RunResults`' calls, `CostAssumptions` and `Decision`.
 /// Every part is optional: without it the model infers what it can from the run and says so.
+/// [`ArmCostInputs::from_results`] reads it from what the run stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArmCostInputs {
     /// Pricing per arm name. A missing arm is inferred: compute-priced when its calls recorded
@@ -45,6 +35,22 @@ pub struct ArmCostInputs {
 }
 
 impl ArmCostInputs {
+    /// What the run stored: each arm's pricing, and the cost assumptions its spec declared.
+    pub fn from_results(results: &RunResults) -> Self {
+        ArmCostInputs {
+            arms: results
+                .arms
+                .iter()
+                .filter_map(|a| a.pricing.map(|p| (a.arm.clone(), p)))
+                .collect(),
+            declared: results
+                .run
+                .settings
+                .as_ref()
+                .and_then(|s| s.declared_costs.clone()),
+        }
+    }
+
     /// Adds the pricing of one arm.
     pub fn with_arm(mut self, arm: impl Into<String>, pricing: ArmPricing) -> Self {
         self.arms.insert(arm.into(), pricing);
@@ -286,9 +292,10 @@ pub fn pricing_for(
     costs: &CostAssumptions,
 ) -> PricingUsed {
     match inputs.arms.get(arm) {
-        Some(ArmPricing::Hosted { pricing }) => PricingUsed::Hosted {
+        // Batch rates in production when the provider says so, or the cost assumptions do.
+        Some(ArmPricing::Hosted { pricing, batch_api }) => PricingUsed::Hosted {
             pricing: *pricing,
-            batch_api: costs.batch_api,
+            batch_api: *batch_api || costs.batch_api,
         },
         Some(ArmPricing::Compute { cost_per_hour }) => PricingUsed::Compute {
             cost_per_hour: *cost_per_hour,

@@ -192,6 +192,7 @@ pub fn decide(
             results.run.id, results.run.status
         ));
     }
+    warnings.extend(crate::settings::stored_input_warnings(results));
     if !table.any {
         warnings.push(format!(
             "No scores were recorded for the metric `{metric}`: every arm's quality is 0."

@@ -449,6 +449,7 @@ pub(crate) mod fixture {
             provider: provider.map(Into::into),
             prompt: Some(prompt.into()),
             model: model.into(),
+            pricing: None,
         }
     }
 
@@ -494,6 +495,7 @@ pub(crate) mod fixture {
                 dataset_fingerprint: "fp".into(),
                 spec_hash: "hash".into(),
                 spec_json: "{}".into(),
+                settings: None,
             },
             arms: vec![
                 arm(

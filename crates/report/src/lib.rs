@@ -2,7 +2,9 @@
 //! item-by-item comparisons, and the decision report (cost model, break-even, verdict) in
 //! table, JSON, CSV, Markdown and self-contained HTML form.
 //!
-//! It never queries SQL and never prints: callers hand it records and get strings back.
+//! It never queries SQL and never prints: callers hand it records and get strings back. It
+//! reads only what the run stored (`RunResults`, with each arm's pricing and the run's settings),
+//! never the spec.
 
 pub mod compare;
 pub mod cost;
@@ -11,6 +13,7 @@ pub mod format;
 pub mod html;
 pub mod leaderboard;
 pub mod render;
+pub mod settings;
 
 mod break_even;
 mod charts;
@@ -26,3 +29,4 @@ pub use format::{Format, ParseFormatError};
 pub use html::render_html;
 pub use leaderboard::{LeaderboardRow, leaderboard, metric_values, metrics, render_leaderboard};
 pub use render::{ReportFormat, render_report};
+pub use settings::{Assumed, assumed_settings};

@@ -29,7 +29,12 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
         plural(plan.scorers.len() as u64),
     );
     for arm in arms {
-        println!("  {:<9} {}  ({})", arm.kind.as_str(), arm.arm, arm.model);
+        println!(
+            "  {:<9} {}  ({})",
+            arm.kind().as_str(),
+            arm.id(),
+            arm.model()
+        );
     }
     Ok(Exit::Ok)
 }

@@ -322,6 +322,7 @@ fn the_cheapest_passing_prompt_arm_is_the_one_to_beat() {
                 input_per_mtok: 2.0,
                 output_per_mtok: 20.0,
             }),
+            batch_api: false,
         },
     );
     let r = decide(&results, &assumptions(1000.0), &decision(0.9), &inputs);

@@ -14,7 +14,7 @@ mod training;
 
 use std::path::PathBuf;
 
-use domain::{ArmInfo, ArmKind, CallRecord, EvalItem, ScoreRecord};
+use domain::{ArmInfo, ArmKind, ArmPricing, CallRecord, EvalItem, Pricing, ScoreRecord};
 use store::Store;
 use tempfile::TempDir;
 
@@ -82,6 +82,13 @@ pub fn prompt_arm(arm: &str) -> ArmInfo {
         provider: Some("gpt-4o-mini".into()),
         prompt: Some("zero-shot".into()),
         model: "gpt-4o-mini".into(),
+        pricing: Some(ArmPricing::Hosted {
+            pricing: Some(Pricing {
+                input_per_mtok: 0.15,
+                output_per_mtok: 0.6,
+            }),
+            batch_api: false,
+        }),
     }
 }
 
