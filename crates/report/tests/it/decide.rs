@@ -558,3 +558,69 @@ fn text_report_snapshot() {
           batch_api               false  hosted calls at half price   default
     "#]].assert_eq(&render_report(&r, ReportFormat::Text));
 }
+
+/// A run an earlier version stored without its settings or its arms' pricing still reports: on
+/// the defaults and inferred prices, and says so in its warnings.
+#[test]
+fn a_run_stored_without_settings_or_pricing_reports_on_defaults_and_says_so() {
+    let mut results = run(
+        100,
+        vec![
+            ArmSpec::prompt("zero-shot@api", right(100, 0, 95)),
+            ArmSpec::finetune("lora", right(100, 0, 97)),
+        ],
+    );
+    results.run.settings = None;
+    for arm in &mut results.arms {
+        arm.pricing = None;
+    }
+    let assumed = report::assumed_settings(&results);
+    assert!(assumed.note.as_deref().unwrap().contains("defaults"));
+    assert_eq!(assumed.settings.costs, domain::CostAssumptions::default());
+    assert_eq!(assumed.settings.decision.metric, "equals");
+    assert_eq!(
+        assumed.settings.decision.quality_target,
+        domain::Decision::DEFAULT_QUALITY_TARGET
+    );
+    let unrecorded = inputs(&results);
+    assert!(unrecorded.arms.is_empty() && unrecorded.declared.is_none());
+    let r = decide(
+        &results,
+        &assumed.settings.costs,
+        &assumed.settings.decision,
+        &unrecorded,
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("no stored cost assumptions")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("pricing of zero-shot@api, lora was not stored")),
+        "{:?}",
+        r.warnings
+    );
+    // The fine-tune's hourly price is inferred from its recorded calls: $2/h.
+    assert!(close(r.arms[1].cost.cost_per_request_usd, 0.0002));
+
+    // The same run with what this version stores has no such warnings.
+    let stored = run(
+        100,
+        vec![
+            ArmSpec::prompt("zero-shot@api", right(100, 0, 95)),
+            ArmSpec::finetune("lora", right(100, 0, 97)),
+        ],
+    );
+    assert_eq!(report::assumed_settings(&stored).note, None);
+    let r = decide(
+        &stored,
+        &assumptions(1000.0),
+        &decision(0.9),
+        &inputs(&stored),
+    );
+    assert!(!r.warnings.iter().any(|w| w.contains("not stored")));
+}

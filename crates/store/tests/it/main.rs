@@ -11,6 +11,7 @@ mod open;
 mod results;
 mod runs;
 mod training;
+mod upgrade;
 
 use std::path::PathBuf;
 
