@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use domain::{ArmKind, CallRecord, ComputeSpec, CostAssumptions, Pricing, RunResults};
 use serde::{Deserialize, Serialize};
 
+use crate::index::ResultIndex;
+
 /// Hours a 24/7 server runs in a month (8,760 / 12).
 pub const SERVING_HOURS_PER_MONTH: f64 = 730.0;
 /// Days in an average month (365.25 / 12), to turn the horizon into months.
@@ -119,15 +121,13 @@ impl Measured {
     }
 }
 
-/// Measures `arm` in `results`: counts, spend, means and latency percentiles.
-pub fn measure(results: &RunResults, arm: &str) -> Measured {
-    let calls: Vec<_> = results.calls.iter().filter(|c| c.arm == arm).collect();
-    let ok: Vec<_> = calls
-        .iter()
-        .filter(|c| c.error.is_none() && c.response.is_some())
-        .collect();
+/// Measures `arm` in `results` (indexed by `index`): counts, spend, means and latency
+/// percentiles.
+pub(crate) fn measure(results: &RunResults, index: &ResultIndex<'_>, arm: &str) -> Measured {
+    let calls = index.arm_calls(arm);
+    let ok = index.ok_calls(arm);
     let uncached: Vec<_> = ok.iter().filter(|c| !c.cache_hit).collect();
-    let items = item_ids(results).len();
+    let items = index.items.len();
     let mean = |f: &dyn Fn(&CallRecord) -> f64| {
         if ok.is_empty() {
             0.0
@@ -147,7 +147,7 @@ pub fn measure(results: &RunResults, arm: &str) -> Measured {
     } else {
         wall.map_or(latency_total, |w| latency_total.min(w))
     };
-    let latencies = latencies(results, arm);
+    let latencies = index.latencies(arm);
     let (latency_p50_ms, latency_p95_ms) = if latencies.is_empty() {
         (None, None)
     } else {
@@ -176,39 +176,6 @@ pub fn measure(results: &RunResults, arm: &str) -> Measured {
             .map(|t| t.train_seconds),
         latency_p50_ms,
         latency_p95_ms,
-    }
-}
-
-/// The eval items of a run: the stored items, or the distinct items the calls name when the
-/// items were not stored.
-pub(crate) fn item_ids(results: &RunResults) -> Vec<String> {
-    if !results.items.is_empty() {
-        return results.items.iter().map(|i| i.item_id.clone()).collect();
-    }
-    let mut seen = BTreeSet::new();
-    for c in &results.calls {
-        seen.insert(c.item_id.clone());
-    }
-    seen.into_iter().collect()
-}
-
-/// Latencies of an arm's successful calls, in milliseconds. Cache hits are left out when there
-/// are other calls, since production traffic will not hit the eval's cache.
-pub(crate) fn latencies(results: &RunResults, arm: &str) -> Vec<f64> {
-    let ok: Vec<&CallRecord> = results
-        .calls
-        .iter()
-        .filter(|c| c.arm == arm && c.error.is_none() && c.response.is_some())
-        .collect();
-    let fresh: Vec<f64> = ok
-        .iter()
-        .filter(|c| !c.cache_hit)
-        .map(|c| c.latency_ms)
-        .collect();
-    if fresh.is_empty() {
-        ok.iter().map(|c| c.latency_ms).collect()
-    } else {
-        fresh
     }
 }
 

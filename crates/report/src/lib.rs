@@ -19,6 +19,7 @@ mod break_even;
 mod charts;
 mod explain;
 mod figures;
+mod index;
 mod svg;
 
 pub use break_even::BreakEven;
