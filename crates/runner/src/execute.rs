@@ -91,7 +91,7 @@ pub(crate) async fn execute(
         stop: stop.clone(),
         grace: inv.opts.grace,
     };
-    let mut side = spawn_side_work(&inv, side_cx, work.local, work.finetunes);
+    let side = spawn_side_work(&inv, side_cx, work.local, work.finetunes);
 
     let hosted_cx = hosted::Context {
         plan: inv.plan,
@@ -122,21 +122,9 @@ pub(crate) async fn execute(
             .await;
     }
 
-    let mut tally = Tally {
-        answered: hosted_out.answered,
-        failed: hosted_out.failed,
-    };
-    while let Some(joined) = side.join_next().await {
-        match joined {
-            Ok(t) => {
-                tally.answered += t.answered;
-                tally.failed += t.failed;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "a local or fine-tune task stopped abnormally")
-            }
-        }
-    }
+    let mut tally = join_side_work(side).await;
+    tally.answered += hosted_out.answered;
+    tally.failed += hosted_out.failed;
     drop(shared);
     let write_result = writer.finish().await;
     let stopped = if write_result.is_err() {
@@ -339,6 +327,23 @@ fn spawn_side_work(
         side.spawn(worker::run_finetune(ft, worker_cx.clone(), device).in_current_span());
     }
     side
+}
+
+/// Waits for every local-model and fine-tune task, adding up what they answered.
+async fn join_side_work(mut side: JoinSet<Tally>) -> Tally {
+    let mut tally = Tally::default();
+    while let Some(joined) = side.join_next().await {
+        match joined {
+            Ok(t) => {
+                tally.answered += t.answered;
+                tally.failed += t.failed;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "a local or fine-tune task stopped abnormally")
+            }
+        }
+    }
+    tally
 }
 
 /// Hosted prompt arms: one lane per connected provider, in the plan's provider order, with at
