@@ -8,9 +8,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod prices;
 mod results;
 mod specs;
 
+pub use prices::{
+    ArmPricing, BATCH_API_PRICE_FACTOR, PRICES_AS_OF, builtin_pricing, resolve_pricing,
+};
 pub use results::*;
 pub use specs::*;
 

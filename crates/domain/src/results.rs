@@ -2,11 +2,12 @@
 //! `scoring` compute on them. One record per arm × eval item for calls, one per arm × item ×
 //! scorer for scores.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ArmKind, RunStatus};
+use crate::{ArmKind, ArmPricing, CostAssumptions, Decision, RunStatus};
 
 /// One run of an experiment, as listed by `orchestrator runs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,8 +22,22 @@ pub struct RunInfo {
     pub dataset_fingerprint: String,
     /// sha256 of the normalised spec; a rerun resumes a run with the same hash.
     pub spec_hash: String,
-    /// The validated plan, as JSON, so reports read the assumptions it ran with.
+    /// The validated plan (without its rows) as JSON: a record for people and tools. Nothing
+    /// reads it back; what the report needs is in [`RunInfo::settings`] and [`ArmInfo`].
     pub spec_json: String,
+    /// The assumptions the report runs on, as the run stored them; `None` for a run stored by
+    /// a version that did not store them and whose `spec_json` could not supply them.
+    pub settings: Option<RunSettings>,
+}
+
+/// What a run's report assumes beyond its records: the spec's `costs:` and `decision:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub costs: CostAssumptions,
+    /// Names of the `costs` fields the spec declared (the rest are defaults); `None` when
+    /// unknown (a run of a version that did not record it).
+    pub declared_costs: Option<BTreeSet<String>>,
+    pub decision: Decision,
 }
 
 /// One arm of a run.
@@ -35,6 +50,9 @@ pub struct ArmInfo {
     pub prompt: Option<String>,
     /// The model the arm calls or trains on.
     pub model: String,
+    /// How the arm is paid for, as the run priced it; `None` for an arm stored by a version that
+    /// did not record it (and that the upgrade could not derive).
+    pub pricing: Option<ArmPricing>,
 }
 
 /// An eval item as stored with its run, for side-by-side comparisons.

@@ -312,8 +312,16 @@ impl Default for CostAssumptions {
 pub struct Decision {
     /// A scorer id. Default: the first scorer.
     pub metric: String,
-    /// Mean metric an arm must reach. Default 0.9.
+    /// Mean metric an arm must reach. Default [`Decision::DEFAULT_QUALITY_TARGET`].
     pub quality_target: f64,
+}
+
+impl Decision {
+    /// `decision.quality_target` when the spec gives none.
+    pub const DEFAULT_QUALITY_TARGET: f64 = 0.9;
+    /// The scorer an experiment gets when it lists none, and so the metric that decides when
+    /// nothing else names one.
+    pub const DEFAULT_METRIC: &'static str = "equals";
 }
 
 #[cfg(test)]

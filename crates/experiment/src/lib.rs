@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 pub use diagnostic::{Diagnostic, SpecError};
 pub use plan::{
-    ArmPlan, Dataset, FinetuneSpec, LocalProviderSpec, OpenAiProviderSpec, Plan, PromptSpec,
+    Arm, Dataset, FinetuneSpec, LocalProviderSpec, OpenAiProviderSpec, Plan, PromptSpec,
     ProviderSpec, Row,
 };
 pub use raw::DEFAULT_OPENAI_BASE_URL;

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use domain::{
-    ArmKind, ComputeSpec, CostAssumptions, Decision, Device, GenerationParams, LoraHyper, Message,
-    ModelSource, Pricing, ScorerSpec,
+    ArmInfo, ArmKind, ArmPricing, ComputeSpec, CostAssumptions, Decision, Device, GenerationParams,
+    LoraHyper, Message, ModelSource, Pricing, RunSettings, ScorerSpec, resolve_pricing,
 };
 use serde::{Deserialize, Serialize};
 
@@ -173,60 +173,148 @@ pub struct FinetuneSpec {
     pub compute: ComputeSpec,
 }
 
-/// One arm: a way of answering every eval item.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct ArmPlan {
+/// One arm, resolved: a way of answering every eval item, carrying everything the runner and
+/// the store need about it (its provider, prompt, fine-tune spec and pricing), so no consumer
+/// looks an id up again.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Arm {
+    /// A prompt on an OpenAI-compatible endpoint.
+    Hosted {
+        /// `prompt@provider`.
+        id: String,
+        provider: OpenAiProviderSpec,
+        prompt: PromptSpec,
+        /// The provider's price: the spec's, else the built-in table's
+        /// ([`domain::resolve_pricing`]); `None` when neither knows the model.
+        pricing: Option<Pricing>,
+    },
+    /// A prompt on a model run in-process.
+    Local {
+        /// `prompt@provider`.
+        id: String,
+        provider: LocalProviderSpec,
+        prompt: PromptSpec,
+    },
+    /// A LoRA fine-tune, trained and answering with `prompt`.
+    Finetune {
+        spec: FinetuneSpec,
+        prompt: PromptSpec,
+    },
+}
+
+impl Arm {
     /// `prompt@provider` for prompt arms, the fine-tune id for fine-tunes.
-    pub arm: String,
-    pub kind: ArmKind,
-    pub provider: Option<String>,
-    pub prompt: Option<String>,
+    pub fn id(&self) -> &str {
+        match self {
+            Arm::Hosted { id, .. } | Arm::Local { id, .. } => id,
+            Arm::Finetune { spec, .. } => &spec.id,
+        }
+    }
+
+    pub fn kind(&self) -> ArmKind {
+        match self {
+            Arm::Hosted { .. } | Arm::Local { .. } => ArmKind::Prompt,
+            Arm::Finetune { .. } => ArmKind::Finetune,
+        }
+    }
+
+    /// The provider's id; None for fine-tunes.
+    pub fn provider_id(&self) -> Option<&str> {
+        match self {
+            Arm::Hosted { provider, .. } => Some(&provider.id),
+            Arm::Local { provider, .. } => Some(&provider.id),
+            Arm::Finetune { .. } => None,
+        }
+    }
+
+    /// The prompt that renders the arm's items.
+    pub fn prompt(&self) -> &PromptSpec {
+        match self {
+            Arm::Hosted { prompt, .. }
+            | Arm::Local { prompt, .. }
+            | Arm::Finetune { prompt, .. } => prompt,
+        }
+    }
+
     /// The provider's model, or the fine-tune's base model.
-    pub model: String,
+    pub fn model(&self) -> &str {
+        match self {
+            Arm::Hosted { provider, .. } => &provider.model,
+            Arm::Local { provider, .. } => &provider.model,
+            Arm::Finetune { spec, .. } => &spec.base_model,
+        }
+    }
+
+    /// How the arm is paid for: per token for hosted arms, per device hour otherwise.
+    pub fn pricing(&self) -> ArmPricing {
+        match self {
+            Arm::Hosted {
+                provider, pricing, ..
+            } => ArmPricing::Hosted {
+                pricing: *pricing,
+                batch_api: provider.batch_api,
+            },
+            Arm::Local { provider, .. } => ArmPricing::Compute {
+                cost_per_hour: provider.cost_per_hour,
+            },
+            Arm::Finetune { spec, .. } => ArmPricing::Compute {
+                cost_per_hour: spec.compute.cost_per_hour,
+            },
+        }
+    }
+
+    /// The arm as the store records it.
+    pub fn info(&self) -> ArmInfo {
+        ArmInfo {
+            arm: self.id().to_owned(),
+            kind: self.kind(),
+            provider: self.provider_id().map(str::to_owned),
+            prompt: Some(self.prompt().id.clone()),
+            model: self.model().to_owned(),
+            pricing: Some(self.pricing()),
+        }
+    }
 }
 
 impl Plan {
-    /// Every arm: each prompt on each provider (provider-major: all prompts of the first
-    /// provider, then the next provider), then the fine-tunes in spec order.
-    pub fn arms(&self) -> Vec<ArmPlan> {
+    /// Every arm, resolved: each prompt on each provider (provider-major: all prompts of the
+    /// first provider, then the next provider), then the fine-tunes in spec order.
+    pub fn arms(&self) -> Vec<Arm> {
         let mut arms = Vec::new();
         for provider in &self.providers {
             for prompt in &self.prompts {
-                arms.push(ArmPlan {
-                    arm: format!("{}@{}", prompt.id, provider.id()),
-                    kind: ArmKind::Prompt,
-                    provider: Some(provider.id().to_owned()),
-                    prompt: Some(prompt.id.clone()),
-                    model: provider.model().to_owned(),
+                let id = format!("{}@{}", prompt.id, provider.id());
+                let prompt = prompt.clone();
+                arms.push(match provider {
+                    ProviderSpec::OpenAi(p) => Arm::Hosted {
+                        id,
+                        pricing: resolve_pricing(p.pricing, &p.model),
+                        provider: p.clone(),
+                        prompt,
+                    },
+                    ProviderSpec::Local(p) => Arm::Local {
+                        id,
+                        provider: p.clone(),
+                        prompt,
+                    },
                 });
             }
         }
+        // `validate` resolved every fine-tune's prompt; one that is missing cannot occur.
         for ft in &self.finetunes {
-            arms.push(ArmPlan {
-                arm: ft.id.clone(),
-                kind: ArmKind::Finetune,
-                provider: None,
-                prompt: Some(ft.prompt.clone()),
-                model: ft.base_model.clone(),
-            });
+            if let Some(prompt) = self.prompt(&ft.prompt) {
+                arms.push(Arm::Finetune {
+                    spec: ft.clone(),
+                    prompt: prompt.clone(),
+                });
+            }
         }
         arms
     }
 
     pub fn prompt(&self, id: &str) -> Option<&PromptSpec> {
         self.prompts.iter().find(|p| p.id == id)
-    }
-
-    pub fn provider(&self, id: &str) -> Option<&ProviderSpec> {
-        self.providers.iter().find(|p| p.id() == id)
-    }
-
-    pub fn finetune(&self, id: &str) -> Option<&FinetuneSpec> {
-        self.finetunes.iter().find(|f| f.id == id)
-    }
-
-    pub fn scorer(&self, id: &str) -> Option<&ScorerSpec> {
-        self.scorers.iter().find(|s| s.id == id)
     }
 
     /// Messages for `item` with prompt `p`: system, then few-shot demos (user/assistant pairs
@@ -316,6 +404,15 @@ impl Plan {
             declared.insert("batch_api".to_owned());
         }
         declared
+    }
+
+    /// What the report of a run of this plan assumes, as the run stores it.
+    pub fn run_settings(&self) -> RunSettings {
+        RunSettings {
+            costs: self.costs.clone(),
+            declared_costs: Some(self.declared_cost_assumptions()),
+            decision: self.decision.clone(),
+        }
     }
 
     /// The metric that decides: `decision.metric`.

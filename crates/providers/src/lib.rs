@@ -9,8 +9,9 @@
 //! This crate knows nothing of scoring, the store's schema or the terminal: it never prints,
 //! it logs with `tracing`.
 //!
-//! Also here, because they are about calls: [`cache_key`] for the response cache,
-//! [`builtin_pricing`] (list prices dated [`PRICES_AS_OF`]) and [`estimate_tokens`] for dry runs.
+//! Also here, because they are about calls: [`cache_key`] for the response cache and
+//! [`estimate_tokens`] for dry runs. The price table is `domain::builtin_pricing`: the plan
+//! resolves prices, and an [`Endpoint`] is handed the one it records calls at.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -18,7 +19,6 @@ mod cache_key;
 mod client;
 mod error;
 mod limiter;
-mod pricing;
 mod retry;
 mod transport;
 
@@ -27,7 +27,6 @@ use std::time::Duration;
 pub use cache_key::cache_key;
 pub use client::Client;
 pub use error::{CallError, Error};
-pub use pricing::{PRICES_AS_OF, batch_pricing, builtin_pricing};
 pub use retry::RetryPolicy;
 
 /// One OpenAI-compatible endpoint and the limits that apply to it.

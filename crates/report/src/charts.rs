@@ -7,9 +7,9 @@
 
 use domain::{ArmKind, LossSplit, RunResults};
 
-use crate::cost::latencies;
 use crate::decision::{ArmReport, DecisionReport, SENSITIVITY_FACTORS};
 use crate::figures::{count, factor, num, quality, usd};
+use crate::index::ResultIndex;
 use crate::render::break_even_line;
 use crate::svg::{Axis, Plot, Shape, color, esc};
 
@@ -326,11 +326,12 @@ fn arm_index(r: &DecisionReport, arm: &str) -> usize {
 }
 
 pub(crate) fn latency_chart(r: &DecisionReport, results: &RunResults) -> String {
+    let index = ResultIndex::new(results);
     let rows: Vec<(usize, Vec<f64>)> = r
         .arms
         .iter()
         .enumerate()
-        .map(|(i, a)| (i, latencies(results, &a.arm)))
+        .map(|(i, a)| (i, index.latencies(&a.arm)))
         .filter(|(_, xs)| !xs.is_empty())
         .collect();
     if rows.is_empty() {

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 
-use domain::{CallRecord, RunResults};
+use domain::RunResults;
 use serde::{Deserialize, Serialize};
 
 use crate::escape::{Sink, escape};
 use crate::format::{self, Align, Format, Table};
-use crate::leaderboard::{ResultIndex, metrics, succeeded};
+use crate::index::{ResultIndex, succeeded};
+use crate::leaderboard::metrics;
 
 /// Why two arms cannot be compared.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -123,16 +124,7 @@ pub fn compare(results: &RunResults, a: &str, b: &str, metric: &str) -> Result<C
         .iter()
         .map(|i| (i.item_id.as_str(), (i.input.as_str(), i.target.as_str())))
         .collect();
-    let call_of = |arm: &str| -> HashMap<&str, &CallRecord> {
-        results
-            .calls
-            .iter()
-            .filter(|c| c.arm == arm)
-            .map(|c| (c.item_id.as_str(), c))
-            .collect()
-    };
-    let (calls_a, calls_b) = (call_of(a), call_of(b));
-    let answer = |calls: &HashMap<&str, &CallRecord>, item: &str| match calls.get(item) {
+    let answer = |arm: &str, item: &str| match index.call(arm, item) {
         Some(c) if succeeded(c) => (c.response.clone(), None),
         Some(c) => (None, c.error.clone()),
         None => (None, None),
@@ -144,8 +136,8 @@ pub fn compare(results: &RunResults, a: &str, b: &str, metric: &str) -> Result<C
         .filter(|(_, (sa, sb))| (*sa - *sb).abs() > 1e-12)
         .map(|(item, (&score_a, &score_b))| {
             let (input, target) = item_text.get(item).copied().unwrap_or(("", ""));
-            let (answer_a, error_a) = answer(&calls_a, item);
-            let (answer_b, error_b) = answer(&calls_b, item);
+            let (answer_a, error_a) = answer(a, item);
+            let (answer_b, error_b) = answer(b, item);
             Disagreement {
                 item_id: item.to_string(),
                 input: input.to_string(),
@@ -430,6 +422,7 @@ mod tests {
                 provider: Some("p".into()),
                 prompt: Some(arm.into()),
                 model: "m".into(),
+                pricing: None,
             })
             .to_vec();
         results.items = (0..a.len())

@@ -12,28 +12,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use domain::{ArmKind, CallRecord, ComputeSpec, CostAssumptions, Pricing, RunResults};
 use serde::{Deserialize, Serialize};
 
+use crate::index::ResultIndex;
+
 /// Hours a 24/7 server runs in a month (8,760 / 12).
 pub const SERVING_HOURS_PER_MONTH: f64 = 730.0;
 /// Days in an average month (365.25 / 12), to turn the horizon into months.
 pub const DAYS_PER_MONTH: f64 = 30.4375;
-/// Batch-API calls cost this share of the interactive price.
-pub const BATCH_API_PRICE_FACTOR: f64 = 0.5;
+/// How one arm is paid for, as the run stored it with the arm (`ArmInfo::pricing`): `Hosted`
+/// with its price, or `Compute` with its device's `cost_per_hour`. The rule that resolved it is
+/// `domain`'s, so it exists once.
+pub use domain::{ArmPricing, BATCH_API_PRICE_FACTOR};
 
-/// How one arm is paid for, which the run's records cannot say by themselves. The binary builds
-/// it from the plan: a hosted provider gives `Hosted` with its price, a local provider or a
-/// fine-tune gives `Compute` with its device's `cost_per_hour`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ArmPricing {
-    /// An API priced per token; `None` when the price is unknown (then the calls' recorded cost
-    /// is used).
-    Hosted { pricing: Option<Pricing> },
-    /// A machine priced per hour: local prompt arms and fine-tunes (training and answering).
-    Compute { cost_per_hour: f64 },
-}
-
-/// What the decision report needs beyond `RunResults`, `CostAssumptions` and `Decision`.
+/// What the decision report needs beyond `RunResults`' calls, `CostAssumptions` and `Decision`.
 /// Every part is optional: without it the model infers what it can from the run and says so.
+/// [`ArmCostInputs::from_results`] reads it from what the run stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArmCostInputs {
     /// Pricing per arm name. A missing arm is inferred: compute-priced when its calls recorded
@@ -45,6 +37,22 @@ pub struct ArmCostInputs {
 }
 
 impl ArmCostInputs {
+    /// What the run stored: each arm's pricing, and the cost assumptions its spec declared.
+    pub fn from_results(results: &RunResults) -> Self {
+        ArmCostInputs {
+            arms: results
+                .arms
+                .iter()
+                .filter_map(|a| a.pricing.map(|p| (a.arm.clone(), p)))
+                .collect(),
+            declared: results
+                .run
+                .settings
+                .as_ref()
+                .and_then(|s| s.declared_costs.clone()),
+        }
+    }
+
     /// Adds the pricing of one arm.
     pub fn with_arm(mut self, arm: impl Into<String>, pricing: ArmPricing) -> Self {
         self.arms.insert(arm.into(), pricing);
@@ -113,15 +121,13 @@ impl Measured {
     }
 }
 
-/// Measures `arm` in `results`: counts, spend, means and latency percentiles.
-pub fn measure(results: &RunResults, arm: &str) -> Measured {
-    let calls: Vec<_> = results.calls.iter().filter(|c| c.arm == arm).collect();
-    let ok: Vec<_> = calls
-        .iter()
-        .filter(|c| c.error.is_none() && c.response.is_some())
-        .collect();
+/// Measures `arm` in `results` (indexed by `index`): counts, spend, means and latency
+/// percentiles.
+pub(crate) fn measure(results: &RunResults, index: &ResultIndex<'_>, arm: &str) -> Measured {
+    let calls = index.arm_calls(arm);
+    let ok = index.ok_calls(arm);
     let uncached: Vec<_> = ok.iter().filter(|c| !c.cache_hit).collect();
-    let items = item_ids(results).len();
+    let items = index.items.len();
     let mean = |f: &dyn Fn(&CallRecord) -> f64| {
         if ok.is_empty() {
             0.0
@@ -141,7 +147,7 @@ pub fn measure(results: &RunResults, arm: &str) -> Measured {
     } else {
         wall.map_or(latency_total, |w| latency_total.min(w))
     };
-    let latencies = latencies(results, arm);
+    let latencies = index.latencies(arm);
     let (latency_p50_ms, latency_p95_ms) = if latencies.is_empty() {
         (None, None)
     } else {
@@ -170,39 +176,6 @@ pub fn measure(results: &RunResults, arm: &str) -> Measured {
             .map(|t| t.train_seconds),
         latency_p50_ms,
         latency_p95_ms,
-    }
-}
-
-/// The eval items of a run: the stored items, or the distinct items the calls name when the
-/// items were not stored.
-pub(crate) fn item_ids(results: &RunResults) -> Vec<String> {
-    if !results.items.is_empty() {
-        return results.items.iter().map(|i| i.item_id.clone()).collect();
-    }
-    let mut seen = BTreeSet::new();
-    for c in &results.calls {
-        seen.insert(c.item_id.clone());
-    }
-    seen.into_iter().collect()
-}
-
-/// Latencies of an arm's successful calls, in milliseconds. Cache hits are left out when there
-/// are other calls, since production traffic will not hit the eval's cache.
-pub(crate) fn latencies(results: &RunResults, arm: &str) -> Vec<f64> {
-    let ok: Vec<&CallRecord> = results
-        .calls
-        .iter()
-        .filter(|c| c.arm == arm && c.error.is_none() && c.response.is_some())
-        .collect();
-    let fresh: Vec<f64> = ok
-        .iter()
-        .filter(|c| !c.cache_hit)
-        .map(|c| c.latency_ms)
-        .collect();
-    if fresh.is_empty() {
-        ok.iter().map(|c| c.latency_ms).collect()
-    } else {
-        fresh
     }
 }
 
@@ -286,9 +259,10 @@ pub fn pricing_for(
     costs: &CostAssumptions,
 ) -> PricingUsed {
     match inputs.arms.get(arm) {
-        Some(ArmPricing::Hosted { pricing }) => PricingUsed::Hosted {
+        // Batch rates in production when the provider says so, or the cost assumptions do.
+        Some(ArmPricing::Hosted { pricing, batch_api }) => PricingUsed::Hosted {
             pricing: *pricing,
-            batch_api: costs.batch_api,
+            batch_api: *batch_api || costs.batch_api,
         },
         Some(ArmPricing::Compute { cost_per_hour }) => PricingUsed::Compute {
             cost_per_hour: *cost_per_hour,

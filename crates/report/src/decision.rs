@@ -27,14 +27,13 @@
 //! The sentences are written in `explain`; rendering lives in `render` and `html`; the arithmetic
 //! in `cost` and `break_even`; the statistics in `scoring`.
 
-use std::collections::{HashMap, HashSet};
-
 use domain::{ArmKind, CostAssumptions, Decision, RunResults, RunStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::break_even::BreakEven;
 use crate::cost::{self, ArmCost, ArmCostInputs, Measured, PricingUsed, Source};
 use crate::explain::Explainer;
+use crate::index::ResultIndex;
 
 /// Bootstrap resamples and seed for every CI and paired test: scoring's defaults, so the report
 /// and the leaderboard print the same intervals.
@@ -182,8 +181,8 @@ pub fn decide(
 ) -> DecisionReport {
     let metric = decision.metric.as_str();
     let target = decision.quality_target;
-    let items = cost::item_ids(results);
-    let table = ScoreTable::new(results, metric);
+    let index = ResultIndex::new(results);
+    let binary = index.is_binary(metric);
     let mut warnings = Vec::new();
 
     if !matches!(results.run.status, RunStatus::Completed) {
@@ -192,7 +191,8 @@ pub fn decide(
             results.run.id, results.run.status
         ));
     }
-    if !table.any {
+    warnings.extend(crate::settings::stored_input_warnings(results));
+    if !index.has_scores(metric) {
         warnings.push(format!(
             "No scores were recorded for the metric `{metric}`: every arm's quality is 0."
         ));
@@ -201,7 +201,7 @@ pub fn decide(
     let mut per_arm_scores = Vec::with_capacity(results.arms.len());
     let mut arms = Vec::with_capacity(results.arms.len());
     for info in &results.arms {
-        let xs = table.arm_scores(&info.arm, &items);
+        let (xs, _) = index.values(&info.arm, metric);
         let (q, (ci_low, ci_high)) = if xs.is_empty() {
             (0.0, (0.0, 0.0))
         } else {
@@ -210,7 +210,7 @@ pub fn decide(
                 scoring::bootstrap_ci(&xs, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
             )
         };
-        let measured = cost::measure(results, &info.arm);
+        let measured = cost::measure(results, &index, &info.arm);
         let pricing = cost::pricing_for(inputs, &info.arm, info.kind, &measured, costs);
         let arm_cost = cost::arm_cost(info.kind, &measured, pricing, costs);
         warnings.extend(arm_warnings(
@@ -245,7 +245,7 @@ pub fn decide(
                 &per_arm_scores[f],
                 &arms[p],
                 &per_arm_scores[p],
-                table.binary,
+                binary,
             ));
             break_even.push(crate::break_even::break_even(
                 (&arms[p].arm, &arms[p].cost),
@@ -289,7 +289,7 @@ pub fn decide(
         run_status: results.run.status,
         metric: metric.to_owned(),
         quality_target: target,
-        binary_metric: table.binary,
+        binary_metric: binary,
         verdict,
         recommended_arm: recommended.map(|i| arms[i].arm.clone()),
         reasons: Vec::new(),
@@ -308,7 +308,7 @@ pub fn decide(
     let (reasons, would_change) = Explainer {
         r: &report,
         costs,
-        items: items.len(),
+        items: index.items.len(),
     }
     .explain(recommended, baseline);
     report.reasons = reasons;
@@ -327,55 +327,6 @@ pub fn fail_under(report: &DecisionReport, threshold: Option<f64>) -> bool {
     match recommended {
         Some(arm) => arm.quality + EPS < threshold,
         None => true,
-    }
-}
-
-/// The decision metric per (arm, item), and which calls succeeded.
-pub(crate) struct ScoreTable<'a> {
-    scores: HashMap<(&'a str, &'a str), f64>,
-    answered: HashSet<(&'a str, &'a str)>,
-    /// Some score of the metric exists.
-    any: bool,
-    /// Every score of the metric is 0 or 1.
-    binary: bool,
-}
-
-impl<'a> ScoreTable<'a> {
-    pub(crate) fn new(results: &'a RunResults, metric: &str) -> Self {
-        let mut scores = HashMap::new();
-        let mut binary = true;
-        for s in results.scores.iter().filter(|s| s.scorer == metric) {
-            binary &= s.value == 0.0 || s.value == 1.0;
-            scores.insert((s.arm.as_str(), s.item_id.as_str()), s.value);
-        }
-        let answered = results
-            .calls
-            .iter()
-            .filter(|c| c.error.is_none() && c.response.is_some())
-            .map(|c| (c.arm.as_str(), c.item_id.as_str()))
-            .collect();
-        let any = !scores.is_empty();
-        ScoreTable {
-            scores,
-            answered,
-            any,
-            binary: binary && any,
-        }
-    }
-
-    /// One value per eval item, in item order.
-    fn arm_scores(&self, arm: &str, items: &[String]) -> Vec<f64> {
-        items.iter().map(|id| self.value(arm, id)).collect()
-    }
-
-    /// The metric of one item as quality counts it: the score of a successful call, else 0.
-    pub(crate) fn value(&self, arm: &str, item: &str) -> f64 {
-        let key = (arm, item);
-        if self.answered.contains(&key) {
-            self.scores.get(&key).copied().unwrap_or(0.0)
-        } else {
-            0.0
-        }
     }
 }
 

@@ -9,14 +9,14 @@
 //! through [`esc`]. It computes no figure of its own beyond chart geometry and percentiles of
 //! latency; the numbers come from the [`DecisionReport`].
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use domain::{CallRecord, RunResults};
+use domain::RunResults;
 
 use crate::charts;
-use crate::decision::{DecisionReport, ScoreTable};
+use crate::decision::DecisionReport;
 use crate::figures::{count, quality};
+use crate::index::ResultIndex;
 use crate::render::{
     arm_rows, assumption_rows, break_even_line, comparison_rows, headline, measured_rows,
 };
@@ -276,27 +276,28 @@ fn details_section(h: &mut String, r: &DecisionReport) {
     h.push('\n');
 }
 
-/// Per-item lookups for the output tables.
+/// Per-item lookups for the output tables, on the decision metric.
 struct Items<'a> {
-    calls: HashMap<(&'a str, &'a str), &'a CallRecord>,
-    scores: ScoreTable<'a>,
+    index: ResultIndex<'a>,
+    metric: &'a str,
 }
 
 impl<'a> Items<'a> {
-    fn new(r: &DecisionReport, results: &'a RunResults) -> Self {
+    fn new(r: &'a DecisionReport, results: &'a RunResults) -> Self {
         Items {
-            calls: results
-                .calls
-                .iter()
-                .map(|c| ((c.arm.as_str(), c.item_id.as_str()), c))
-                .collect(),
-            scores: ScoreTable::new(results, &r.metric),
+            index: ResultIndex::new(results),
+            metric: &r.metric,
         }
+    }
+
+    /// The metric of one item as quality counts it: the score of a successful call, else 0.
+    fn value(&self, arm: &str, item: &str) -> f64 {
+        self.index.value(arm, item, self.metric).unwrap_or(0.0)
     }
 
     /// An answer cell: the escaped answer (or error) and its score.
     fn answer_cell(&self, r: &DecisionReport, arm: &str, item: &str) -> String {
-        let value = self.scores.value(arm, item);
+        let value = self.value(arm, item);
         let mark = if r.binary_metric {
             if value > 0.5 {
                 "<span class=\"ok\">✓</span>".to_owned()
@@ -306,7 +307,7 @@ impl<'a> Items<'a> {
         } else {
             format!("<span class=\"muted\">{value:.2}</span>")
         };
-        let body = match self.calls.get(&(arm, item)) {
+        let body = match self.index.call(arm, item) {
             Some(c) => match (&c.response, &c.error) {
                 (Some(text), None) => esc(text).into_owned(),
                 (_, Some(e)) => format!("<span class=\"err\">error: {}</span>", esc(e)),
@@ -333,7 +334,7 @@ fn disagreement_section(h: &mut String, r: &DecisionReport, results: &RunResults
     let differing: Vec<_> = results
         .items
         .iter()
-        .filter(|it| items.scores.value(p, &it.item_id) != items.scores.value(f, &it.item_id))
+        .filter(|it| items.value(p, &it.item_id) != items.value(f, &it.item_id))
         .collect();
     let _ = write!(
         h,

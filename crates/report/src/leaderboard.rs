@@ -5,12 +5,13 @@
 //! It reads `domain::RunResults` only and judges nothing: which arm to ship, and what it costs
 //! over time, is the decision report's job (`decision`, `cost`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
-use domain::{ArmInfo, ArmKind, CallRecord, RunResults};
+use domain::{ArmInfo, ArmKind, RunResults};
 use serde::{Deserialize, Serialize};
 
 use crate::format::{self, Align, Format, Table};
+use crate::index::ResultIndex;
 
 /// One arm on the leaderboard. Serialised field names are a public contract
 /// (`leaderboard --format json`, which scripts read): add fields, never rename them.
@@ -128,11 +129,9 @@ fn row(
         })
         .collect();
 
-    let calls: Vec<&CallRecord> = results.calls.iter().filter(|c| c.arm == arm.arm).collect();
-    let ok: Vec<&CallRecord> = calls.iter().copied().filter(|c| succeeded(c)).collect();
-    let fresh: Vec<&CallRecord> = ok.iter().copied().filter(|c| !c.cache_hit).collect();
-    let priced = if fresh.is_empty() { &ok } else { &fresh };
-    let latencies: Vec<f64> = priced.iter().map(|c| c.latency_ms).collect();
+    let calls = index.arm_calls(&arm.arm);
+    let priced = index.fresh_ok_calls(&arm.arm);
+    let latencies = index.latencies(&arm.arm);
     let latency = |q| (!latencies.is_empty()).then(|| scoring::percentile(&latencies, q));
     let cost_per_1k_usd = if priced.is_empty() {
         0.0
@@ -162,75 +161,6 @@ fn row(
         train_seconds: training.map(|t| t.train_seconds),
         adapter_path: training.and_then(|t| t.adapter_path.clone()),
         scores,
-    }
-}
-
-/// A call that produced an answer.
-pub(crate) fn succeeded(c: &CallRecord) -> bool {
-    c.error.is_none() && c.response.is_some()
-}
-
-/// The run's records keyed for per-item lookups.
-pub(crate) struct ResultIndex<'a> {
-    /// Eval item ids, in run order.
-    pub items: Vec<&'a str>,
-    /// (arm, item) of every successful call.
-    answered: HashSet<(&'a str, &'a str)>,
-    /// (arm, item, scorer) → value.
-    scores: HashMap<(&'a str, &'a str, &'a str), f64>,
-}
-
-impl<'a> ResultIndex<'a> {
-    pub(crate) fn new(results: &'a RunResults) -> Self {
-        let items = if results.items.is_empty() {
-            let named: BTreeSet<&str> = results.calls.iter().map(|c| c.item_id.as_str()).collect();
-            named.into_iter().collect()
-        } else {
-            results.items.iter().map(|i| i.item_id.as_str()).collect()
-        };
-        ResultIndex {
-            items,
-            answered: results
-                .calls
-                .iter()
-                .filter(|c| succeeded(c))
-                .map(|c| (c.arm.as_str(), c.item_id.as_str()))
-                .collect(),
-            scores: results
-                .scores
-                .iter()
-                .map(|s| {
-                    (
-                        (s.arm.as_str(), s.item_id.as_str(), s.scorer.as_str()),
-                        s.value,
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    /// The metric of one item as quality counts it; `None` when it counts as an error.
-    pub(crate) fn value(&self, arm: &str, item: &str, metric: &str) -> Option<f64> {
-        if !self.answered.contains(&(arm, item)) {
-            return None;
-        }
-        self.scores.get(&(arm, item, metric)).copied()
-    }
-
-    /// One value per item (errors as 0), and the number of errors.
-    pub(crate) fn values(&self, arm: &str, metric: &str) -> (Vec<f64>, usize) {
-        let mut errors = 0;
-        let values = self
-            .items
-            .iter()
-            .map(|item| {
-                self.value(arm, item, metric).unwrap_or_else(|| {
-                    errors += 1;
-                    0.0
-                })
-            })
-            .collect();
-        (values, errors)
     }
 }
 
@@ -449,6 +379,7 @@ pub(crate) mod fixture {
             provider: provider.map(Into::into),
             prompt: Some(prompt.into()),
             model: model.into(),
+            pricing: None,
         }
     }
 
@@ -494,6 +425,7 @@ pub(crate) mod fixture {
                 dataset_fingerprint: "fp".into(),
                 spec_hash: "hash".into(),
                 spec_json: "{}".into(),
+                settings: None,
             },
             arms: vec![
                 arm(

@@ -2,7 +2,9 @@
 //! item-by-item comparisons, and the decision report (cost model, break-even, verdict) in
 //! table, JSON, CSV, Markdown and self-contained HTML form.
 //!
-//! It never queries SQL and never prints: callers hand it records and get strings back.
+//! It never queries SQL and never prints: callers hand it records and get strings back. It
+//! reads only what the run stored (`RunResults`, with each arm's pricing and the run's settings),
+//! never the spec.
 
 pub mod compare;
 pub mod cost;
@@ -12,11 +14,13 @@ pub mod format;
 pub mod html;
 pub mod leaderboard;
 pub mod render;
+pub mod settings;
 
 mod break_even;
 mod charts;
 mod explain;
 mod figures;
+mod index;
 mod svg;
 
 pub use break_even::BreakEven;
@@ -28,3 +32,4 @@ pub use format::{Format, ParseFormatError};
 pub use html::{HTML_MARKER, is_report_html, render_html};
 pub use leaderboard::{LeaderboardRow, leaderboard, metric_values, metrics, render_leaderboard};
 pub use render::{ReportFormat, render_report};
+pub use settings::{Assumed, assumed_settings};

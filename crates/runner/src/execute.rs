@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::{ArmInfo, ArmKind, EvalItem, RunStatus};
-use experiment::{Plan, ProviderSpec};
+use domain::{ArmInfo, Device, EvalItem, RunStatus, TrainingRecord};
+use experiment::{Arm, FinetuneSpec, LocalProviderSpec, Plan, PromptSpec, Row};
 use store::Store;
 use tokio::sync::Mutex;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -23,298 +23,103 @@ use crate::hosted::{self, HostedArm, Lane};
 use crate::local::{self, LocalArm};
 use crate::lookahead::Unwritten;
 use crate::worker::{self, FinetuneArm, WorkerContext};
-use crate::{Error, ItemRef, RunOptions, RunSummary, Shared, writer};
+use crate::{Error, ItemRef, RunOptions, RunSummary, Shared, SideContext, Tally, writer};
 
-#[allow(clippy::too_many_arguments)]
+/// What one invocation works on, once its run exists.
+pub(crate) struct Invocation<'a> {
+    pub plan: &'a Plan,
+    pub store: &'a Store,
+    pub opts: &'a RunOptions,
+    pub cancel: CancellationToken,
+    pub events: &'a events::Emitter,
+    pub run_id: i64,
+    pub resumed: bool,
+    /// The eval items of this invocation (`--limit` applied).
+    pub rows: &'a [Row],
+}
+
+/// What the selected arms still have to answer, sorted by where it runs.
+#[derive(Default)]
+struct Work {
+    starts: Vec<ArmStart>,
+    hosted: Vec<HostedArm>,
+    /// Provider id → (index in `hosted`, pending item indices) of each of its arms.
+    hosted_pending: HashMap<String, Vec<(usize, Vec<usize>)>>,
+    /// Local providers in plan order, each with its arms.
+    local: Vec<(LocalProviderSpec, Vec<LocalArm>)>,
+    finetunes: Vec<FinetuneArm>,
+    /// Items this invocation has to answer over all arms.
+    to_answer: u64,
+}
+
+/// Stores the run's arms and items, starts every arm's pending work, waits for all of it and
+/// settles the run's status. `lanes` are the connected hosted providers in plan order.
 pub(crate) async fn execute(
-    plan: &Plan,
-    store: &Store,
-    opts: &RunOptions,
-    cancel: CancellationToken,
-    events: &events::Emitter,
-    run_id: i64,
-    resumed: bool,
-    arms: Vec<experiment::ArmPlan>,
-    mut lanes_by_provider: HashMap<String, Lane>,
-    skipped: Vec<(String, String)>,
-    rows: &[experiment::Row],
+    inv: Invocation<'_>,
+    arms: Vec<Arm>,
+    lanes: Vec<(String, Lane)>,
 ) -> Result<RunSummary, Error> {
-    let infos: Vec<ArmInfo> = arms
-        .iter()
-        .map(|a| ArmInfo {
-            arm: a.arm.clone(),
-            kind: a.kind,
-            provider: a.provider.clone(),
-            prompt: a.prompt.clone(),
-            model: a.model.clone(),
-        })
-        .collect();
-    store.insert_arms(run_id, &infos).await?;
-    // The eval items are stored while the first calls are out (tens of milliseconds for ten
-    // thousand rows); the writer waits for them before it writes anything, so items still land
-    // before the calls that answer them, and a failure to store them fails the run.
-    let items: Vec<EvalItem> = rows
-        .iter()
-        .map(|r| EvalItem {
-            item_id: r.id.clone(),
-            input: r.input.clone(),
-            target: r.target.clone(),
-        })
-        .collect();
-    let items_stored = tokio::spawn({
-        let store = store.clone();
-        async move { store.insert_items(run_id, &items).await }.in_current_span()
-    });
-
-    let shared = Arc::new(Shared {
-        items: rows
-            .iter()
-            .map(|r| ItemRef {
-                id: r.id.clone(),
-                target: r.target.clone(),
-            })
-            .collect(),
-        scorers: plan.scorers.clone(),
-        store: store.clone(),
-        params: plan.generation.clone(),
-        no_cache: opts.no_cache,
-    });
-
-    // What each arm still has to answer.
-    let mut starts = Vec::new();
-    let mut hosted_arms: Vec<HostedArm> = Vec::new();
-    let mut hosted_pending: HashMap<String, Vec<(usize, Vec<usize>)>> = HashMap::new();
-    let mut local_jobs: HashMap<String, Vec<LocalArm>> = HashMap::new();
-    let mut finetunes: Vec<FinetuneArm> = Vec::new();
-    let mut previous_training = None;
-    let mut to_answer = 0u64;
-    for arm in &arms {
-        let completed = store.completed_items(run_id, &arm.arm).await?;
-        let pending: Vec<usize> = rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !completed.contains(&r.id))
-            .map(|(i, _)| i)
-            .collect();
-        let total = rows.len() as u64;
-        let done = total - pending.len() as u64;
-        to_answer += pending.len() as u64;
-        starts.push(ArmStart {
-            arm: arm.arm.clone(),
-            kind: arm.kind,
-            total,
-            done,
-        });
-        let prompt = arm.prompt.as_deref().and_then(|p| plan.prompt(p)).cloned();
-        match (
-            arm.kind,
-            arm.provider.as_deref().and_then(|p| plan.provider(p)),
-        ) {
-            (ArmKind::Prompt, Some(ProviderSpec::OpenAi(spec))) => {
-                let Some(prompt) = prompt else { continue };
-                let entry = hosted_pending.entry(spec.id.clone()).or_default();
-                entry.push((hosted_arms.len(), pending));
-                hosted_arms.push(HostedArm {
-                    arm: Arc::from(arm.arm.as_str()),
-                    prompt,
-                    total,
-                    done,
-                    errors: 0,
-                    cost_usd: 0.0,
-                    last_progress: None,
-                });
-            }
-            (ArmKind::Prompt, Some(ProviderSpec::Local(spec))) => {
-                let Some(prompt) = prompt else { continue };
-                let pending = pending
-                    .into_iter()
-                    .map(|i| (i, plan.render(&prompt, &rows[i])))
-                    .collect();
-                local_jobs
-                    .entry(spec.id.clone())
-                    .or_default()
-                    .push(LocalArm {
-                        arm: Arc::from(arm.arm.as_str()),
-                        pending,
-                        total,
-                        done,
-                    });
-            }
-            (ArmKind::Finetune, _) => {
-                let Some(spec) = plan.finetunes.iter().find(|f| f.id == arm.arm) else {
-                    continue;
-                };
-                let Some(prompt) = plan.prompt(&spec.prompt).cloned() else {
-                    continue;
-                };
-                if previous_training.is_none() && !pending.is_empty() {
-                    previous_training = Some(store.results(run_id).await?.training);
-                }
-                let previous = previous_training
-                    .as_ref()
-                    .and_then(|t| t.iter().find(|r| r.arm == arm.arm).cloned());
-                let (train, eval) = if pending.is_empty() {
-                    (Vec::new(), Vec::new())
-                } else {
-                    let train = plan
-                        .dataset
-                        .train
-                        .iter()
-                        .map(|row| finetune::job::Example {
-                            messages: plan.render_finetune(spec, &prompt, row),
-                            answer: row.target.clone(),
-                        })
-                        .collect();
-                    let eval = pending
-                        .iter()
-                        .map(|&i| finetune::job::EvalPrompt {
-                            item_id: rows[i].id.clone(),
-                            messages: plan.render_finetune(spec, &prompt, &rows[i]),
-                        })
-                        .collect();
-                    (train, eval)
-                };
-                finetunes.push(FinetuneArm {
-                    spec: spec.clone(),
-                    arm: Arc::from(arm.arm.as_str()),
-                    train,
-                    eval,
-                    pending,
-                    total,
-                    done,
-                    previous,
-                });
-            }
-            _ => {}
-        }
-    }
-    events
+    let store = inv.store;
+    let infos: Vec<ArmInfo> = arms.iter().map(Arm::info).collect();
+    store.insert_arms(inv.run_id, &infos).await?;
+    let items_stored = spawn_store_items(&inv);
+    let shared = Arc::new(shared(&inv));
+    let mut work = pending_work(&inv, &arms).await?;
+    inv.events
         .send(Event::RunStarted {
-            run_id,
-            resumed,
-            arms: starts,
+            run_id: inv.run_id,
+            resumed: inv.resumed,
+            arms: std::mem::take(&mut work.starts),
         })
         .await;
 
     // `stop` ends scheduling on the user's cancel and on a failed write alike.
-    let stop = cancel.child_token();
-    let grace = Grace {
-        period: opts.grace,
-        abort: opts.abort.clone(),
-    };
+    let stop = inv.cancel.child_token();
     let unwritten = Unwritten::default();
     let writer = writer::Writer::spawn(
         store.clone(),
-        run_id,
+        inv.run_id,
         stop.clone(),
         unwritten.clone(),
         items_stored,
     );
-    let spent_before = store.run_cost(run_id).await?;
-    let mut budget = Budget::new(plan.budget_max_cost_usd, spent_before);
-
-    // Local models and fine-tunes run beside the hosted scheduler, one job per device at a time.
-    let mut device_locks: HashMap<String, Arc<Mutex<()>>> = HashMap::new();
-    let mut side: JoinSet<(u64, u64)> = JoinSet::new();
-    for provider in &plan.providers {
-        let ProviderSpec::Local(spec) = provider else {
-            continue;
-        };
-        let Some(arms) = local_jobs.remove(&spec.id) else {
-            continue;
-        };
-        let lock = device_locks
-            .entry(local::device_key(spec.device))
-            .or_default()
-            .clone();
-        let task = local::run_provider(
-            spec.clone(),
-            arms,
-            shared.clone(),
-            writer.sender(),
-            events.clone(),
-            stop.clone(),
-            lock,
-            grace.clone(),
-        );
-        side.spawn(
-            async move {
-                let o = task.await;
-                (o.answered, o.failed)
-            }
-            .in_current_span(),
-        );
-    }
-    let ctx = Arc::new(WorkerContext {
+    let spent_before = store.run_cost(inv.run_id).await?;
+    let mut budget = Budget::new(inv.plan.budget_max_cost_usd, spent_before);
+    let grace = Grace {
+        period: inv.opts.grace,
+        abort: inv.opts.abort.clone(),
+    };
+    let side_cx = SideContext {
         shared: shared.clone(),
-        run_id,
-        experiment: plan.name.clone(),
-        resume: !opts.new,
-        artifacts_dir: opts.artifacts_dir.clone(),
-        worker: opts.worker.clone(),
+        writer: writer.sender(),
+        events: inv.events.clone(),
+        stop: stop.clone(),
         grace: grace.clone(),
-    });
-    for ft in finetunes {
-        let lock = device_locks
-            .entry(local::device_key(ft.spec.compute.device))
-            .or_default()
-            .clone();
-        let task = worker::run_finetune(
-            ft,
-            ctx.clone(),
-            writer.sender(),
-            events.clone(),
-            stop.clone(),
-            lock,
-        );
-        side.spawn(
-            async move {
-                let o = task.await;
-                (o.answered, o.failed)
-            }
-            .in_current_span(),
-        );
-    }
+    };
+    let side = spawn_side_work(&inv, side_cx, work.local, work.finetunes);
 
-    // Hosted prompt arms: lanes in the plan's provider order.
-    let mut lanes = Vec::new();
-    let mut lane_arms = Vec::new();
-    for provider in &plan.providers {
-        if let (Some(lane), Some(arms)) = (
-            lanes_by_provider.remove(provider.id()),
-            hosted_pending.remove(provider.id()),
-        ) {
-            lanes.push(lane);
-            lane_arms.push(arms);
-        }
-    }
-    hosted::fill_lanes(&mut lanes, lane_arms);
-    let jobs = opts.jobs.unwrap_or_else(|| {
-        lanes
-            .iter()
-            .map(|l| l.max_concurrency)
-            .sum::<usize>()
-            .max(1)
-    });
-    let hosted_out = hosted::run(
-        hosted::Context {
-            plan,
-            shared: shared.clone(),
-            budget: &mut budget,
-            jobs,
-            writer: writer.sender(),
-            unwritten,
-            events,
-            stop: &stop,
-            grace: grace.clone(),
-        },
+    let hosted_cx = hosted::Context {
+        plan: inv.plan,
+        shared: shared.clone(),
+        budget: &mut budget,
+        jobs: 0,
+        writer: writer.sender(),
+        unwritten,
+        events: inv.events,
+        stop: &stop,
+        grace: grace.clone(),
+    };
+    let hosted_out = run_hosted(
+        hosted_cx,
+        inv.opts.jobs,
         lanes,
-        &mut hosted_arms,
+        work.hosted_pending,
+        &mut work.hosted,
     )
     .await;
     if hosted_out.budget_stopped {
         let limit = budget.limit().unwrap_or(0.0);
-        events
+        inv.events
             .note(format!(
                 "budget reached: ${:.4} of ${limit:.2} spent; scheduling stopped before a call could exceed it",
                 budget.spent()
@@ -322,51 +127,281 @@ pub(crate) async fn execute(
             .await;
     }
 
-    let mut answered = hosted_out.answered;
-    let mut failed = hosted_out.failed;
-    while let Some(joined) = side.join_next().await {
-        match joined {
-            Ok((a, f)) => {
-                answered += a;
-                failed += f;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "a local or fine-tune task stopped abnormally")
-            }
-        }
-    }
+    let mut tally = join_side_work(side).await;
+    tally.answered += hosted_out.answered;
+    tally.failed += hosted_out.failed;
     drop(shared);
     let write_result = writer.finish().await;
-
-    let spent = store.run_cost(run_id).await?;
-    let unanswered = to_answer.saturating_sub(answered + failed);
-    let status = if write_result.is_err() {
+    let stopped = if write_result.is_err() {
         RunStatus::Failed
-    } else if cancel.is_cancelled() {
+    } else if inv.cancel.is_cancelled() {
         RunStatus::Interrupted
     } else if hosted_out.budget_stopped {
         RunStatus::BudgetExceeded
     } else {
         RunStatus::Completed
     };
-    store.set_run_status(run_id, status).await?;
+    store.set_run_status(inv.run_id, stopped).await?;
     write_result.map_err(Error::Write)?;
-    events
+    finish(&inv, stopped, tally, work.to_answer).await
+}
+
+/// Stores the eval items while the first calls are out (tens of milliseconds for ten thousand
+/// rows); the writer waits for them before it writes anything, so items still land before the
+/// calls that answer them, and a failure to store them fails the run.
+fn spawn_store_items(inv: &Invocation<'_>) -> JoinHandle<Result<(), store::Error>> {
+    let items: Vec<EvalItem> = inv
+        .rows
+        .iter()
+        .map(|r| EvalItem {
+            item_id: r.id.clone(),
+            input: r.input.clone(),
+            target: r.target.clone(),
+        })
+        .collect();
+    let store = inv.store.clone();
+    let run_id = inv.run_id;
+    tokio::spawn(async move { store.insert_items(run_id, &items).await }.in_current_span())
+}
+
+/// What every answering task shares: the items' ids and targets, the scorers, the parameters.
+fn shared(inv: &Invocation<'_>) -> Shared {
+    Shared {
+        items: inv
+            .rows
+            .iter()
+            .map(|r| ItemRef {
+                id: r.id.clone(),
+                target: r.target.clone(),
+            })
+            .collect(),
+        scorers: inv.plan.scorers.clone(),
+        store: inv.store.clone(),
+        params: inv.plan.generation.clone(),
+        no_cache: inv.opts.no_cache,
+    }
+}
+
+/// What each arm still has to answer: the items the store has no success for.
+async fn pending_work(inv: &Invocation<'_>, arms: &[Arm]) -> Result<Work, Error> {
+    let mut work = Work::default();
+    let mut previous_training = None;
+    let total = inv.rows.len() as u64;
+    for arm in arms {
+        let completed = inv.store.completed_items(inv.run_id, arm.id()).await?;
+        let pending: Vec<usize> = inv
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !completed.contains(&r.id))
+            .map(|(i, _)| i)
+            .collect();
+        let done = total - pending.len() as u64;
+        work.to_answer += pending.len() as u64;
+        work.starts.push(ArmStart {
+            arm: arm.id().to_owned(),
+            kind: arm.kind(),
+            total,
+            done,
+        });
+        let name: Arc<str> = Arc::from(arm.id());
+        match arm {
+            Arm::Hosted {
+                provider, prompt, ..
+            } => {
+                let entry = work.hosted_pending.entry(provider.id.clone()).or_default();
+                entry.push((work.hosted.len(), pending));
+                work.hosted.push(HostedArm {
+                    arm: name,
+                    prompt: prompt.clone(),
+                    total,
+                    done,
+                    errors: 0,
+                    cost_usd: 0.0,
+                    last_progress: None,
+                });
+            }
+            Arm::Local {
+                provider, prompt, ..
+            } => {
+                let pending = pending
+                    .into_iter()
+                    .map(|i| (i, inv.plan.render(prompt, &inv.rows[i])))
+                    .collect();
+                let local = LocalArm {
+                    arm: name,
+                    pending,
+                    total,
+                    done,
+                };
+                match work.local.iter_mut().find(|(p, _)| p.id == provider.id) {
+                    Some((_, arms)) => arms.push(local),
+                    None => work.local.push((provider.clone(), vec![local])),
+                }
+            }
+            Arm::Finetune { spec, prompt } => {
+                if previous_training.is_none() && !pending.is_empty() {
+                    previous_training = Some(inv.store.results(inv.run_id).await?.training);
+                }
+                let previous = previous_training
+                    .as_ref()
+                    .and_then(|t| t.iter().find(|r| r.arm == spec.id).cloned());
+                work.finetunes.push(finetune_arm(
+                    inv, spec, prompt, name, pending, done, previous,
+                ));
+            }
+        }
+    }
+    Ok(work)
+}
+
+/// A fine-tune's job material: the train split and its pending eval items, rendered with its
+/// prompt (nothing is rendered when nothing is pending).
+fn finetune_arm(
+    inv: &Invocation<'_>,
+    spec: &FinetuneSpec,
+    prompt: &PromptSpec,
+    arm: Arc<str>,
+    pending: Vec<usize>,
+    done: u64,
+    previous: Option<TrainingRecord>,
+) -> FinetuneArm {
+    let plan = inv.plan;
+    let (train, eval) = if pending.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let train = plan
+            .dataset
+            .train
+            .iter()
+            .map(|row| finetune::job::Example {
+                messages: plan.render_finetune(spec, prompt, row),
+                answer: row.target.clone(),
+            })
+            .collect();
+        let eval = pending
+            .iter()
+            .map(|&i| finetune::job::EvalPrompt {
+                item_id: inv.rows[i].id.clone(),
+                messages: plan.render_finetune(spec, prompt, &inv.rows[i]),
+            })
+            .collect();
+        (train, eval)
+    };
+    FinetuneArm {
+        spec: spec.clone(),
+        arm,
+        train,
+        eval,
+        pending,
+        total: inv.rows.len() as u64,
+        done,
+        previous,
+    }
+}
+
+/// Local models and fine-tunes run beside the hosted scheduler, one job per device at a time.
+fn spawn_side_work(
+    inv: &Invocation<'_>,
+    cx: SideContext,
+    local: Vec<(LocalProviderSpec, Vec<LocalArm>)>,
+    finetunes: Vec<FinetuneArm>,
+) -> JoinSet<Tally> {
+    let mut device_locks: HashMap<String, Arc<Mutex<()>>> = HashMap::new();
+    let mut lock = |device: Device| {
+        device_locks
+            .entry(local::device_key(device))
+            .or_default()
+            .clone()
+    };
+    let mut side = JoinSet::new();
+    for (provider, arms) in local {
+        let device = lock(provider.device);
+        side.spawn(local::run_provider(provider, arms, cx.clone(), device).in_current_span());
+    }
+    let worker_cx = Arc::new(WorkerContext {
+        side: cx,
+        run_id: inv.run_id,
+        experiment: inv.plan.name.clone(),
+        resume: !inv.opts.new,
+        artifacts_dir: inv.opts.artifacts_dir.clone(),
+        worker: inv.opts.worker.clone(),
+    });
+    for ft in finetunes {
+        let device = lock(ft.spec.compute.device);
+        side.spawn(worker::run_finetune(ft, worker_cx.clone(), device).in_current_span());
+    }
+    side
+}
+
+/// Waits for every local-model and fine-tune task, adding up what they answered.
+async fn join_side_work(mut side: JoinSet<Tally>) -> Tally {
+    let mut tally = Tally::default();
+    while let Some(joined) = side.join_next().await {
+        match joined {
+            Ok(t) => {
+                tally.answered += t.answered;
+                tally.failed += t.failed;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "a local or fine-tune task stopped abnormally")
+            }
+        }
+    }
+    tally
+}
+
+/// Hosted prompt arms: one lane per connected provider, in the plan's provider order, with at
+/// most `jobs` calls in flight (by default the sum of the providers' limits).
+async fn run_hosted(
+    mut cx: hosted::Context<'_>,
+    jobs: Option<usize>,
+    lanes_by_provider: Vec<(String, Lane)>,
+    mut pending: HashMap<String, Vec<(usize, Vec<usize>)>>,
+    arms: &mut [HostedArm],
+) -> hosted::HostedOutcome {
+    let mut lanes = Vec::new();
+    let mut lane_arms = Vec::new();
+    for (provider, lane) in lanes_by_provider {
+        if let Some(arms) = pending.remove(&provider) {
+            lanes.push(lane);
+            lane_arms.push(arms);
+        }
+    }
+    hosted::fill_lanes(&mut lanes, lane_arms);
+    cx.jobs = jobs.unwrap_or_else(|| {
+        lanes
+            .iter()
+            .map(|l| l.max_concurrency)
+            .sum::<usize>()
+            .max(1)
+    });
+    hosted::run(cx, lanes, arms).await
+}
+
+/// Reports the end of the invocation and what it did.
+async fn finish(
+    inv: &Invocation<'_>,
+    status: RunStatus,
+    tally: Tally,
+    to_answer: u64,
+) -> Result<RunSummary, Error> {
+    let spent = inv.store.run_cost(inv.run_id).await?;
+    inv.events
         .send(Event::RunFinished {
             status,
-            failed_items: failed,
+            failed_items: tally.failed,
             spent,
         })
         .await;
     Ok(RunSummary {
-        run_id,
-        resumed,
+        run_id: inv.run_id,
+        resumed: inv.resumed,
         status,
-        answered,
-        failed_items: failed,
-        unanswered,
+        answered: tally.answered,
+        failed_items: tally.failed,
+        unanswered: to_answer.saturating_sub(tally.answered + tally.failed),
         spent_usd: spent,
-        skipped,
     })
 }
 

@@ -13,10 +13,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{GenerationParams, RunStatus, ScoreRecord, ScorerSpec, Secret};
-use experiment::{ArmPlan, OpenAiProviderSpec, Plan, ProviderSpec};
+use domain::{GenerationParams, Pricing, RunStatus, ScoreRecord, ScorerSpec, Secret};
+use experiment::{Arm, OpenAiProviderSpec, Plan};
 use store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +43,7 @@ pub use plan::{ArmEstimate, Estimate, check_options, estimate};
 pub use preflight::{MissingKey, missing_keys};
 pub use worker::{WORKER_ENV, find_worker};
 
-use execute::execute;
+use execute::{Invocation, execute};
 use hosted::Lane;
 
 /// How long in-flight work may take to finish after cancellation before it is abandoned.
@@ -145,8 +146,6 @@ pub struct RunSummary {
     pub unanswered: u64,
     /// Dollars the whole run has spent, earlier invocations included.
     pub spent_usd: f64,
-    /// Arms that did not run, with the reason (a missing API key).
-    pub skipped: Vec<(String, String)>,
 }
 
 /// What [`run`] returns: an estimate for `--dry-run`, else the summary of the run.
@@ -206,6 +205,40 @@ pub(crate) struct Shared {
     pub no_cache: bool,
 }
 
+/// What the tasks beside the hosted scheduler (local-model providers, fine-tunes) work with.
+#[derive(Clone)]
+pub(crate) struct SideContext {
+    pub shared: Arc<Shared>,
+    pub writer: mpsc::Sender<writer::Written>,
+    pub events: events::Emitter,
+    pub stop: CancellationToken,
+    /// See [`RunOptions::grace`] and [`RunOptions::abort`].
+    pub grace: grace::Grace,
+}
+
+impl SideContext {
+    pub(crate) fn store(&self) -> &Store {
+        &self.shared.store
+    }
+}
+
+/// What a local-model provider or a fine-tune answered in this invocation.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub answered: u64,
+    pub failed: u64,
+}
+
+impl Tally {
+    /// Nothing answered: every one of `pending` items failed.
+    pub(crate) fn all_failed(pending: u64) -> Self {
+        Tally {
+            answered: 0,
+            failed: pending,
+        }
+    }
+}
+
 pub(crate) struct ItemRef {
     pub id: String,
     pub target: String,
@@ -227,52 +260,6 @@ impl Shared {
     }
 }
 
-/// The scheduling lane of a hosted provider whose key is set.
-async fn lane(
-    spec: &OpenAiProviderSpec,
-    key: Secret,
-    events: &events::Emitter,
-) -> Result<Lane, Error> {
-    let base_url = plan::base_url(spec);
-    let pricing = match plan::pricing(spec) {
-        Some(p) => p,
-        None => {
-            events
-                .note(format!(
-                    "provider {}: no known price for model {}; its calls are recorded at $0",
-                    spec.id, spec.model
-                ))
-                .await;
-            domain::Pricing {
-                input_per_mtok: 0.0,
-                output_per_mtok: 0.0,
-            }
-        }
-    };
-    let endpoint = providers::Endpoint {
-        id: spec.id.clone(),
-        base_url: base_url.clone(),
-        model: spec.model.clone(),
-        api_key: Some(key),
-        max_concurrency: spec.max_concurrency.max(1),
-        requests_per_minute: spec.requests_per_minute,
-        timeout: Duration::try_from_secs_f64(spec.timeout_secs).unwrap_or(Duration::from_secs(60)),
-        max_retries: spec.max_retries,
-        pricing,
-    };
-    let client = providers::Client::new(endpoint).map_err(|source| Error::Client {
-        provider: spec.id.clone(),
-        source,
-    })?;
-    Ok(Lane::new(
-        client,
-        base_url,
-        spec.model.clone(),
-        pricing,
-        spec.max_concurrency.max(1),
-    ))
-}
-
 /// Runs (or resumes) the experiment. See the crate docs for what happens and in which order.
 pub async fn run(
     plan: &Plan,
@@ -290,58 +277,23 @@ pub async fn run(
     if rows.is_empty() {
         return Err(Error::NoItems);
     }
-
-    // Providers first: which hosted ones have a key (and a client), which are skipped.
-    let missing = preflight::missing_for(plan, &selected, &opts.secrets);
-    preflight::refuse_if_nothing_runs(&selected, &missing)?;
-    for m in &missing {
-        events
-            .note(format!(
-                "skipping provider {}: {} is not set (its arms do not run)",
-                m.provider, m.env
-            ))
-            .await;
-    }
-    let skipped: Vec<(String, String)> = missing
-        .iter()
-        .flat_map(|m| {
-            m.arms
-                .iter()
-                .map(|a| (a.clone(), format!("{} is not set", m.env)))
-        })
-        .collect();
-    let mut clients: HashMap<String, Lane> = HashMap::new();
-    for provider in &plan.providers {
-        let ProviderSpec::OpenAi(spec) = provider else {
-            continue;
-        };
-        if !selected
-            .iter()
-            .any(|a| a.provider.as_deref() == Some(spec.id.as_str()))
-        {
-            continue;
-        }
-        let Some(key) = opts.secrets.get(&spec.api_key_env) else {
-            continue;
-        };
-        clients.insert(spec.id.clone(), lane(spec, key, &events).await?);
-    }
-    let arms: Vec<ArmPlan> = selected
-        .into_iter()
-        .filter(|a| !skipped.iter().any(|(s, _)| s == &a.arm))
-        .collect();
-
-    // The run: resume the newest unfinished one with this spec unless asked not to, leased to
-    // this process so no other one works on it at the same time.
+    // `experiment::load` already put `$OPENAI_BASE_URL` in place of the default base URL.
+    let (arms, lanes) = connect_providers(selected, &opts.secrets, &events).await?;
     let owner = lease::this_process();
-    let (run_id, resumed) = lease::claim(store, plan, &opts, &owner).await?;
+    let (run_id, resumed) = open_run(plan, store, &opts, &owner).await?;
     let heartbeat = lease::keep_alive(store.clone(), run_id, owner.clone());
     let span = tracing::info_span!("run", run = run_id, experiment = %plan.name);
-    let result = execute(
-        plan, store, &opts, cancel, &events, run_id, resumed, arms, clients, skipped, rows,
-    )
-    .instrument(span)
-    .await;
+    let invocation = Invocation {
+        plan,
+        store,
+        opts: &opts,
+        cancel,
+        events: &events,
+        run_id,
+        resumed,
+        rows,
+    };
+    let result = execute(invocation, arms, lanes).instrument(span).await;
     heartbeat.abort();
     if let Err(err) = store.release_lease(run_id, &owner).await {
         tracing::warn!(error = %err, "releasing the run's lease failed; the next run takes it over");
@@ -355,4 +307,119 @@ pub async fn run(
             Err(err)
         }
     }
+}
+
+/// Providers first: a client (a lane) for each hosted provider of the selected arms that has
+/// its key; the arms of providers without one are left out with a note. Returns the arms that
+/// run and the lanes in the plan's provider order.
+async fn connect_providers(
+    selected: Vec<Arm>,
+    secrets: &Secrets,
+    events: &events::Emitter,
+) -> Result<(Vec<Arm>, Vec<(String, Lane)>), Error> {
+    let mut lanes: Vec<(String, Lane)> = Vec::new();
+    // Provider id → the variable its missing key should be in, in the plan's order.
+    let mut missing: Vec<(String, String)> = Vec::new();
+    let mut arms = Vec::new();
+    for arm in selected {
+        let Arm::Hosted {
+            provider, pricing, ..
+        } = &arm
+        else {
+            arms.push(arm);
+            continue;
+        };
+        if missing.iter().any(|(id, _)| id == &provider.id) {
+            continue;
+        }
+        if lanes.iter().any(|(id, _)| id == &provider.id) {
+            arms.push(arm);
+            continue;
+        }
+        let Some(key) = secrets.get(&provider.api_key_env) else {
+            missing.push((provider.id.clone(), provider.api_key_env.clone()));
+            continue;
+        };
+        let lane = connect(provider, *pricing, key, events).await?;
+        lanes.push((provider.id.clone(), lane));
+        arms.push(arm);
+    }
+    for (provider, env) in &missing {
+        events
+            .note(format!(
+                "skipping provider {provider}: {env} is not set (its arms do not run)"
+            ))
+            .await;
+    }
+    if arms.is_empty() {
+        let mut reasons: Vec<String> = missing
+            .iter()
+            .map(|(p, env)| format!("provider {p} needs {env}"))
+            .collect();
+        reasons.sort();
+        return Err(Error::NothingToRun { reasons });
+    }
+    Ok((arms, lanes))
+}
+
+/// The client of one hosted provider, priced as the plan resolved it ($0 when unknown).
+async fn connect(
+    spec: &OpenAiProviderSpec,
+    pricing: Option<Pricing>,
+    key: Secret,
+    events: &events::Emitter,
+) -> Result<Lane, Error> {
+    let pricing = match pricing {
+        Some(p) => p,
+        None => {
+            events
+                .note(format!(
+                    "provider {}: no known price for model {}; its calls are recorded at $0",
+                    spec.id, spec.model
+                ))
+                .await;
+            Pricing {
+                input_per_mtok: 0.0,
+                output_per_mtok: 0.0,
+            }
+        }
+    };
+    let max_concurrency = spec.max_concurrency.max(1);
+    let endpoint = providers::Endpoint {
+        id: spec.id.clone(),
+        base_url: spec.base_url.clone(),
+        model: spec.model.clone(),
+        api_key: Some(key),
+        max_concurrency,
+        requests_per_minute: spec.requests_per_minute,
+        timeout: Duration::try_from_secs_f64(spec.timeout_secs).unwrap_or(Duration::from_secs(60)),
+        max_retries: spec.max_retries,
+        pricing,
+    };
+    let client = providers::Client::new(endpoint).map_err(|source| Error::Client {
+        provider: spec.id.clone(),
+        source,
+    })?;
+    Ok(Lane::new(
+        client,
+        spec.base_url.clone(),
+        spec.model.clone(),
+        pricing,
+        max_concurrency,
+    ))
+}
+
+/// The run: the newest unfinished one with this spec, resumed, unless `--new` asks for a fresh
+/// one, claimed with a lease so no other process works on it at once (`lease.rs`). Either way
+/// the run's report settings are (re)stored, so a run begun by an earlier version gets them on
+/// resume. Returns the run's id and whether it was resumed.
+async fn open_run(
+    plan: &Plan,
+    store: &Store,
+    opts: &RunOptions,
+    owner: &store::LeaseOwner,
+) -> Result<(i64, bool), Error> {
+    let (run_id, resumed) = lease::claim(store, plan, opts, owner).await?;
+    store.set_run_settings(run_id, &plan.run_settings()).await?;
+    Ok((run_id, resumed))
 }

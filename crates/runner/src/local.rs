@@ -14,10 +14,9 @@ use experiment::LocalProviderSpec;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
 use crate::events::{Emitter, Event};
-use crate::grace::Grace;
 use crate::writer::Written;
+use crate::{Shared, SideContext, Tally};
 
 /// One prompt arm on the local provider, with its pending items' messages already rendered
 /// (the generation thread does not borrow the plan).
@@ -28,31 +27,27 @@ pub(crate) struct LocalArm {
     pub done: u64,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct LocalOutcome {
-    pub answered: u64,
-    pub failed: u64,
-}
-
 /// Answers every pending item of `arms` with the provider's model.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_provider(
     provider: LocalProviderSpec,
     arms: Vec<LocalArm>,
-    shared: Arc<Shared>,
-    writer: mpsc::Sender<Written>,
-    events: Emitter,
-    stop: CancellationToken,
+    cx: SideContext,
     device_lock: Arc<Mutex<()>>,
-    grace: Grace,
-) -> LocalOutcome {
+) -> Tally {
     let pending: u64 = arms.iter().map(|a| a.pending.len() as u64).sum();
     if pending == 0 {
-        return LocalOutcome::default();
+        return Tally::default();
     }
+    let SideContext {
+        shared,
+        writer,
+        events,
+        stop,
+        grace,
+    } = cx;
     let _device = tokio::select! {
         guard = device_lock.lock_owned() => guard,
-        () = stop.cancelled() => return LocalOutcome::default(),
+        () = stop.cancelled() => return Tally::default(),
     };
     let path = match resolve_model(&provider.weights, &events).await {
         Ok(path) => path,
@@ -63,10 +58,7 @@ pub(crate) async fn run_provider(
                     provider.id, pending
                 ))
                 .await;
-            return LocalOutcome {
-                answered: 0,
-                failed: pending,
-            };
+            return Tally::all_failed(pending);
         }
     };
     let (tx, rx) = oneshot::channel();
@@ -92,10 +84,7 @@ pub(crate) async fn run_provider(
                 "could not start a thread for local generation: {err}"
             ))
             .await;
-        return LocalOutcome {
-            answered: 0,
-            failed: pending,
-        };
+        return Tally::all_failed(pending);
     }
     let mut rx = rx;
     tokio::select! {
@@ -107,7 +96,7 @@ pub(crate) async fn run_provider(
         out = rx => out.unwrap_or_default(),
         () = grace.until(Some(grace.deadline())) => {
             tracing::warn!("local generation did not stop within the grace period; abandoned");
-            LocalOutcome::default()
+            Tally::default()
         }
     }
 }
@@ -121,8 +110,8 @@ fn generate_all(
     writer: &mpsc::Sender<Written>,
     events: &Emitter,
     stop: &CancellationToken,
-) -> LocalOutcome {
-    let mut out = LocalOutcome::default();
+) -> Tally {
+    let mut out = Tally::default();
     let started = std::time::Instant::now();
     let model = match llm::LocalModel::load(path, provider.device) {
         Ok(model) => model,
@@ -238,9 +227,8 @@ pub(crate) fn failed_call(arm: &str, item: &str, error: String) -> CallRecord {
     }
 }
 
-/// The model's weights on disk: a path the spec gave (checked when it was loaded), a cached
-/// known model, or a known model fetched now (with download progress as events). The error is
-/// a sentence for the user.
+/// The model's weights on disk: a path as given, a cached known model, or a known model fetched
+/// now (with download progress as events). The error is a sentence for the user.
 pub(crate) async fn resolve_model(
     source: &ModelSource,
     events: &Emitter,

@@ -3,30 +3,30 @@
 //!
 //! Nothing here touches the network, the store or the API keys' values.
 
-use domain::{ArmKind, Pricing};
-use experiment::{ArmPlan, OpenAiProviderSpec, Plan, ProviderSpec, Row};
+use domain::ArmKind;
+use experiment::{Arm, Plan, Row};
 use serde::Serialize;
 
 use crate::budget::{call_cost_upper_bound, prompt_tokens_upper_bound};
 use crate::{Error, RunOptions, preflight};
 
 /// The arms selected by `--arms` (all of them without it), in the plan's order.
-pub(crate) fn select_arms(plan: &Plan, filter: Option<&[String]>) -> Result<Vec<ArmPlan>, Error> {
+pub(crate) fn select_arms(plan: &Plan, filter: Option<&[String]>) -> Result<Vec<Arm>, Error> {
     let all = plan.arms();
     let Some(filter) = filter else {
         return Ok(all);
     };
     for wanted in filter {
-        if !all.iter().any(|a| &a.arm == wanted) {
+        if !all.iter().any(|a| a.id() == wanted) {
             return Err(Error::UnknownArm {
                 arm: wanted.clone(),
-                known: all.iter().map(|a| a.arm.clone()).collect(),
+                known: all.iter().map(|a| a.id().to_owned()).collect(),
             });
         }
     }
     Ok(all
         .into_iter()
-        .filter(|a| filter.contains(&a.arm))
+        .filter(|a| filter.iter().any(|f| f == a.id()))
         .collect())
 }
 
@@ -48,18 +48,6 @@ pub fn check_options(plan: &Plan, opts: &RunOptions) -> Result<(), Error> {
 pub(crate) fn eval_rows(plan: &Plan, limit: Option<usize>) -> &[Row] {
     let rows = &plan.dataset.eval;
     &rows[..limit.unwrap_or(rows.len()).min(rows.len())]
-}
-
-/// Where the provider is reached. `experiment::load` already put `$OPENAI_BASE_URL` in place of
-/// the default, so the spec's value is final here.
-pub(crate) fn base_url(spec: &OpenAiProviderSpec) -> String {
-    spec.base_url.clone()
-}
-
-/// The provider's prices: the spec's, else the built-in table's, else none known.
-pub(crate) fn pricing(spec: &OpenAiProviderSpec) -> Option<Pricing> {
-    spec.pricing
-        .or_else(|| providers::builtin_pricing(&spec.model))
 }
 
 /// What `--dry-run` prints: per arm, the items and the most the arm can cost.
@@ -94,56 +82,7 @@ pub struct ArmEstimate {
 pub fn estimate(plan: &Plan, opts: &RunOptions) -> Result<Estimate, Error> {
     let arms = select_arms(plan, opts.arms.as_deref())?;
     let rows = eval_rows(plan, opts.limit);
-    let max_tokens = plan.generation.max_tokens;
-    let mut out = Vec::with_capacity(arms.len());
-    for arm in arms {
-        let items = rows.len() as u64;
-        let mut e = ArmEstimate {
-            arm: arm.arm.clone(),
-            kind: arm.kind,
-            provider: arm.provider.clone(),
-            model: arm.model.clone(),
-            items,
-            prompt_tokens: 0,
-            max_completion_tokens: items * u64::from(max_tokens),
-            cost_usd: None,
-            note: None,
-        };
-        let provider = arm.provider.as_deref().and_then(|p| plan.provider(p));
-        let prompt = arm.prompt.as_deref().and_then(|p| plan.prompt(p));
-        match (arm.kind, provider, prompt) {
-            (ArmKind::Prompt, Some(ProviderSpec::OpenAi(spec)), Some(prompt)) => {
-                let price = pricing(spec);
-                let mut tokens = 0;
-                let mut cost = 0.0;
-                for row in rows {
-                    let messages = plan.render(prompt, row);
-                    tokens += prompt_tokens_upper_bound(&messages);
-                    if let Some(p) = &price {
-                        cost += call_cost_upper_bound(&messages, max_tokens, p);
-                    }
-                }
-                e.prompt_tokens = tokens;
-                match price {
-                    Some(_) => e.cost_usd = Some(cost),
-                    None => {
-                        e.cost_usd = Some(0.0);
-                        e.note = Some(format!("no known price for model {}", spec.model));
-                    }
-                }
-            }
-            (ArmKind::Prompt, Some(ProviderSpec::Local(spec)), _) => {
-                e.note = Some(format!(
-                    "local compute on {} at ${}/h, measured while it runs",
-                    spec.device, spec.cost_per_hour
-                ));
-            }
-            _ => {
-                e.note = Some("training and eval compute, measured while it runs".to_string());
-            }
-        }
-        out.push(e);
-    }
+    let out: Vec<ArmEstimate> = arms.iter().map(|a| estimate_arm(plan, a, rows)).collect();
     let total_usd = out.iter().filter_map(|a| a.cost_usd).sum();
     Ok(Estimate {
         experiment: plan.name.clone(),
@@ -151,4 +90,54 @@ pub fn estimate(plan: &Plan, opts: &RunOptions) -> Result<Estimate, Error> {
         total_usd,
         budget_usd: plan.budget_max_cost_usd,
     })
+}
+
+/// One arm's line of the estimate: a hosted arm's upper bound over `rows`, or why there is none.
+fn estimate_arm(plan: &Plan, arm: &Arm, rows: &[Row]) -> ArmEstimate {
+    let max_tokens = plan.generation.max_tokens;
+    let items = rows.len() as u64;
+    let mut e = ArmEstimate {
+        arm: arm.id().to_owned(),
+        kind: arm.kind(),
+        provider: arm.provider_id().map(str::to_owned),
+        model: arm.model().to_owned(),
+        items,
+        prompt_tokens: 0,
+        max_completion_tokens: items * u64::from(max_tokens),
+        cost_usd: None,
+        note: None,
+    };
+    match arm {
+        Arm::Hosted {
+            provider,
+            prompt,
+            pricing,
+            ..
+        } => {
+            let mut tokens = 0;
+            let mut cost = 0.0;
+            for row in rows {
+                let messages = plan.render(prompt, row);
+                tokens += prompt_tokens_upper_bound(&messages);
+                if let Some(p) = pricing {
+                    cost += call_cost_upper_bound(&messages, max_tokens, p);
+                }
+            }
+            e.prompt_tokens = tokens;
+            e.cost_usd = Some(cost);
+            if pricing.is_none() {
+                e.note = Some(format!("no known price for model {}", provider.model));
+            }
+        }
+        Arm::Local { provider, .. } => {
+            e.note = Some(format!(
+                "local compute on {} at ${}/h, measured while it runs",
+                provider.device, provider.cost_per_hour
+            ));
+        }
+        Arm::Finetune { .. } => {
+            e.note = Some("training and eval compute, measured while it runs".to_string());
+        }
+    }
+    e
 }

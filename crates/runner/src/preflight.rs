@@ -4,7 +4,7 @@
 //!
 //! Keys are looked up, never read out: only the variable names appear in what this returns.
 
-use experiment::{ArmPlan, Plan, ProviderSpec};
+use experiment::{Arm, Plan, ProviderSpec};
 
 use crate::plan::select_arms;
 use crate::{Error, RunOptions, Secrets};
@@ -24,7 +24,7 @@ pub fn missing_keys(plan: &Plan, opts: &RunOptions) -> Result<Vec<MissingKey>, E
     Ok(missing_for(plan, &selected, &opts.secrets))
 }
 
-pub(crate) fn missing_for(plan: &Plan, selected: &[ArmPlan], secrets: &Secrets) -> Vec<MissingKey> {
+pub(crate) fn missing_for(plan: &Plan, selected: &[Arm], secrets: &Secrets) -> Vec<MissingKey> {
     let mut missing = Vec::new();
     for provider in &plan.providers {
         let ProviderSpec::OpenAi(spec) = provider else {
@@ -32,8 +32,8 @@ pub(crate) fn missing_for(plan: &Plan, selected: &[ArmPlan], secrets: &Secrets) 
         };
         let arms: Vec<String> = selected
             .iter()
-            .filter(|a| a.provider.as_deref() == Some(spec.id.as_str()))
-            .map(|a| a.arm.clone())
+            .filter(|a| a.provider_id() == Some(spec.id.as_str()))
+            .map(|a| a.id().to_owned())
             .collect();
         if !arms.is_empty() && secrets.get(&spec.api_key_env).is_none() {
             missing.push(MissingKey {
@@ -48,7 +48,7 @@ pub(crate) fn missing_for(plan: &Plan, selected: &[ArmPlan], secrets: &Secrets) 
 
 /// [`Error::NothingToRun`] when every selected arm belongs to a provider without its key.
 pub(crate) fn refuse_if_nothing_runs(
-    selected: &[ArmPlan],
+    selected: &[Arm],
     missing: &[MissingKey],
 ) -> Result<(), Error> {
     let skipped: usize = missing.iter().map(|m| m.arms.len()).sum();

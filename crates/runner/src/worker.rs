@@ -20,15 +20,14 @@ use experiment::FinetuneSpec;
 use finetune::job::{EvalPrompt, Example, FinetuneJob, WorkerEvent};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::{Mutex, mpsc};
-use tokio_util::sync::CancellationToken;
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::Mutex;
 
-use crate::Shared;
 use crate::events::{Emitter, Event};
 use crate::grace::Grace;
 use crate::local::resolve_model;
 use crate::writer::Written;
+use crate::{SideContext, Tally};
 
 /// Environment variable naming the worker binary, for installs where it is not beside us.
 pub const WORKER_ENV: &str = "ORCHESTRATOR_WORKER";
@@ -50,21 +49,14 @@ pub(crate) struct FinetuneArm {
     pub previous: Option<TrainingRecord>,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct FinetuneOutcome {
-    pub answered: u64,
-    pub failed: u64,
-}
-
 pub(crate) struct WorkerContext {
-    pub shared: Arc<Shared>,
+    pub side: SideContext,
     pub run_id: i64,
     pub experiment: String,
     /// Continue from checkpoints of the same job (false with `--new`).
     pub resume: bool,
     pub artifacts_dir: PathBuf,
     pub worker: Option<PathBuf>,
-    pub grace: Grace,
 }
 
 /// The worker binary: the explicit path, else `$ORCHESTRATOR_WORKER`, else beside the current
@@ -89,7 +81,6 @@ pub fn find_worker(explicit: Option<&Path>) -> Option<PathBuf> {
 /// same — a resumed one, a new one after a worker crashed, or one whose spec changed elsewhere
 /// (a new prompt variant, another budget) — finds the checkpoints and continues from them, or
 /// finds the finished adapter and only answers its items.
-/// None when a name would leave `artifacts` (see [`under_root`]).
 pub(crate) fn arm_dir(artifacts: &Path, experiment: &str, arm: &str, key: &str) -> Option<PathBuf> {
     let key = key.get(..16).unwrap_or(key);
     under_root(artifacts, &["finetunes", experiment, arm, key])
@@ -126,23 +117,21 @@ pub(crate) fn training_key(ft: &FinetuneArm) -> String {
     hex::encode(h.finalize())
 }
 
+/// Trains (or resumes) one fine-tune in a worker process and stores what it answers.
 pub(crate) async fn run_finetune(
     mut ft: FinetuneArm,
     ctx: Arc<WorkerContext>,
-    writer: mpsc::Sender<Written>,
-    events: Emitter,
-    stop: CancellationToken,
     device_lock: Arc<Mutex<()>>,
-) -> FinetuneOutcome {
+) -> Tally {
     let pending = ft.pending.len() as u64;
     if pending == 0 {
-        return FinetuneOutcome::default();
+        return Tally::default();
     }
+    let stop = ctx.side.stop.clone();
     let _device = tokio::select! {
         guard = device_lock.lock_owned() => guard,
-        () = stop.cancelled() => return FinetuneOutcome::default(),
+        () = stop.cancelled() => return Tally::default(),
     };
-    let store = &ctx.shared.store;
     let Some(out_dir) = arm_dir(
         &ctx.artifacts_dir,
         &ctx.experiment,
@@ -150,19 +139,49 @@ pub(crate) async fn run_finetune(
         &training_key(&ft),
     ) else {
         let root = ctx.artifacts_dir.display();
-        events
+        ctx.side
+            .events
             .note(format!(
                 "fine-tune {}: its id cannot name a folder in {root}",
                 ft.arm
             ))
             .await;
-        return FinetuneOutcome {
-            answered: 0,
-            failed: pending,
-        };
+        return Tally::all_failed(pending);
     };
-    let mut record = ft.previous.take().unwrap_or_else(|| TrainingRecord {
-        arm: ft.arm.to_string(),
+    let mut record = running_record(ft.previous.take(), &ft.arm, &out_dir);
+    let started = start_worker(&mut ft, &ctx, &out_dir).await;
+    let (mut child, stdout) = match started {
+        Ok(started) => started,
+        Err(message) => {
+            ctx.side
+                .events
+                .note(format!("fine-tune {}: {message}", ft.arm))
+                .await;
+            fail(&mut record, message);
+            store_record(&ctx, &record).await;
+            return Tally::all_failed(pending);
+        }
+    };
+    store_record(&ctx, &record).await;
+
+    let mut session = Session::new(&ft, &ctx);
+    session.read(&mut ft, &mut record, &mut child, stdout).await;
+    let status = wait_for_exit(&mut child, session.kill_at, &ctx.side.grace).await;
+    let answered = session.answered;
+    // An interrupted fine-tune's unanswered items are not failures: a rerun answers them.
+    let failed = match session.outcome {
+        Outcome::Interrupted => 0,
+        _ => pending.saturating_sub(answered),
+    };
+    settle(&ft, &ctx, &out_dir, &mut record, session.outcome, status).await;
+    store_record(&ctx, &record).await;
+    Tally { answered, failed }
+}
+
+/// The arm's training record as this invocation starts it: an earlier one continued, or new.
+fn running_record(previous: Option<TrainingRecord>, arm: &str, out_dir: &Path) -> TrainingRecord {
+    let mut record = previous.unwrap_or_else(|| TrainingRecord {
+        arm: arm.to_owned(),
         status: TrainingStatus::Running,
         train_seconds: 0.0,
         tokens_per_second: 0.0,
@@ -175,95 +194,156 @@ pub(crate) async fn run_finetune(
     record.status = TrainingStatus::Running;
     record.error = None;
     record.checkpoint_dir = Some(out_dir.display().to_string());
+    record
+}
 
-    let fail = |record: &mut TrainingRecord, message: String| {
-        record.status = TrainingStatus::Failed;
-        record.error = Some(message);
-    };
+fn fail(record: &mut TrainingRecord, message: String) {
+    record.status = TrainingStatus::Failed;
+    record.error = Some(message);
+}
 
-    let launched = match prepare(&mut ft, &ctx, &out_dir, &events).await {
-        Ok(job_path) => launch(&ctx, &job_path, &out_dir).map_err(|e| e.to_string()),
-        Err(message) => Err(message),
-    };
-    let mut child = match launched {
-        Ok(child) => child,
-        Err(message) => {
-            events
-                .note(format!("fine-tune {}: {message}", ft.arm))
-                .await;
-            fail(&mut record, message);
-            if let Err(err) = store.upsert_training(ctx.run_id, &record).await {
-                tracing::error!(error = %err, "storing the training record failed");
-            }
-            return FinetuneOutcome {
-                answered: 0,
-                failed: pending,
-            };
-        }
-    };
-    if let Err(err) = store.upsert_training(ctx.run_id, &record).await {
+/// Stores the training record; a failure is logged, not fatal (the answers matter more).
+async fn store_record(ctx: &WorkerContext, record: &TrainingRecord) {
+    if let Err(err) = ctx.side.store().upsert_training(ctx.run_id, record).await {
         tracing::error!(error = %err, "storing the training record failed");
     }
+}
 
-    let mut out = FinetuneOutcome::default();
-    let rows: HashMap<&str, usize> = ft
-        .pending
-        .iter()
-        .map(|&i| (ctx.shared.items[i].id.as_str(), i))
-        .collect();
-    let per_second = ft.spec.compute.cost_per_hour / 3600.0;
-    let mut cost = 0.0;
-    let mut errors = 0u64;
-    let mut loss_points: Vec<LossPoint> = Vec::new();
-    let mut worker_error: Option<String> = None;
-    let mut finished = false;
-    let mut interrupted = false;
-    let mut kill_at: Option<tokio::time::Instant> = None;
-
-    let Some(stdout) = child.stdout.take() else {
-        let _ = child.kill().await;
-        fail(&mut record, "the worker's output could not be read".into());
-        let _ = store.upsert_training(ctx.run_id, &record).await;
-        return FinetuneOutcome {
-            answered: 0,
-            failed: pending,
-        };
-    };
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = tokio::select! {
-            line = lines.next_line() => line,
-            () = stop.cancelled(), if kill_at.is_none() => {
-                interrupted = true;
-                terminate(&child);
-                kill_at = Some(ctx.grace.deadline());
-                continue;
-            }
-            () = ctx.grace.until(kill_at) => {
-                tracing::warn!(arm = %ft.arm, "the worker did not stop within the grace period; killed");
-                let _ = child.start_kill();
-                kill_at = None;
-                break;
-            }
-        };
-        let line = match line {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(err) => {
-                worker_error = Some(format!("reading the worker's output failed: {err}"));
-                break;
-            }
-        };
-        if line.trim().is_empty() {
-            continue;
+/// Writes the job and starts the worker on it, with its stdout ready to read.
+async fn start_worker(
+    ft: &mut FinetuneArm,
+    ctx: &WorkerContext,
+    out_dir: &Path,
+) -> Result<(Child, ChildStdout), String> {
+    let job_path = prepare(ft, ctx, out_dir, &ctx.side.events).await?;
+    let mut child = launch(ctx, &job_path, out_dir)?;
+    match child.stdout.take() {
+        Some(stdout) => Ok((child, stdout)),
+        None => {
+            let _ = child.kill().await;
+            Err("the worker's output could not be read".into())
         }
-        let event: WorkerEvent = match serde_json::from_str(&line) {
-            Ok(event) => event,
-            Err(err) => {
-                tracing::debug!(arm = %ft.arm, line = %line, error = %err, "not a worker event");
+    }
+}
+
+/// How the worker's output ended.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    /// Still reading, or the output ended without `done` or an error.
+    Open,
+    /// The worker said `done`.
+    Finished,
+    /// The worker reported an error, or its output could not be read.
+    Failed(String),
+    /// The user cancelled; the worker was asked to checkpoint and stop.
+    Interrupted,
+}
+
+/// What reading one worker's output accumulates.
+struct Session<'a> {
+    ctx: &'a WorkerContext,
+    /// Item id → index in the run's items, for the pending items.
+    rows: HashMap<String, usize>,
+    per_second: f64,
+    cost: f64,
+    errors: u64,
+    answered: u64,
+    loss_points: Vec<LossPoint>,
+    outcome: Outcome,
+    /// When the worker is killed if it has not stopped after SIGTERM.
+    kill_at: Option<tokio::time::Instant>,
+}
+
+impl<'a> Session<'a> {
+    fn new(ft: &FinetuneArm, ctx: &'a WorkerContext) -> Self {
+        Session {
+            ctx,
+            rows: ft
+                .pending
+                .iter()
+                .map(|&i| (ctx.side.shared.items[i].id.clone(), i))
+                .collect(),
+            per_second: ft.spec.compute.cost_per_hour / 3600.0,
+            cost: 0.0,
+            errors: 0,
+            answered: 0,
+            loss_points: Vec::new(),
+            outcome: Outcome::Open,
+            kill_at: None,
+        }
+    }
+
+    /// Reads the worker's JSON lines until its output ends (or it is killed after a cancel).
+    async fn read(
+        &mut self,
+        ft: &mut FinetuneArm,
+        record: &mut TrainingRecord,
+        child: &mut Child,
+        stdout: ChildStdout,
+    ) {
+        let stop = self.ctx.side.stop.clone();
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            let line = tokio::select! {
+                line = lines.next_line() => line,
+                () = stop.cancelled(), if self.kill_at.is_none() => {
+                    self.outcome = Outcome::Interrupted;
+                    terminate(child);
+                    self.kill_at = Some(self.ctx.side.grace.deadline());
+                    continue;
+                }
+                () = self.ctx.side.grace.until(self.kill_at) => {
+                    tracing::warn!(arm = %ft.arm, "the worker did not stop within the grace period; killed");
+                    let _ = child.start_kill();
+                    self.kill_at = None;
+                    break;
+                }
+            };
+            let line = match line {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(err) => {
+                    self.set_failed(format!("reading the worker's output failed: {err}"));
+                    break;
+                }
+            };
+            if line.trim().is_empty() {
                 continue;
             }
-        };
+            match serde_json::from_str::<WorkerEvent>(&line) {
+                Ok(event) => self.handle(ft, record, event).await,
+                Err(err) => {
+                    tracing::debug!(arm = %ft.arm, line = %line, error = %err, "not a worker event");
+                }
+            }
+        }
+        self.flush_losses(&ft.arm).await;
+        self.ctx
+            .side
+            .events
+            .send(Event::ArmProgress {
+                arm: ft.arm.to_string(),
+                done: ft.done,
+                total: ft.total,
+                cost_usd: self.cost,
+                errors: self.errors,
+            })
+            .await;
+    }
+
+    /// A failure the worker reported; a cancellation already under way stays the outcome.
+    fn set_failed(&mut self, message: String) {
+        if self.outcome != Outcome::Interrupted {
+            self.outcome = Outcome::Failed(message);
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        ft: &mut FinetuneArm,
+        record: &mut TrainingRecord,
+        event: WorkerEvent,
+    ) {
         match event {
             WorkerEvent::Started {
                 total_steps,
@@ -280,13 +360,13 @@ pub(crate) async fn run_finetune(
                 eta_seconds,
                 ..
             } => {
-                loss_points.push(LossPoint {
+                self.loss_points.push(LossPoint {
                     step,
                     epoch,
                     split: LossSplit::Train,
                     loss,
                 });
-                events.progress(Event::TrainProgress {
+                self.ctx.side.events.progress(Event::TrainProgress {
                     arm: ft.arm.to_string(),
                     step,
                     total_steps,
@@ -294,22 +374,22 @@ pub(crate) async fn run_finetune(
                     tokens_per_second,
                     eta: Duration::try_from_secs_f64(eta_seconds).ok(),
                 });
-                if loss_points.len() >= LOSS_BATCH {
-                    flush_losses(&ctx, &ft.arm, &mut loss_points).await;
+                if self.loss_points.len() >= LOSS_BATCH {
+                    self.flush_losses(&ft.arm).await;
                 }
             }
             WorkerEvent::Validation { step, epoch, loss } => {
-                loss_points.push(LossPoint {
+                self.loss_points.push(LossPoint {
                     step,
                     epoch,
                     split: LossSplit::Val,
                     loss,
                 });
-                flush_losses(&ctx, &ft.arm, &mut loss_points).await;
+                self.flush_losses(&ft.arm).await;
             }
             WorkerEvent::Checkpoint { step, path } => {
                 tracing::info!(arm = %ft.arm, step, path = %path.display(), "checkpoint written");
-                flush_losses(&ctx, &ft.arm, &mut loss_points).await;
+                self.flush_losses(&ft.arm).await;
             }
             WorkerEvent::Trained {
                 train_seconds,
@@ -321,17 +401,17 @@ pub(crate) async fn run_finetune(
             } => {
                 // The full curve: steps this session did not run (an earlier session's, or a
                 // finished training reused by this run) are stored too; the rest upsert.
-                loss_points.extend(curve);
-                flush_losses(&ctx, &ft.arm, &mut loss_points).await;
+                self.loss_points.extend(curve);
+                self.flush_losses(&ft.arm).await;
                 record.train_seconds = train_seconds;
                 record.tokens_per_second = tokens_per_second;
                 record.peak_memory_bytes = peak_memory_bytes;
                 record.adapter_path = Some(adapter_path.display().to_string());
                 record.status = TrainingStatus::Completed;
-                if let Err(err) = store.upsert_training(ctx.run_id, &record).await {
-                    tracing::error!(error = %err, "storing the training record failed");
-                }
-                events
+                store_record(self.ctx, record).await;
+                self.ctx
+                    .side
+                    .events
                     .note(format!(
                         "fine-tune {}: trained in {:.0} s, adapter at {}",
                         ft.arm,
@@ -347,78 +427,130 @@ pub(crate) async fn run_finetune(
                 completion_tokens,
                 seconds,
             } => {
-                let Some(&i) = rows.get(item_id.as_str()) else {
-                    tracing::warn!(arm = %ft.arm, item = %item_id, "the worker answered an unknown item");
-                    continue;
-                };
-                let row = &ctx.shared.items[i];
-                let call = CallRecord {
-                    arm: ft.arm.to_string(),
-                    item_id: row.id.clone(),
-                    response: Some(text.clone()),
-                    prompt_tokens,
-                    completion_tokens,
-                    latency_ms: seconds * 1000.0,
-                    cost_usd: seconds * per_second,
-                    attempts: 1,
-                    cache_hit: false,
-                    error: None,
-                    compute_seconds: seconds,
-                };
-                cost += call.cost_usd;
-                let scores = ctx.shared.score_all(&ft.arm, i, &text);
-                ft.done += 1;
-                out.answered += 1;
-                events.progress(Event::ArmProgress {
-                    arm: ft.arm.to_string(),
-                    done: ft.done,
-                    total: ft.total,
-                    cost_usd: cost,
-                    errors,
-                });
-                let _ = writer
-                    .send(Written {
-                        call,
-                        scores,
-                        cache: None,
-                    })
+                self.answer(ft, item_id, text, prompt_tokens, completion_tokens, seconds)
                     .await;
             }
-            WorkerEvent::Done => finished = true,
+            WorkerEvent::Done => {
+                if self.outcome == Outcome::Open {
+                    self.outcome = Outcome::Finished;
+                }
+            }
             WorkerEvent::Error { message } => {
-                errors += 1;
-                worker_error = Some(message);
+                self.errors += 1;
+                self.set_failed(message);
             }
         }
     }
-    flush_losses(&ctx, &ft.arm, &mut loss_points).await;
-    events
-        .send(Event::ArmProgress {
+
+    /// Scores one of the worker's answers and hands it to the writer.
+    async fn answer(
+        &mut self,
+        ft: &mut FinetuneArm,
+        item_id: String,
+        text: String,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        seconds: f64,
+    ) {
+        let Some(&i) = self.rows.get(item_id.as_str()) else {
+            tracing::warn!(arm = %ft.arm, item = %item_id, "the worker answered an unknown item");
+            return;
+        };
+        let shared = &self.ctx.side.shared;
+        let call = CallRecord {
+            arm: ft.arm.to_string(),
+            item_id: shared.items[i].id.clone(),
+            response: Some(text.clone()),
+            prompt_tokens,
+            completion_tokens,
+            latency_ms: seconds * 1000.0,
+            cost_usd: seconds * self.per_second,
+            attempts: 1,
+            cache_hit: false,
+            error: None,
+            compute_seconds: seconds,
+        };
+        self.cost += call.cost_usd;
+        let scores = shared.score_all(&ft.arm, i, &text);
+        ft.done += 1;
+        self.answered += 1;
+        self.ctx.side.events.progress(Event::ArmProgress {
             arm: ft.arm.to_string(),
             done: ft.done,
             total: ft.total,
-            cost_usd: cost,
-            errors,
-        })
-        .await;
-    let status = match kill_at {
-        // Still waiting for a stop: give it the rest of the grace period, then kill.
+            cost_usd: self.cost,
+            errors: self.errors,
+        });
+        let _ = self
+            .ctx
+            .side
+            .writer
+            .send(Written {
+                call,
+                scores,
+                cache: None,
+            })
+            .await;
+    }
+
+    async fn flush_losses(&mut self, arm: &str) {
+        if self.loss_points.is_empty() {
+            return;
+        }
+        if let Err(err) = self
+            .ctx
+            .side
+            .store()
+            .insert_loss_points(self.ctx.run_id, arm, &self.loss_points)
+            .await
+        {
+            tracing::error!(arm, error = %err, "storing loss points failed");
+        }
+        self.loss_points.clear();
+    }
+}
+
+/// Waits for the worker to exit. After a cancel it gets the rest of the grace period, then is
+/// killed.
+async fn wait_for_exit(
+    child: &mut Child,
+    kill_at: Option<tokio::time::Instant>,
+    grace: &Grace,
+) -> Option<std::process::ExitStatus> {
+    match kill_at {
         Some(deadline) => tokio::select! {
             status = child.wait() => status.ok(),
-            () = ctx.grace.until(Some(deadline)) => {
+            () = grace.until(Some(deadline)) => {
                 let _ = child.start_kill();
                 child.wait().await.ok()
             }
         },
         None => child.wait().await.ok(),
-    };
+    }
+}
+
+/// The training record's final status: interrupted, completed, or failed with the reason (the
+/// worker's own, else its exit status and the last line of its log).
+async fn settle(
+    ft: &FinetuneArm,
+    ctx: &WorkerContext,
+    out_dir: &Path,
+    record: &mut TrainingRecord,
+    outcome: Outcome,
+    status: Option<std::process::ExitStatus>,
+) {
     let exited_ok = status.is_some_and(|s| s.success());
-    if interrupted {
-        record.status = TrainingStatus::Interrupted;
-    } else if finished && exited_ok && worker_error.is_none() {
-        record.status = TrainingStatus::Completed;
-    } else {
-        let reason = worker_error.unwrap_or_else(|| {
+    let reason = match outcome {
+        Outcome::Interrupted => {
+            record.status = TrainingStatus::Interrupted;
+            return;
+        }
+        Outcome::Finished if exited_ok => {
+            record.status = TrainingStatus::Completed;
+            return;
+        }
+        Outcome::Failed(message) => message,
+        Outcome::Finished | Outcome::Open => {
             let code = status.map_or_else(|| "unknown status".to_string(), |s| s.to_string());
             let tail = log_tail(&out_dir.join("worker.log"));
             if tail.is_empty() {
@@ -426,23 +558,17 @@ pub(crate) async fn run_finetune(
             } else {
                 format!("the worker exited ({code}) before finishing: {tail}")
             }
-        });
-        events
-            .note(format!(
-                "fine-tune {} failed: {reason} (checkpoints kept in {}; rerun to resume)",
-                ft.arm,
-                out_dir.display()
-            ))
-            .await;
-        fail(&mut record, reason);
-    }
-    if let Err(err) = store.upsert_training(ctx.run_id, &record).await {
-        tracing::error!(error = %err, "storing the training record failed");
-    }
-    if !interrupted {
-        out.failed = pending.saturating_sub(out.answered);
-    }
-    out
+        }
+    };
+    ctx.side
+        .events
+        .note(format!(
+            "fine-tune {} failed: {reason} (checkpoints kept in {}; rerun to resume)",
+            ft.arm,
+            out_dir.display()
+        ))
+        .await;
+    fail(record, reason);
 }
 
 /// Resolves the base model and writes the job file; returns the job's path.
@@ -462,7 +588,7 @@ async fn prepare(
         compute: ft.spec.compute.clone(),
         train: std::mem::take(&mut ft.train),
         eval: std::mem::take(&mut ft.eval),
-        generation: ctx.shared.params.clone(),
+        generation: ctx.side.shared.params.clone(),
         out_dir: out_dir.to_path_buf(),
     };
     let json = serde_json::to_vec(&job).map_err(|e| format!("encoding the job failed: {e}"))?;
@@ -513,21 +639,6 @@ fn terminate(child: &Child) {
     }
 }
 
-async fn flush_losses(ctx: &WorkerContext, arm: &str, points: &mut Vec<LossPoint>) {
-    if points.is_empty() {
-        return;
-    }
-    if let Err(err) = ctx
-        .shared
-        .store
-        .insert_loss_points(ctx.run_id, arm, points)
-        .await
-    {
-        tracing::error!(arm, error = %err, "storing loss points failed");
-    }
-    points.clear();
-}
-
 /// The last non-empty line the worker wrote to its log, shortened.
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -537,23 +648,4 @@ fn log_tail(path: &Path) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
     line.chars().take(300).collect()
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn arm_folders_stay_under_the_artifacts_root() {
-        let root = Path::new("/work/.orchestrator");
-        assert_eq!(
-            arm_dir(root, "exp", "lora", "0123456789abcdef0123"),
-            Some(root.join("finetunes/exp/lora/0123456789abcdef"))
-        );
-        for arm in ["../../../../x", "/abs/path", "a/b", "..", ".", "", "x/"] {
-            assert_eq!(arm_dir(root, "exp", arm, "k"), None, "{arm:?}");
-        }
-        assert_eq!(arm_dir(root, "..", "lora", "k"), None);
-    }
 }

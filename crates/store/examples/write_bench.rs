@@ -34,6 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 provider: Some("bench".into()),
                 prompt: Some("zero-shot".into()),
                 model: "bench-model".into(),
+                pricing: None,
             }],
         )
         .await?;

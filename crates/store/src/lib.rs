@@ -8,6 +8,11 @@
 //! nothing of providers, scoring or reports, and makes no decisions: it records what the runner
 //! tells it and hands back what was recorded, in a deterministic order.
 //!
+//! Runs and arms carry what the report needs (each arm's pricing, each run's cost assumptions
+//! and decision), so the report reads records, never the spec. A database of an earlier version
+//! is upgraded on open: migration 0002 backfills those from the stored `spec_json`, and
+//! `upgrade` prices hosted arms by the built-in table as that version did.
+//!
 //! Invariants it keeps:
 //! - a call for an (run, arm, item) that already succeeded is never overwritten; a failed one is
 //!   replaced by the next attempt, so a resumed run retries failures only;
@@ -33,6 +38,7 @@ mod multirow;
 mod results;
 mod runs;
 mod training;
+mod upgrade;
 
 pub use batch::{CACHE_KEYS_PER_QUERY, CachedAnswer, WriteBatch};
 pub use lease::{Claim, LeaseHolder, LeaseOwner, Liveness, NewRun};
@@ -135,6 +141,7 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
+        upgrade::price_legacy_arms(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .connect_with(options)

@@ -15,7 +15,7 @@ use domain::{
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
-use crate::runs::{arm_from_row, run_columns, run_from_row};
+use crate::runs::{arm_columns, arm_from_row, run_columns, run_from_row};
 use crate::{Error, Result, Store, db_err, from_i64, parse_enum};
 
 const OP: &str = "reading a run's results";
@@ -39,9 +39,11 @@ impl Store {
         .ok_or(Error::NotFound { run })?;
         let info = run_from_row(&info)?;
 
-        let arms = sqlx::query(
-            "SELECT arm, kind, provider, prompt, model FROM arms WHERE run_id = ? ORDER BY seq",
-        )
+        let arms = sqlx::query(concat!(
+            "SELECT ",
+            arm_columns!(),
+            " FROM arms WHERE run_id = ? ORDER BY seq"
+        ))
         .bind(run)
         .fetch_all(&mut *tx)
         .await

@@ -7,7 +7,10 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use domain::{ArmInfo, ArmKind, EvalItem, RunInfo, RunStatus};
+use domain::{
+    ArmInfo, ArmKind, ArmPricing, CostAssumptions, Decision, EvalItem, Pricing, RunInfo,
+    RunSettings, RunStatus,
+};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
@@ -27,9 +30,36 @@ static ITEMS: LazyLock<Insert> = LazyLock::new(|| {
 /// The `runs` columns `run_from_row` reads, as a macro so `concat!` can build static SQL.
 macro_rules! run_columns {
     () => {
-        "id, experiment, status, started_ms, finished_ms, dataset_fingerprint, spec_hash, spec_json"
+        "id, experiment, status, started_ms, finished_ms, dataset_fingerprint, spec_hash, \
+         spec_json, daily_requests, horizon_days, hourly_rate_usd, prompt_iteration_hours, \
+         data_prep_hours, mlops_hours_per_month, finetune_hourly_usd, batch_api, \
+         decision_metric, quality_target, declared_costs"
     };
 }
+
+/// The `arms` columns `arm_from_row` reads.
+macro_rules! arm_columns {
+    () => {
+        "arm, kind, provider, prompt, model, pricing, input_per_mtok, output_per_mtok, \
+         batch_api, cost_per_hour"
+    };
+}
+pub(crate) use arm_columns;
+
+/// The `runs` columns of `CostAssumptions`' numbers, in its field order.
+const COST_COLUMNS: [&str; 7] = [
+    "daily_requests",
+    "horizon_days",
+    "hourly_rate_usd",
+    "prompt_iteration_hours",
+    "data_prep_hours",
+    "mlops_hours_per_month",
+    "finetune_hourly_usd",
+];
+
+/// `arms.pricing` of a hosted arm and of an arm priced by the hour.
+const PER_TOKEN: &str = "per_token";
+const PER_HOUR: &str = "per_hour";
 pub(crate) use run_columns;
 
 impl Store {
@@ -97,15 +127,49 @@ impl Store {
             .execute(&self.writer)
             .await
             .map_err(db_err("setting a run's status", Some(run)))?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound { run });
-        }
+        updated_one(run, done.rows_affected())?;
         tracing::debug!(run, status = %status, "run status set");
         Ok(())
     }
 
+    /// Stores what the run's report assumes (the spec's `costs:` and `decision:`), replacing
+    /// what was stored before.
+    pub async fn set_run_settings(&self, run: i64, settings: &RunSettings) -> Result<()> {
+        let c = &settings.costs;
+        let declared = settings.declared_costs.as_ref().map(|names| {
+            names
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let done = sqlx::query(
+            "UPDATE runs SET daily_requests = ?, horizon_days = ?, hourly_rate_usd = ?, \
+             prompt_iteration_hours = ?, data_prep_hours = ?, mlops_hours_per_month = ?, \
+             finetune_hourly_usd = ?, batch_api = ?, decision_metric = ?, quality_target = ?, \
+             declared_costs = ? WHERE id = ?",
+        )
+        .bind(c.daily_requests)
+        .bind(c.horizon_days)
+        .bind(c.hourly_rate_usd)
+        .bind(c.prompt_iteration_hours)
+        .bind(c.data_prep_hours)
+        .bind(c.mlops_hours_per_month)
+        .bind(c.finetune_hourly_usd)
+        .bind(c.batch_api)
+        .bind(&settings.decision.metric)
+        .bind(settings.decision.quality_target)
+        .bind(declared)
+        .bind(run)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("storing a run's settings", Some(run)))?;
+        updated_one(run, done.rows_affected())
+    }
+
     /// Records the arms of a run, in the order given. Idempotent: an arm already recorded for
     /// the run keeps its first description and position; new arms go after the existing ones.
+    /// The one exception: an arm an earlier version recorded without its pricing gets it.
     pub async fn insert_arms(&self, run: i64, arms: &[ArmInfo]) -> Result<()> {
         let err = db_err("recording a run's arms", Some(run));
         let mut tx = self
@@ -114,10 +178,15 @@ impl Store {
             .await
             .map_err(&err)?;
         for a in arms {
+            let p = PricingColumns::of(a.pricing.as_ref());
             sqlx::query(
-                "INSERT INTO arms (run_id, arm, seq, kind, provider, prompt, model) \
+                "INSERT INTO arms (run_id, arm, seq, kind, provider, prompt, model, pricing, \
+                 input_per_mtok, output_per_mtok, batch_api, cost_per_hour) \
                  VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM arms WHERE run_id = ?1), \
-                 ?3, ?4, ?5, ?6) ON CONFLICT (run_id, arm) DO NOTHING",
+                 ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (run_id, arm) DO UPDATE SET \
+                 pricing = excluded.pricing, input_per_mtok = excluded.input_per_mtok, \
+                 output_per_mtok = excluded.output_per_mtok, batch_api = excluded.batch_api, \
+                 cost_per_hour = excluded.cost_per_hour WHERE arms.pricing IS NULL",
             )
             .bind(run)
             .bind(&a.arm)
@@ -125,6 +194,11 @@ impl Store {
             .bind(a.provider.as_deref())
             .bind(a.prompt.as_deref())
             .bind(&a.model)
+            .bind(p.pricing)
+            .bind(p.input_per_mtok)
+            .bind(p.output_per_mtok)
+            .bind(p.batch_api)
+            .bind(p.cost_per_hour)
             .execute(&mut *tx)
             .await
             .map_err(&err)?;
@@ -221,11 +295,50 @@ impl Store {
     }
 }
 
+/// An `UPDATE ... WHERE id = run` that changed no row means there is no such run.
+fn updated_one(run: i64, rows: u64) -> Result<()> {
+    if rows == 0 {
+        return Err(Error::NotFound { run });
+    }
+    Ok(())
+}
+
+/// The `arms` pricing columns of one [`ArmPricing`].
+#[derive(Default)]
+struct PricingColumns {
+    pricing: Option<&'static str>,
+    input_per_mtok: Option<f64>,
+    output_per_mtok: Option<f64>,
+    batch_api: Option<bool>,
+    cost_per_hour: Option<f64>,
+}
+
+impl PricingColumns {
+    fn of(pricing: Option<&ArmPricing>) -> Self {
+        match pricing {
+            None => PricingColumns::default(),
+            Some(ArmPricing::Hosted { pricing, batch_api }) => PricingColumns {
+                pricing: Some(PER_TOKEN),
+                input_per_mtok: pricing.map(|p| p.input_per_mtok),
+                output_per_mtok: pricing.map(|p| p.output_per_mtok),
+                batch_api: Some(*batch_api),
+                cost_per_hour: None,
+            },
+            Some(ArmPricing::Compute { cost_per_hour }) => PricingColumns {
+                pricing: Some(PER_HOUR),
+                cost_per_hour: Some(*cost_per_hour),
+                ..PricingColumns::default()
+            },
+        }
+    }
+}
+
 /// Reads a `runs` row selected with `run_columns!()`.
 pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunInfo> {
     let get = db_err("reading a run", None);
     let status: String = row.try_get("status").map_err(&get)?;
     Ok(RunInfo {
+        settings: settings_from_row(row)?,
         id: row.try_get("id").map_err(&get)?,
         experiment: row.try_get("experiment").map_err(&get)?,
         status: parse_enum("runs", "status", status, RunStatus::parse)?,
@@ -237,7 +350,62 @@ pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunInfo> {
     })
 }
 
-/// Reads an `arms` row.
+/// The run's report settings; `None` when they were not recorded (the decision metric is NULL,
+/// or any cost is).
+fn settings_from_row(row: &SqliteRow) -> Result<Option<RunSettings>> {
+    let get = db_err("reading a run's settings", None);
+    let metric: Option<String> = row.try_get("decision_metric").map_err(&get)?;
+    let real = |column: &str| -> Result<Option<f64>> { row.try_get(column).map_err(&get) };
+    let (Some(metric), Some(quality_target)) = (metric, real("quality_target")?) else {
+        return Ok(None);
+    };
+    let mut values = [0.0; COST_COLUMNS.len()];
+    for (value, column) in values.iter_mut().zip(COST_COLUMNS) {
+        match real(column)? {
+            Some(v) => *value = v,
+            None => return Ok(None),
+        }
+    }
+    let [
+        daily_requests,
+        horizon_days,
+        hourly_rate_usd,
+        prompt_iteration_hours,
+        data_prep_hours,
+        mlops_hours_per_month,
+        finetune_hourly_usd,
+    ] = values;
+    let Some(batch_api) = row.try_get::<Option<bool>, _>("batch_api").map_err(&get)? else {
+        return Ok(None);
+    };
+    let costs = CostAssumptions {
+        daily_requests,
+        horizon_days,
+        hourly_rate_usd,
+        prompt_iteration_hours,
+        data_prep_hours,
+        mlops_hours_per_month,
+        finetune_hourly_usd,
+        batch_api,
+    };
+    let declared: Option<String> = row.try_get("declared_costs").map_err(&get)?;
+    Ok(Some(RunSettings {
+        costs,
+        declared_costs: declared.map(|names| {
+            names
+                .split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }),
+        decision: Decision {
+            metric,
+            quality_target,
+        },
+    }))
+}
+
+/// Reads an `arms` row selected with `arm_columns!()`.
 pub(crate) fn arm_from_row(row: &SqliteRow) -> Result<ArmInfo> {
     let get = db_err("reading a run's arms", None);
     let kind: String = row.try_get("kind").map_err(&get)?;
@@ -247,5 +415,42 @@ pub(crate) fn arm_from_row(row: &SqliteRow) -> Result<ArmInfo> {
         provider: row.try_get("provider").map_err(&get)?,
         prompt: row.try_get("prompt").map_err(&get)?,
         model: row.try_get("model").map_err(&get)?,
+        pricing: pricing_from_row(row)?,
     })
+}
+
+fn pricing_from_row(row: &SqliteRow) -> Result<Option<ArmPricing>> {
+    let get = db_err("reading a run's arms", None);
+    let rule: Option<String> = row.try_get("pricing").map_err(&get)?;
+    let real = |column: &str| -> Result<Option<f64>> { row.try_get(column).map_err(&get) };
+    match rule.as_deref() {
+        None => Ok(None),
+        Some(PER_TOKEN) => {
+            let pricing = match (real("input_per_mtok")?, real("output_per_mtok")?) {
+                (Some(input_per_mtok), Some(output_per_mtok)) => Some(Pricing {
+                    input_per_mtok,
+                    output_per_mtok,
+                }),
+                _ => None,
+            };
+            let batch_api: Option<bool> = row.try_get("batch_api").map_err(&get)?;
+            Ok(Some(ArmPricing::Hosted {
+                pricing,
+                batch_api: batch_api.unwrap_or(false),
+            }))
+        }
+        Some(PER_HOUR) => match real("cost_per_hour")? {
+            Some(cost_per_hour) => Ok(Some(ArmPricing::Compute { cost_per_hour })),
+            None => Err(Error::Corrupt {
+                table: "arms",
+                column: "cost_per_hour",
+                value: "NULL".to_owned(),
+            }),
+        },
+        Some(other) => Err(Error::Corrupt {
+            table: "arms",
+            column: "pricing",
+            value: other.to_owned(),
+        }),
+    }
 }

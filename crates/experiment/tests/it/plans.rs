@@ -176,17 +176,22 @@ fn arms_are_provider_major_then_finetunes() {
         .iter()
         .map(|a| {
             format!(
-                "{} {} provider={:?} prompt={:?} model={}",
-                a.arm, a.kind, a.provider, a.prompt, a.model
+                "{} {} provider={:?} prompt={:?} model={} pricing={:?}",
+                a.id(),
+                a.kind(),
+                a.provider_id(),
+                Some(&a.prompt().id),
+                a.model(),
+                a.pricing()
             )
         })
         .collect();
     expect![[r#"
-        zero-shot@mini prompt provider=Some("mini") prompt=Some("zero-shot") model=gpt-4o-mini
-        few-shot@mini prompt provider=Some("mini") prompt=Some("few-shot") model=gpt-4o-mini
-        zero-shot@small prompt provider=Some("small") prompt=Some("zero-shot") model=smollm2-135m-instruct
-        few-shot@small prompt provider=Some("small") prompt=Some("few-shot") model=smollm2-135m-instruct
-        lora finetune provider=None prompt=Some("zero-shot") model=smollm2-135m-instruct"#]]
+        zero-shot@mini prompt provider=Some("mini") prompt=Some("zero-shot") model=gpt-4o-mini pricing=Hosted { pricing: Some(Pricing { input_per_mtok: 0.15, output_per_mtok: 0.6 }), batch_api: false }
+        few-shot@mini prompt provider=Some("mini") prompt=Some("few-shot") model=gpt-4o-mini pricing=Hosted { pricing: Some(Pricing { input_per_mtok: 0.15, output_per_mtok: 0.6 }), batch_api: false }
+        zero-shot@small prompt provider=Some("small") prompt=Some("zero-shot") model=smollm2-135m-instruct pricing=Compute { cost_per_hour: 0.05 }
+        few-shot@small prompt provider=Some("small") prompt=Some("few-shot") model=smollm2-135m-instruct pricing=Compute { cost_per_hour: 0.05 }
+        lora finetune provider=None prompt=Some("zero-shot") model=smollm2-135m-instruct pricing=Compute { cost_per_hour: 1.5 }"#]]
     .assert_eq(&arms.join("\n"));
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::commands::leaderboard::{TableFormat, with_newline};
-use crate::commands::{load_results, open_existing, primary_metric, select_run, stored_plan};
+use crate::commands::{load_results, open_existing, primary_metric, select_run};
 use crate::exit::{Exit, bad_input};
 use crate::output::out;
 
@@ -41,8 +41,7 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
             )));
         }
     }
-    let plan = stored_plan(&run);
-    let metric = primary_metric(plan.as_ref(), &results);
+    let metric = primary_metric(&results);
     let comparison = report::compare(&results, &args.arm_a, &args.arm_b, &metric)
         .context("comparing the arms")?;
     out!(

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::commands::{load_results, open_existing, primary_metric, select_run, stored_plan};
+use crate::commands::{load_results, open_existing, primary_metric, select_run};
 use crate::exit::Exit;
 use crate::output::out;
 
@@ -46,8 +46,7 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
     let store = open_existing(db).await?;
     let run = select_run(&store, args.experiment.as_deref(), args.run).await?;
     let results = load_results(&store, &run).await?;
-    let plan = stored_plan(&run);
-    let metric = primary_metric(plan.as_ref(), &results);
+    let metric = primary_metric(&results);
     let rows = report::leaderboard(&results, &metric);
     out!(
         "{}",

@@ -1,12 +1,11 @@
 //! One module per subcommand; each has an `Args` (its clap doc comments are the help text) and
 //! an `execute`. The helpers here are the few steps several commands share: opening the store,
-//! choosing the run a read command is about, and recovering the plan a run was made from.
+//! choosing the run a read command is about, and the metric that ranks its arms.
 
 use std::path::Path;
 
 use anyhow::Context;
 use domain::{RunInfo, RunResults};
-use experiment::Plan;
 use store::Store;
 
 use crate::exit::bad_input;
@@ -73,20 +72,12 @@ pub async fn load_results(store: &Store, run: &RunInfo) -> anyhow::Result<RunRes
         .with_context(|| format!("reading the results of run {}", run.id))
 }
 
-/// The plan the run was made from, as it stored it; None for a record this version can't read.
-pub fn stored_plan(run: &RunInfo) -> Option<Plan> {
-    match serde_json::from_str(&run.spec_json) {
-        Ok(plan) => Some(plan),
-        Err(err) => {
-            tracing::warn!(run = run.id, error = %err, "the run's stored plan could not be read");
-            None
-        }
+/// The metric that ranks arms: the one the run stored, else (a run of an earlier version) the
+/// default, with a note on stderr.
+pub fn primary_metric(results: &RunResults) -> String {
+    let assumed = ::report::assumed_settings(results);
+    if let Some(note) = &assumed.note {
+        eprintln!("note: {note}");
     }
-}
-
-/// The metric that ranks arms: the plan's decision metric, else the first scorer with scores.
-pub fn primary_metric(plan: Option<&Plan>, results: &RunResults) -> String {
-    plan.map(|p| p.primary_metric().to_string())
-        .or_else(|| results.scores.first().map(|s| s.scorer.clone()))
-        .unwrap_or_else(|| "equals".to_string())
+    assumed.settings.decision.metric
 }

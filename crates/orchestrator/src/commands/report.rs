@@ -2,16 +2,13 @@
 //! time-to-ship, break-even volume and the verdict with its reasons — as text, JSON or Markdown,
 //! and optionally as a self-contained HTML page.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use domain::{ArmKind, Decision};
-use experiment::{Plan, ProviderSpec};
-use report::{ArmCostInputs, ArmPricing, ReportFormat};
+use report::ReportFormat;
 
 use crate::commands::leaderboard::with_newline;
-use crate::commands::{load_results, open_existing, primary_metric, select_run, stored_plan};
+use crate::commands::{load_results, open_existing, select_run};
 use crate::exit::Exit;
 use crate::output::{check_report_path, errln, out};
 
@@ -81,19 +78,10 @@ pub async fn execute(mut args: Args, db: &Path) -> anyhow::Result<Exit> {
     let store = open_existing(db).await?;
     let run = select_run(&store, args.experiment.as_deref(), args.run).await?;
     let results = load_results(&store, &run).await?;
-    let plan = stored_plan(&run);
-    let (costs, decision) = match &plan {
-        Some(p) => (p.costs.clone(), p.decision.clone()),
-        None => (
-            domain::CostAssumptions::default(),
-            Decision {
-                metric: primary_metric(None, &results),
-                quality_target: 0.9,
-            },
-        ),
-    };
-    let inputs = plan.as_ref().map(cost_inputs).unwrap_or_default();
-    let decided = report::decide(&results, &costs, &decision, &inputs);
+    // A run stored without its settings gets the defaults; the report's warnings say so.
+    let settings = report::assumed_settings(&results).settings;
+    let inputs = report::ArmCostInputs::from_results(&results);
+    let decided = report::decide(&results, &settings.costs, &settings.decision, &inputs);
     let format = match args.format {
         Format::Text => ReportFormat::Text,
         Format::Json => ReportFormat::Json,
@@ -116,40 +104,4 @@ pub async fn execute(mut args: Args, db: &Path) -> anyhow::Result<Exit> {
         return Ok(Exit::BelowTarget);
     }
     Ok(Exit::Ok)
-}
-
-/// How each arm is paid for, and which cost assumptions the spec declared, from the plan the run
-/// was made from.
-fn cost_inputs(plan: &Plan) -> ArmCostInputs {
-    let mut arms = BTreeMap::new();
-    for arm in plan.arms() {
-        let pricing = match arm.kind {
-            ArmKind::Finetune => {
-                plan.finetunes
-                    .iter()
-                    .find(|f| f.id == arm.arm)
-                    .map(|f| ArmPricing::Compute {
-                        cost_per_hour: f.compute.cost_per_hour,
-                    })
-            }
-            ArmKind::Prompt => match arm.provider.as_deref().and_then(|p| plan.provider(p)) {
-                Some(ProviderSpec::OpenAi(spec)) => Some(ArmPricing::Hosted {
-                    pricing: spec
-                        .pricing
-                        .or_else(|| providers::builtin_pricing(&spec.model)),
-                }),
-                Some(ProviderSpec::Local(spec)) => Some(ArmPricing::Compute {
-                    cost_per_hour: spec.cost_per_hour,
-                }),
-                None => None,
-            },
-        };
-        if let Some(p) = pricing {
-            arms.insert(arm.arm, p);
-        }
-    }
-    ArmCostInputs {
-        arms,
-        declared: Some(plan.declared_cost_assumptions()),
-    }
 }

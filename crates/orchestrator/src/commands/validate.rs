@@ -67,7 +67,7 @@ fn plan_yaml(plan: &Plan) -> anyhow::Result<String> {
             seed: plan.dataset.seed,
             fingerprint: &plan.dataset.fingerprint,
         },
-        arms: plan.arms().into_iter().map(|a| a.arm).collect(),
+        arms: plan.arms().iter().map(|a| a.id().to_owned()).collect(),
         providers: &plan.providers,
         prompts: &plan.prompts,
         finetunes: &plan.finetunes,
@@ -101,7 +101,12 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
         plural(plan.scorers.len() as u64),
     )?;
     for arm in arms {
-        outln!("  {:<9} {}  ({})", arm.kind.as_str(), arm.arm, arm.model)?;
+        outln!(
+            "  {:<9} {}  ({})",
+            arm.kind().as_str(),
+            arm.id(),
+            arm.model()
+        )?;
     }
     for note in fetch_notes(&plan) {
         outln!("note: {note}")?;

@@ -216,6 +216,7 @@ fn escalate_page() -> String {
                     input_per_mtok: 2.5,
                     output_per_mtok: 10.0,
                 }),
+                batch_api: false,
             },
         )
         .with_arm(

@@ -322,6 +322,7 @@ fn the_cheapest_passing_prompt_arm_is_the_one_to_beat() {
                 input_per_mtok: 2.0,
                 output_per_mtok: 20.0,
             }),
+            batch_api: false,
         },
     );
     let r = decide(&results, &assumptions(1000.0), &decision(0.9), &inputs);
@@ -556,4 +557,70 @@ fn text_report_snapshot() {
           finetune_hourly_usd         1              USD/hour, 24/7  declared
           batch_api               false  hosted calls at half price   default
     "#]].assert_eq(&render_report(&r, ReportFormat::Text));
+}
+
+/// A run an earlier version stored without its settings or its arms' pricing still reports: on
+/// the defaults and inferred prices, and says so in its warnings.
+#[test]
+fn a_run_stored_without_settings_or_pricing_reports_on_defaults_and_says_so() {
+    let mut results = run(
+        100,
+        vec![
+            ArmSpec::prompt("zero-shot@api", right(100, 0, 95)),
+            ArmSpec::finetune("lora", right(100, 0, 97)),
+        ],
+    );
+    results.run.settings = None;
+    for arm in &mut results.arms {
+        arm.pricing = None;
+    }
+    let assumed = report::assumed_settings(&results);
+    assert!(assumed.note.as_deref().unwrap().contains("defaults"));
+    assert_eq!(assumed.settings.costs, domain::CostAssumptions::default());
+    assert_eq!(assumed.settings.decision.metric, "equals");
+    assert_eq!(
+        assumed.settings.decision.quality_target,
+        domain::Decision::DEFAULT_QUALITY_TARGET
+    );
+    let unrecorded = inputs(&results);
+    assert!(unrecorded.arms.is_empty() && unrecorded.declared.is_none());
+    let r = decide(
+        &results,
+        &assumed.settings.costs,
+        &assumed.settings.decision,
+        &unrecorded,
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("no stored cost assumptions")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("pricing of zero-shot@api, lora was not stored")),
+        "{:?}",
+        r.warnings
+    );
+    // The fine-tune's hourly price is inferred from its recorded calls: $2/h.
+    assert!(close(r.arms[1].cost.cost_per_request_usd, 0.0002));
+
+    // The same run with what this version stores has no such warnings.
+    let stored = run(
+        100,
+        vec![
+            ArmSpec::prompt("zero-shot@api", right(100, 0, 95)),
+            ArmSpec::finetune("lora", right(100, 0, 97)),
+        ],
+    );
+    assert_eq!(report::assumed_settings(&stored).note, None);
+    let r = decide(
+        &stored,
+        &assumptions(1000.0),
+        &decision(0.9),
+        &inputs(&stored),
+    );
+    assert!(!r.warnings.iter().any(|w| w.contains("not stored")));
 }

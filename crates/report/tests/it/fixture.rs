@@ -7,7 +7,7 @@
 
 use domain::{
     ArmInfo, ArmKind, CallRecord, CostAssumptions, Decision, EvalItem, LossPoint, Pricing, RunInfo,
-    RunResults, RunStatus, ScoreRecord, TrainingRecord,
+    RunResults, RunSettings, RunStatus, ScoreRecord, TrainingRecord,
 };
 use report::{ArmCostInputs, ArmPricing};
 
@@ -85,10 +85,12 @@ pub fn decision(target: f64) -> Decision {
     }
 }
 
-/// Hosted pricing for prompt arms, compute pricing for fine-tunes; every assumption declared.
-pub fn inputs(results: &RunResults) -> ArmCostInputs {
-    let mut inputs = ArmCostInputs {
-        declared: Some(
+/// What the run stored beyond its records: the assumptions at 10,000 requests a day, every
+/// one declared but `batch_api`, and the decision at a 0.9 target.
+pub fn settings() -> RunSettings {
+    RunSettings {
+        costs: assumptions(10_000.0),
+        declared_costs: Some(
             [
                 "daily_requests",
                 "horizon_days",
@@ -102,20 +104,27 @@ pub fn inputs(results: &RunResults) -> ArmCostInputs {
             .map(str::to_owned)
             .collect(),
         ),
-        ..ArmCostInputs::default()
-    };
-    for a in &results.arms {
-        let pricing = match a.kind {
-            ArmKind::Prompt => ArmPricing::Hosted {
-                pricing: Some(PRICE),
-            },
-            ArmKind::Finetune => ArmPricing::Compute {
-                cost_per_hour: FT_COST_PER_HOUR,
-            },
-        };
-        inputs = inputs.with_arm(a.arm.clone(), pricing);
+        decision: decision(0.9),
     }
-    inputs
+}
+
+/// How an arm of `kind` is paid for: hosted at [`PRICE`], or compute at [`FT_COST_PER_HOUR`].
+pub fn pricing(kind: ArmKind) -> ArmPricing {
+    match kind {
+        ArmKind::Prompt => ArmPricing::Hosted {
+            pricing: Some(PRICE),
+            batch_api: false,
+        },
+        ArmKind::Finetune => ArmPricing::Compute {
+            cost_per_hour: FT_COST_PER_HOUR,
+        },
+    }
+}
+
+/// The cost inputs the run stored: hosted pricing for prompt arms, compute pricing for
+/// fine-tunes, every assumption but `batch_api` declared.
+pub fn inputs(results: &RunResults) -> ArmCostInputs {
+    ArmCostInputs::from_results(results)
 }
 
 /// A completed run of `n` items answered by `arms`.
@@ -140,6 +149,7 @@ pub fn run(n: usize, arms: Vec<ArmSpec>) -> RunResults {
             dataset_fingerprint: "fp".to_owned(),
             spec_hash: "hash".to_owned(),
             spec_json: "{}".to_owned(),
+            settings: Some(settings()),
         },
         arms: Vec::new(),
         items,
@@ -154,6 +164,7 @@ pub fn run(n: usize, arms: Vec<ArmSpec>) -> RunResults {
             provider: (spec.kind == ArmKind::Prompt).then(|| "api".to_owned()),
             prompt: Some("zero-shot".to_owned()),
             model: "model".to_owned(),
+            pricing: Some(pricing(spec.kind)),
         });
         for i in 0..n {
             let item_id = format!("item-{i:03}");

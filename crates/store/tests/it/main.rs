@@ -12,10 +12,11 @@ mod open;
 mod results;
 mod runs;
 mod training;
+mod upgrade;
 
 use std::path::PathBuf;
 
-use domain::{ArmInfo, ArmKind, CallRecord, EvalItem, ScoreRecord};
+use domain::{ArmInfo, ArmKind, ArmPricing, CallRecord, EvalItem, Pricing, ScoreRecord};
 use store::Store;
 use tempfile::TempDir;
 
@@ -83,6 +84,13 @@ pub fn prompt_arm(arm: &str) -> ArmInfo {
         provider: Some("gpt-4o-mini".into()),
         prompt: Some("zero-shot".into()),
         model: "gpt-4o-mini".into(),
+        pricing: Some(ArmPricing::Hosted {
+            pricing: Some(Pricing {
+                input_per_mtok: 0.15,
+                output_per_mtok: 0.6,
+            }),
+            batch_api: false,
+        }),
     }
 }
 

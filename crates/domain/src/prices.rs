@@ -1,4 +1,7 @@
-//! Built-in prices of common hosted models, so a spec need not state them.
+//! What an arm's answers cost: the built-in prices of common hosted models (so a spec need not
+//! state them), the batch-API discount, and [`ArmPricing`], the one rule that says how an arm is
+//! priced. The plan resolves each arm's pricing with it once; the runner records calls with it
+//! and the store keeps it per arm, so the report prices arms exactly as the run did.
 //!
 //! These are the providers' published list prices per million tokens (standard tier, no cached
 //! input, no discounts) as they stood on [`PRICES_AS_OF`]. Prices change: a spec's `pricing:`
@@ -7,7 +10,9 @@
 //! dated snapshot suffix (`-2024-08-06`, `-20241022`) or `-latest`. A dated snapshot with its own
 //! price (the first `gpt-4o`) has its own entry.
 
-use domain::Pricing;
+use serde::{Deserialize, Serialize};
+
+use crate::Pricing;
 
 /// The date the built-in prices were copied from the providers' pricing pages.
 pub const PRICES_AS_OF: &str = "2025-08-15";
@@ -59,13 +64,40 @@ pub fn builtin_pricing(model: &str) -> Option<Pricing> {
     lookup(name).or_else(|| lookup(strip_snapshot(name)))
 }
 
-/// Batch-API pricing: half the list price, as OpenAI, Anthropic and Together charge for
-/// asynchronous batches.
-pub fn batch_pricing(p: Pricing) -> Pricing {
-    Pricing {
-        input_per_mtok: p.input_per_mtok / 2.0,
-        output_per_mtok: p.output_per_mtok / 2.0,
+/// Batch-API calls cost this share of the interactive price, as OpenAI, Anthropic and Together
+/// charge for asynchronous batches.
+pub const BATCH_API_PRICE_FACTOR: f64 = 0.5;
+
+impl Pricing {
+    /// The batch-API price: [`BATCH_API_PRICE_FACTOR`] of this one.
+    pub fn at_batch_rates(self) -> Pricing {
+        Pricing {
+            input_per_mtok: self.input_per_mtok * BATCH_API_PRICE_FACTOR,
+            output_per_mtok: self.output_per_mtok * BATCH_API_PRICE_FACTOR,
+        }
     }
+}
+
+/// How one arm is paid for. Resolved once, when the plan lists its arms (with
+/// [`resolve_pricing`] for hosted ones); stored with the arm, so the report never re-derives it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ArmPricing {
+    /// An API priced per token. `pricing` is `None` when the price is unknown (calls are then
+    /// recorded at $0, and the report uses their recorded cost); `batch_api` says the provider
+    /// is to be priced at batch-API rates in production.
+    Hosted {
+        pricing: Option<Pricing>,
+        batch_api: bool,
+    },
+    /// A machine priced per hour: local prompt arms and fine-tunes (training and answering).
+    Compute { cost_per_hour: f64 },
+}
+
+/// The pricing rule of a hosted model: the spec's price, else the built-in table's, else
+/// unknown.
+pub fn resolve_pricing(declared: Option<Pricing>, model: &str) -> Option<Pricing> {
+    declared.or_else(|| builtin_pricing(model))
 }
 
 fn lookup(name: &str) -> Option<Pricing> {
@@ -133,11 +165,30 @@ mod tests {
 
     #[test]
     fn batch_is_half_price() {
-        let p = batch_pricing(Pricing {
+        let p = Pricing {
             input_per_mtok: 0.15,
             output_per_mtok: 0.60,
-        });
+        }
+        .at_batch_rates();
         assert_eq!((p.input_per_mtok, p.output_per_mtok), (0.075, 0.30));
+    }
+
+    #[test]
+    fn the_spec_price_wins_over_the_table() {
+        let declared = Pricing {
+            input_per_mtok: 1.0,
+            output_per_mtok: 2.0,
+        };
+        assert_eq!(
+            resolve_pricing(Some(declared), "gpt-4o-mini"),
+            Some(declared)
+        );
+        assert_eq!(
+            resolve_pricing(None, "gpt-4o-mini"),
+            builtin_pricing("gpt-4o-mini")
+        );
+        assert!(builtin_pricing("gpt-4o-mini").is_some());
+        assert_eq!(resolve_pricing(None, "my-model"), None);
     }
 
     #[test]
