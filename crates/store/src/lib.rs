@@ -106,12 +106,45 @@ pub struct Store {
     reader: SqlitePool,
 }
 
+/// Attempts after the first at opening a database (see [`Store::open`]).
+const OPEN_RETRIES: u32 = 5;
+
+/// Whether a failed open may succeed when tried again: another process held the lock while
+/// this one set the journal mode, or both ran the same migration (SQLite gives sqlx's migrator
+/// no lock, so the loser's transaction fails, rolls back, and finds it applied next time).
+fn retryable(err: &Error) -> bool {
+    match err {
+        Error::Open { source, .. } => source
+            .as_database_error()
+            .is_some_and(|e| e.message().contains("locked") || e.message().contains("busy")),
+        Error::Migrate { .. } => true,
+        _ => false,
+    }
+}
+
 impl Store {
     /// Opens the database at `path`, creating the file and its parent directory if missing, and
     /// migrates it to this version's schema. The connections use WAL, enforce foreign keys, wait
     /// up to [`BUSY_TIMEOUT`] for locks, and sync at `NORMAL` (durable across a process crash;
     /// a power cut may lose the last transactions, never corrupt the file).
+    ///
+    /// Two processes opening a new database at once race to create and migrate it; the loser
+    /// tries again a few times (a database that is really broken fails every time alike).
     pub async fn open(path: &Path) -> Result<Store> {
+        let mut attempt = 0u32;
+        loop {
+            match Self::open_once(path).await {
+                Err(err) if attempt < OPEN_RETRIES && retryable(&err) => {
+                    attempt += 1;
+                    tracing::debug!(attempt, error = %err, "opening failed; another process may be opening it too");
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn open_once(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
                 path: dir.to_path_buf(),

@@ -67,3 +67,16 @@ async fn a_file_that_is_not_a_database_fails_to_open() {
         "{err:?}"
     );
 }
+
+/// Two processes opening a new database at once both migrate it; both opens succeed (the
+/// migrator has no lock on SQLite, so the loser of the race retries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_opening_a_new_database_at_once_both_succeed() {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchestrator.db");
+        let (a, b) = tokio::join!(Store::open(&path), Store::open(&path));
+        a.unwrap();
+        b.unwrap();
+    }
+}
