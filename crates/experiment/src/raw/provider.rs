@@ -133,9 +133,36 @@ pub(super) fn provider(cx: &mut Ctx<'_>, node: &Node, defaults: &Defaults) -> Ra
     RawProvider { id, model, spec }
 }
 
+/// Whether a URL carries `user[:password]@` before its host.
+fn has_credentials(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
+/// Whether a would-be variable name is more likely a pasted key: a known key prefix, or a long
+/// mix of lower case and digits, which variable names (by convention upper case) never are.
+fn looks_like_a_key(name: &str) -> bool {
+    const PREFIXES: [&str; 5] = ["gsk_", "sk_", "hf_", "xai_", "pk_"];
+    let lower = name.chars().filter(char::is_ascii_lowercase).count();
+    let digits = name.chars().filter(char::is_ascii_digit).count();
+    (name.len() >= 20 && PREFIXES.iter().any(|p| name.starts_with(p)))
+        || (name.len() >= 24 && lower >= 4 && digits >= 4)
+}
+
 fn openai(cx: &mut Ctx<'_>, f: &Fields<'_>, defaults: &Defaults) -> Option<OpenAiProviderSpec> {
     let mut ok = true;
     let base_url = match f.string(cx, "base_url") {
+        Some(u) if has_credentials(&u.value) => {
+            // Never echo the URL: the credentials are in it.
+            cx.error(
+                u.pos,
+                "`base_url` holds credentials (`user:password@`): they would be stored with \
+                 the run; put the key in the environment variable `api_key_env` names",
+            );
+            ok = false;
+            String::new()
+        }
         Some(u) => {
             if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
                 cx.error(
@@ -161,7 +188,7 @@ fn openai(cx: &mut Ctx<'_>, f: &Fields<'_>, defaults: &Defaults) -> Option<OpenA
                 .next()
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
+            if !valid || looks_like_a_key(&v.value) {
                 // Never echo the value: people paste the key itself here.
                 cx.error(
                     v.pos,

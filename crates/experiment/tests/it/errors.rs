@@ -675,3 +675,27 @@ fn save_steps_is_a_bounded_positive_integer() {
         "#]],
     );
 }
+
+/// A key pasted where the variable's name goes, and credentials in `base_url`, are refused
+/// without the secret appearing in the message (which CI logs show).
+#[test]
+fn secrets_in_the_spec_are_refused_without_echoing_them() {
+    let spec = r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label }
+        providers:
+          - { id: a, type: openai, model: m, api_key_env: gsk_8fJ2kQ9xLm3Vb7Tn1Rc4Wz6Yd0 }
+          - { id: b, type: openai, model: m, api_key_env: Ab3dEf5gHi7jKl9mNo1pQr3s }
+          - { id: c, type: openai, model: m, base_url: "https://me:hunter2@api.example.com/v1" }
+          - { id: d, type: openai, model: m, api_key_env: MY_PROVIDER_KEY_2 }
+        prompts: [{ id: p, template: "{{text}}" }]
+        "#;
+    check(
+        spec,
+        expect![[r#"
+            $DIR/spec.yaml:4:51: `api_key_env` takes the name of an environment variable (such as `OPENAI_API_KEY`), not the key itself
+            $DIR/spec.yaml:5:51: `api_key_env` takes the name of an environment variable (such as `OPENAI_API_KEY`), not the key itself
+            $DIR/spec.yaml:6:48: `base_url` holds credentials (`user:password@`): they would be stored with the run; put the key in the environment variable `api_key_env` names
+        "#]],
+    );
+}
