@@ -212,6 +212,26 @@ impl<'n> Fields<'n> {
         }
     }
 
+    /// A whole number in `min..=max`: the documented bounds of a numeric key, so a value no
+    /// machine can honour (a 10^30 s timeout, a rank of a million) is refused where it is written.
+    pub(crate) fn usize_in(
+        &self,
+        cx: &mut Ctx<'_>,
+        key: &str,
+        min: u64,
+        max: usize,
+    ) -> Option<Spanned<usize>> {
+        let s = self.usize(cx, key, min)?;
+        if s.value > max {
+            cx.error(
+                s.pos,
+                format!("`{key}` must be at most {max}, found {}", s.value),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
     pub(crate) fn usize(&self, cx: &mut Ctx<'_>, key: &str, min: u64) -> Option<Spanned<usize>> {
         let s = self.uint(cx, key, min)?;
         match usize::try_from(s.value) {

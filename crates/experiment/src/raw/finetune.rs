@@ -5,7 +5,7 @@
 use domain::{ComputeSpec, LoraHyper, LoraTarget, LrScheduler};
 
 use super::{RawFinetune, device, id, non_negative, positive};
-use crate::decode::{Ctx, Fields, fields, one_of, suggest};
+use crate::decode::{Ctx, fields, one_of, suggest};
 use crate::yaml::Node;
 
 const FINETUNE: &[&str] = &[
@@ -39,6 +39,12 @@ const FINETUNE: &[&str] = &[
 const FINETUNE_ALIASES: &[(&str, &str)] =
     &[("lora_rank", "lora_r"), ("num_train_epochs", "num_epochs")];
 const COMPUTE: &[&str] = &["device", "cost_per_hour"];
+/// Upper bounds of the numeric keys (README's YAML tour): far beyond useful values, well below
+/// what exhausts a machine (a rank of 10^6 asks the worker for hundreds of gigabytes).
+const MAX_LORA_R: usize = 1024;
+const MAX_EPOCHS: usize = 1000;
+const MAX_BATCH: usize = 4096;
+const MAX_SEQUENCE_LEN: usize = 131_072;
 /// The projections LoRA can target in a llama-family model (Hugging Face names).
 const TARGET_MODULES: [&str; 7] = {
     let mut names = [""; 7];
@@ -49,23 +55,6 @@ const TARGET_MODULES: [&str; 7] = {
     }
     names
 };
-
-/// `save_steps`: a whole number in `1..=LoraHyper::MAX_SAVE_STEPS`.
-fn save_steps(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<usize> {
-    let s = f.usize(cx, "save_steps", 1)?;
-    if s.value > LoraHyper::MAX_SAVE_STEPS {
-        cx.error(
-            s.pos,
-            format!(
-                "`save_steps` must be at most {}, found {}",
-                LoraHyper::MAX_SAVE_STEPS,
-                s.value
-            ),
-        );
-        return None;
-    }
-    Some(s.value)
-}
 
 pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
     let d = LoraHyper::default();
@@ -127,7 +116,9 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
     };
     let unit = |x: f64| (0.0..1.0).contains(&x);
     let hyper = LoraHyper {
-        lora_r: f.usize(cx, "lora_r", 1).map_or(d.lora_r, |s| s.value),
+        lora_r: f
+            .usize_in(cx, "lora_r", 1, MAX_LORA_R)
+            .map_or(d.lora_r, |s| s.value),
         lora_alpha: f
             .number(cx, "lora_alpha", positive, "more than zero")
             .map_or(d.lora_alpha, |s| s.value),
@@ -139,16 +130,16 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
             .number(cx, "learning_rate", positive, "more than zero")
             .map_or(d.learning_rate, |s| s.value),
         num_epochs: f
-            .usize(cx, "num_epochs", 1)
+            .usize_in(cx, "num_epochs", 1, MAX_EPOCHS)
             .map_or(d.num_epochs, |s| s.value),
         micro_batch_size: f
-            .usize(cx, "micro_batch_size", 1)
+            .usize_in(cx, "micro_batch_size", 1, MAX_BATCH)
             .map_or(d.micro_batch_size, |s| s.value),
         gradient_accumulation_steps: f
-            .usize(cx, "gradient_accumulation_steps", 1)
+            .usize_in(cx, "gradient_accumulation_steps", 1, MAX_BATCH)
             .map_or(d.gradient_accumulation_steps, |s| s.value),
         sequence_len: f
-            .usize(cx, "sequence_len", 8)
+            .usize_in(cx, "sequence_len", 8, MAX_SEQUENCE_LEN)
             .map_or(d.sequence_len, |s| s.value),
         val_set_size: f
             .number(cx, "val_set_size", unit, "at least 0 and less than 1")
@@ -161,7 +152,10 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
             .usize(cx, "eval_steps", 1)
             .map(|s| s.value)
             .or(d.eval_steps),
-        save_steps: save_steps(cx, &f).or(d.save_steps),
+        save_steps: f
+            .usize_in(cx, "save_steps", 1, LoraHyper::MAX_SAVE_STEPS)
+            .map(|s| s.value)
+            .or(d.save_steps),
         warmup_steps: f
             .usize(cx, "warmup_steps", 0)
             .map_or(d.warmup_steps, |s| s.value),

@@ -331,7 +331,9 @@ fn generation(cx: &mut Ctx<'_>, node: &Node) -> Option<GenerationParams> {
     let f = fields(cx, node, "`generation`", GENERATION, &[])?;
     let d = GenerationParams::default();
     Some(GenerationParams {
-        max_tokens: f.u32(cx, "max_tokens", 1).map_or(d.max_tokens, |s| s.value),
+        max_tokens: f
+            .usize_in(cx, "max_tokens", 1, 131_072)
+            .map_or(d.max_tokens, |s| s.value as u32),
         temperature: f
             .number(
                 cx,

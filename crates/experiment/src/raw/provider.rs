@@ -4,7 +4,7 @@
 
 use domain::{Device, ModelSource, Pricing};
 
-use super::{Defaults, RawProvider, device, id, non_negative, positive};
+use super::{Defaults, RawProvider, device, id, non_negative};
 use crate::decode::{Ctx, Fields, fields, suggest};
 use crate::plan::{LocalProviderSpec, OpenAiProviderSpec, ProviderSpec};
 use crate::yaml::Node;
@@ -112,7 +112,7 @@ pub(super) fn provider(cx: &mut Ctx<'_>, node: &Node, defaults: &Defaults) -> Ra
             let cost_per_hour = f
                 .number(cx, "cost_per_hour", non_negative, "zero or more")
                 .map_or(0.05, |s| s.value);
-            let batch_size = f.usize(cx, "batch_size", 1).map_or(8, |s| s.value);
+            let batch_size = f.usize_in(cx, "batch_size", 1, 1024).map_or(8, |s| s.value);
             match (&id, &model, device) {
                 (Some(id), Some(model), Some(device)) => {
                     Some(ProviderSpec::Local(LocalProviderSpec {
@@ -233,13 +233,22 @@ fn openai(cx: &mut Ctx<'_>, f: &Fields<'_>, defaults: &Defaults) -> Option<OpenA
         model: String::new(),
         base_url: base_url.trim_end_matches('/').to_owned(),
         api_key_env,
-        max_concurrency: f.usize(cx, "max_concurrency", 1).map_or(8, |s| s.value),
+        max_concurrency: f
+            .usize_in(cx, "max_concurrency", 1, 4096)
+            .map_or(8, |s| s.value),
         requests_per_minute: f.u32(cx, "requests_per_minute", 1).map(|s| s.value),
         pricing,
         timeout_secs: f
-            .number(cx, "timeout_s", positive, "more than zero")
+            .number(
+                cx,
+                "timeout_s",
+                |x| x > 0.0 && x <= 3600.0,
+                "more than 0 and at most 3600",
+            )
             .map_or(60.0, |s| s.value),
-        max_retries: f.u32(cx, "max_retries", 0).map_or(5, |s| s.value),
+        max_retries: f
+            .usize_in(cx, "max_retries", 0, 100)
+            .map_or(5, |s| s.value as u32),
         batch_api: f.bool(cx, "batch_api").is_some_and(|s| s.value),
     };
     ok.then_some(spec)

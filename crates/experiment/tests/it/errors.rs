@@ -699,3 +699,31 @@ fn secrets_in_the_spec_are_refused_without_echoing_them() {
         "#]],
     );
 }
+
+/// Numeric keys have upper bounds: a value no machine can honour is refused where it is
+/// written instead of becoming a default (`timeout_s: 1e30` was 60 s) or an abort (`lora_r`).
+#[test]
+fn numeric_keys_have_documented_upper_bounds() {
+    check(
+        r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label, split: { eval: 2, train: 4 } }
+        providers:
+          - { id: a, type: openai, model: m, timeout_s: 1e30, max_concurrency: 100000, max_retries: 1000 }
+          - { id: b, type: local, model: smollm2-135m-instruct, batch_size: 5000 }
+        prompts: [{ id: p, template: "{{text}}" }]
+        finetunes:
+          - { id: ft, base_model: smollm2-135m-instruct, prompt: p, lora_r: 1000000, num_epochs: 5000 }
+        generation: { max_tokens: 10000000 }
+        "#,
+        expect![[r#"
+            $DIR/spec.yaml:4:49: `timeout_s` must be more than 0 and at most 3600, found 1000000000000000000000000000000
+            $DIR/spec.yaml:4:72: `max_concurrency` must be at most 4096, found 100000
+            $DIR/spec.yaml:4:93: `max_retries` must be at most 100, found 1000
+            $DIR/spec.yaml:5:69: `batch_size` must be at most 1024, found 5000
+            $DIR/spec.yaml:8:69: `lora_r` must be at most 1024, found 1000000
+            $DIR/spec.yaml:8:90: `num_epochs` must be at most 1000, found 5000
+            $DIR/spec.yaml:9:27: `max_tokens` must be at most 131072, found 10000000
+        "#]],
+    );
+}
