@@ -120,7 +120,7 @@ fn wrong_types() {
         "#,
         expect![[r#"
             $DIR/spec.yaml:6:22: `max_concurrency` must be a positive whole number, found the string `many`
-            $DIR/spec.yaml:7:16: `timeout_s` must be more than zero, found -1
+            $DIR/spec.yaml:7:16: `timeout_s` must be more than 0 and at most 3600, found -1
             $DIR/spec.yaml:8:16: `batch_api` must be `true` or `false`, found the string `yes`
             $DIR/spec.yaml:9:14: `pricing` must be a mapping, found the number `0.15`
             $DIR/spec.yaml:12:15: `template` must be a string, found a list
