@@ -136,10 +136,24 @@ async fn sigint_then_rerun_resumes_without_repeating_items() {
     assert!(at_interrupt < ITEMS as u64, "the run was not cut short");
     let runs = env.run(&["runs"]).await;
     assert!(runs.stdout.contains("interrupted"), "{}", runs.stdout);
+    // An unfinished run is reported as such, and CI's bar has its own code for it.
+    let report = env.run(&["report", "--fail-under"]).await;
+    report.expect_code(5);
+    assert!(
+        report.stderr.contains("run 1 is interrupted, not finished")
+            && report.stderr.contains("provisional"),
+        "{}",
+        report.stderr
+    );
+    let board = env.run(&["leaderboard"]).await;
+    board.expect_code(0);
+    assert!(board.stderr.contains("not finished"), "{}", board.stderr);
 
     let out = env.run(&["run", "spec.yaml"]).await;
     out.expect_code(0);
     assert!(out.stderr.contains("resuming run 1"), "{}", out.stderr);
+    let report = env.run(&["report"]).await;
+    assert!(!report.stderr.contains("not finished"), "{}", report.stderr);
     assert_eq!(run_id(&out.stdout), 1);
     let rows = env.leaderboard(Some(1)).await;
     assert_eq!(rows[0]["n"], ITEMS as u64);

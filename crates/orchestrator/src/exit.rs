@@ -19,6 +19,8 @@ pub enum Exit {
     Failures = 3,
     /// `report --fail-under`: the recommended arm misses the quality bar (or there is none).
     BelowTarget = 4,
+    /// `report --fail-under` on a run that is not finished: no verdict to hold a bar to yet.
+    NotFinished = 5,
     /// Ctrl-C.
     Interrupted = 130,
 }

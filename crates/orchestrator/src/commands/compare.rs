@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::commands::leaderboard::{TableFormat, with_newline};
-use crate::commands::{load_results, open_existing, primary_metric, select_run};
+use crate::commands::{
+    load_results, open_existing, primary_metric, select_run, warn_if_unfinished,
+};
 use crate::exit::{Exit, bad_input};
 use crate::output::out;
 
@@ -31,6 +33,7 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
     let store = open_existing(db).await?;
     let run = select_run(&store, None, args.run).await?;
     let results = load_results(&store, &run).await?;
+    warn_if_unfinished(&run);
     for arm in [&args.arm_a, &args.arm_b] {
         if !results.arms.iter().any(|a| &a.arm == arm) {
             let known: Vec<&str> = results.arms.iter().map(|a| a.arm.as_str()).collect();

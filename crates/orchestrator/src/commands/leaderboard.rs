@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use crate::commands::{load_results, open_existing, primary_metric, select_run};
+use crate::commands::{
+    load_results, open_existing, primary_metric, select_run, warn_if_unfinished,
+};
 use crate::exit::Exit;
 use crate::output::out;
 
@@ -46,6 +48,7 @@ pub async fn execute(args: Args, db: &Path) -> anyhow::Result<Exit> {
     let store = open_existing(db).await?;
     let run = select_run(&store, args.experiment.as_deref(), args.run).await?;
     let results = load_results(&store, &run).await?;
+    warn_if_unfinished(&run);
     let metric = primary_metric(&results);
     let rows = report::leaderboard(&results, &metric);
     out!(

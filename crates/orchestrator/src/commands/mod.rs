@@ -81,3 +81,25 @@ pub fn primary_metric(results: &RunResults) -> String {
     }
     assumed.settings.decision.metric
 }
+
+/// Whether `run` stopped before answering everything it was asked (interrupted, failed, or
+/// still running): its figures cover the items answered so far. A run the budget stopped is
+/// finished: what it has is final for that budget.
+pub fn is_unfinished(run: &RunInfo) -> bool {
+    !matches!(
+        run.status,
+        domain::RunStatus::Completed | domain::RunStatus::BudgetExceeded
+    )
+}
+
+/// Says on stderr, before any figure, that `run` is not finished and what that means.
+pub fn warn_if_unfinished(run: &RunInfo) {
+    if is_unfinished(run) {
+        crate::output::errln!(
+            "warning: run {} is {}, not finished: the figures cover only the items answered so \
+             far and any verdict is provisional; run the spec again to finish it",
+            run.id,
+            run.status
+        );
+    }
+}

@@ -8,7 +8,7 @@ use anyhow::Context;
 use report::ReportFormat;
 
 use crate::commands::leaderboard::with_newline;
-use crate::commands::{load_results, open_existing, select_run};
+use crate::commands::{is_unfinished, load_results, open_existing, select_run, warn_if_unfinished};
 use crate::exit::Exit;
 use crate::output::{check_report_path, errln, out};
 
@@ -78,6 +78,7 @@ pub async fn execute(mut args: Args, db: &Path) -> anyhow::Result<Exit> {
     let store = open_existing(db).await?;
     let run = select_run(&store, args.experiment.as_deref(), args.run).await?;
     let results = load_results(&store, &run).await?;
+    warn_if_unfinished(&run);
     // A run stored without its settings gets the defaults; the report's warnings say so.
     let settings = report::assumed_settings(&results).settings;
     let inputs = report::ArmCostInputs::from_results(&results);
@@ -92,6 +93,14 @@ pub async fn execute(mut args: Args, db: &Path) -> anyhow::Result<Exit> {
         std::fs::write(&path, report::render_html(&decided, &results))
             .with_context(|| format!("writing {}", path.display()))?;
         errln!("wrote {}", path.display());
+    }
+    if fail_under.is_some() && is_unfinished(&run) {
+        errln!(
+            "fail-under: run {} is {}, not finished; finish it before holding it to a bar",
+            run.id,
+            run.status
+        );
+        return Ok(Exit::NotFinished);
     }
     if let Some(threshold) = fail_under
         && report::fail_under(&decided, threshold)
