@@ -208,48 +208,12 @@ pub fn train_samples(
         return Ok(TrainOutcome::Finished(report));
     }
 
-    // Fresh adapter, or the newest checkpoint of this same job.
-    let resumed = if job.resume {
-        checkpoint::latest(&root, &fingerprint, model.device())?
-    } else {
-        None
-    };
-    if resumed.is_none() {
-        // Nothing of this job to resume: whatever is there belongs to another one.
-        checkpoint::clear(&root)?;
-    }
-    let last_checkpoint = resumed.as_ref().map(|ck| ck.state.step);
-    let mut state = TrainState::new(fingerprint.clone());
-    match &resumed {
-        Some(ck) => {
-            model.set_lora_tensors(&lora_cfg, &ck.lora)?;
-            state = ck.state.clone();
-            tracing::info!(step = state.step, checkpoint = %ck.dir.display(), "resuming");
-        }
-        None => model.add_lora(&lora_cfg, hyper.seed)?,
-    }
-    let vars = model.lora_vars();
-    let mut opt = AdamW::new(
-        vars.iter().map(|(_, v)| v.clone()).collect(),
-        AdamWConfig {
-            weight_decay: hyper.weight_decay,
-            ..AdamWConfig::default()
-        },
-    )?;
-    if let Some(ck) = resumed {
-        let moment =
-            |map: &std::collections::HashMap<String, Tensor>| -> Result<Vec<Tensor>, Error> {
-                vars.iter()
-                    .map(|(name, _)| {
-                        map.get(name).cloned().ok_or_else(|| Error::BadCheckpoint {
-                            path: ck.dir.clone(),
-                            reason: format!("no optimizer moment for {name}"),
-                        })
-                    })
-                    .collect()
-            };
-        opt.restore(state.step, moment(&ck.m)?, moment(&ck.v)?)?;
-    }
+    let Start {
+        state,
+        vars,
+        mut opt,
+        last_checkpoint,
+    } = start_or_resume(job, model, &lora_cfg, &root, &fingerprint)?;
     on_event(WorkerEvent::Started {
         total_steps,
         resumed_from_step: (state.step > 0).then_some(state.step),
@@ -299,43 +263,16 @@ pub fn train_samples(
             let lr = schedule.lr(run.state.step);
             let loss = run.optimizer_step(step_batches, &mut opt, lr)?;
             run.state.step_in_epoch = k + 1;
-            let epoch_f = epoch as f64 + (k + 1) as f64 / steps_per_epoch as f64;
-            run.state.curve.push(LossPoint {
-                step: run.state.step,
-                epoch: epoch_f,
-                split: LossSplit::Train,
-                loss,
-            });
-            let elapsed = run.session_start.elapsed().as_secs_f64();
-            let per_step = elapsed / run.session_steps.max(1) as f64;
-            on_event(WorkerEvent::Step {
-                step: run.state.step,
+            let at = StepAt {
+                epoch,
+                k,
+                steps_per_epoch,
                 total_steps,
-                epoch: epoch_f,
-                loss,
-                lr,
-                tokens_per_second: run.session_tokens as f64 / elapsed.max(1e-9),
-                eta_seconds: per_step * total_steps.saturating_sub(run.state.step) as f64,
-            });
-            if let Some(every) = hyper.eval_steps
-                && every > 0
-                && run.state.step.is_multiple_of(every as u64)
-            {
-                run.validate(epoch_f, on_event)?;
-                if run.state.stopped_early {
-                    run.state.epoch += 1;
-                    run.state.step_in_epoch = 0;
-                    break 'epochs;
-                }
-            }
-            // The epoch's last step is checkpointed below, after the epoch's validation, so
-            // that checkpoint holds the finished epoch.
-            if let Some(every) = hyper.save_steps
-                && every > 0
-                && run.state.step.is_multiple_of(every as u64)
-                && k + 1 < steps_per_epoch
-            {
-                run.checkpoint(&opt, on_event)?;
+            };
+            if run.after_step(at, loss, lr, &opt, on_event)? {
+                run.state.epoch += 1;
+                run.state.step_in_epoch = 0;
+                break 'epochs;
             }
         }
         run.state.epoch += 1;
@@ -349,41 +286,90 @@ pub fn train_samples(
         run.checkpoint(&opt, on_event)?;
     }
 
-    // The best adapter when validation ran, else the last one.
-    let best = checkpoint::best_dir(&root);
-    if run.state.best_step.is_some() && best.join(adapter::WEIGHTS_FILE).is_file() {
-        adapter::load_adapter(&best, run.model.device())?.apply_to(run.model)?;
-    }
-    adapter::save_adapter(&adapter_dir, run.model, job.base_model_name)?;
-    run.sync_time();
-    let state = &run.state;
-    let report = TrainReport {
-        adapter_path: adapter_dir,
-        merged_path: None,
-        steps: state.step,
-        total_steps,
-        train_seconds: state.train_seconds,
-        tokens_per_second: state.tokens as f64 / state.train_seconds.max(1e-9),
-        peak_memory_bytes: llm::proc_stats::peak_memory_bytes(),
-        best_val_loss: state.best_val_loss,
-        best_step: state.best_step,
-        stopped_early: state.stopped_early,
-        curve: state.curve.clone(),
-        fingerprint,
-    };
-    files::write_json(&trained_file, &report)?;
-    tracing::info!(
-        steps = report.steps,
-        seconds = report.train_seconds,
-        best_val_loss = ?report.best_val_loss,
-        "training finished"
-    );
+    let report = run.finish(adapter_dir, &trained_file, total_steps, fingerprint)?;
     Ok(TrainOutcome::Finished(report))
+}
+
+/// Where a training session begins: the state, LoRA variables and optimizer, fresh or restored
+/// from the newest checkpoint of this same job.
+struct Start {
+    state: TrainState,
+    vars: Vec<(String, Var)>,
+    opt: AdamW,
+    last_checkpoint: Option<u64>,
+}
+
+/// A fresh adapter on `model`, or the newest checkpoint of this same job (its LoRA tensors,
+/// optimizer moments and position); a directory holding another job's checkpoints is cleared.
+fn start_or_resume(
+    job: &SampleJob,
+    model: &mut Llama,
+    lora_cfg: &LoraConfig,
+    root: &Path,
+    fingerprint: &str,
+) -> Result<Start, Error> {
+    // Fresh adapter, or the newest checkpoint of this same job.
+    let resumed = if job.resume {
+        checkpoint::latest(root, fingerprint, model.device())?
+    } else {
+        None
+    };
+    if resumed.is_none() {
+        // Nothing of this job to resume: whatever is there belongs to another one.
+        checkpoint::clear(root)?;
+    }
+    let last_checkpoint = resumed.as_ref().map(|ck| ck.state.step);
+    let mut state = TrainState::new(fingerprint.to_string());
+    match &resumed {
+        Some(ck) => {
+            model.set_lora_tensors(lora_cfg, &ck.lora)?;
+            state = ck.state.clone();
+            tracing::info!(step = state.step, checkpoint = %ck.dir.display(), "resuming");
+        }
+        None => model.add_lora(lora_cfg, job.hyper.seed)?,
+    }
+    let vars = model.lora_vars();
+    let mut opt = AdamW::new(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        AdamWConfig {
+            weight_decay: job.hyper.weight_decay,
+            ..AdamWConfig::default()
+        },
+    )?;
+    if let Some(ck) = resumed {
+        let moment =
+            |map: &std::collections::HashMap<String, Tensor>| -> Result<Vec<Tensor>, Error> {
+                vars.iter()
+                    .map(|(name, _)| {
+                        map.get(name).cloned().ok_or_else(|| Error::BadCheckpoint {
+                            path: ck.dir.clone(),
+                            reason: format!("no optimizer moment for {name}"),
+                        })
+                    })
+                    .collect()
+            };
+        opt.restore(state.step, moment(&ck.m)?, moment(&ck.v)?)?;
+    }
+    Ok(Start {
+        state,
+        vars,
+        opt,
+        last_checkpoint,
+    })
 }
 
 fn finished_report(path: &Path, fingerprint: &str) -> Option<TrainReport> {
     let report: TrainReport = files::read_json(path).ok()?;
     (report.fingerprint == fingerprint).then_some(report)
+}
+
+/// Where an optimizer step fell: epoch, index within it, and the run's shape.
+#[derive(Debug, Clone, Copy)]
+struct StepAt {
+    epoch: usize,
+    k: usize,
+    steps_per_epoch: usize,
+    total_steps: u64,
 }
 
 /// The training loop's moving parts.
@@ -446,6 +432,102 @@ impl Run<'_> {
         self.state.step += 1;
         self.session_steps += 1;
         Ok(loss_sum / step_answer_tokens.max(1) as f64)
+    }
+
+    /// What follows an optimizer step: the loss point, the `step` event, validation every
+    /// `eval_steps` and a checkpoint every `save_steps`. Returns whether training stopped early.
+    fn after_step(
+        &mut self,
+        at: StepAt,
+        loss: f64,
+        lr: f64,
+        opt: &AdamW,
+        on_event: &mut dyn FnMut(WorkerEvent),
+    ) -> Result<bool, Error> {
+        let StepAt {
+            epoch,
+            k,
+            steps_per_epoch,
+            total_steps,
+        } = at;
+        let epoch_f = epoch as f64 + (k + 1) as f64 / steps_per_epoch as f64;
+        self.state.curve.push(LossPoint {
+            step: self.state.step,
+            epoch: epoch_f,
+            split: LossSplit::Train,
+            loss,
+        });
+        let elapsed = self.session_start.elapsed().as_secs_f64();
+        let per_step = elapsed / self.session_steps.max(1) as f64;
+        on_event(WorkerEvent::Step {
+            step: self.state.step,
+            total_steps,
+            epoch: epoch_f,
+            loss,
+            lr,
+            tokens_per_second: self.session_tokens as f64 / elapsed.max(1e-9),
+            eta_seconds: per_step * total_steps.saturating_sub(self.state.step) as f64,
+        });
+        if let Some(every) = self.job.hyper.eval_steps
+            && every > 0
+            && self.state.step.is_multiple_of(every as u64)
+        {
+            self.validate(epoch_f, on_event)?;
+            if self.state.stopped_early {
+                return Ok(true);
+            }
+        }
+        // The epoch's last step is checkpointed below, after the epoch's validation, so
+        // that checkpoint holds the finished epoch.
+        if let Some(every) = self.job.hyper.save_steps
+            && every > 0
+            && self.state.step.is_multiple_of(every as u64)
+            && k + 1 < steps_per_epoch
+        {
+            self.checkpoint(opt, on_event)?;
+        }
+        Ok(false)
+    }
+
+    /// Puts the best adapter (when validation ran, else the last one) on the model, writes it
+    /// and `trained.json`, and returns the report.
+    fn finish(
+        &mut self,
+        adapter_dir: PathBuf,
+        trained_file: &Path,
+        total_steps: u64,
+        fingerprint: String,
+    ) -> Result<TrainReport, Error> {
+        // The best adapter when validation ran, else the last one.
+        let best = checkpoint::best_dir(self.root);
+        if self.state.best_step.is_some() && best.join(adapter::WEIGHTS_FILE).is_file() {
+            adapter::load_adapter(&best, self.model.device())?.apply_to(self.model)?;
+        }
+        adapter::save_adapter(&adapter_dir, self.model, self.job.base_model_name)?;
+        self.sync_time();
+        let state = &self.state;
+        let report = TrainReport {
+            adapter_path: adapter_dir,
+            merged_path: None,
+            steps: state.step,
+            total_steps,
+            train_seconds: state.train_seconds,
+            tokens_per_second: state.tokens as f64 / state.train_seconds.max(1e-9),
+            peak_memory_bytes: llm::proc_stats::peak_memory_bytes(),
+            best_val_loss: state.best_val_loss,
+            best_step: state.best_step,
+            stopped_early: state.stopped_early,
+            curve: state.curve.clone(),
+            fingerprint,
+        };
+        files::write_json(trained_file, &report)?;
+        tracing::info!(
+            steps = report.steps,
+            seconds = report.train_seconds,
+            best_val_loss = ?report.best_val_loss,
+            "training finished"
+        );
+        Ok(report)
     }
 
     /// Validation loss, early-stopping bookkeeping, and the best adapter on disk.
