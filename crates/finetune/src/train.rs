@@ -15,23 +15,25 @@
 //! step, mid-epoch included), and cancellation between steps (checkpoint, then
 //! [`TrainOutcome::Interrupted`]). Progress goes out as [`WorkerEvent`]s.
 //!
-//! It runs on the caller's thread and never prints. Not here: the model and its forward
-//! (`model.rs`, `lora.rs`), the file formats (`adapter.rs`, `checkpoint.rs`), and answering the
-//! eval set (the worker does that with [`LocalModel::generate`]).
+//! It runs on the caller's thread and never prints. This file holds the job's setup, resume
+//! and the loop over epochs and steps; one session's step, validation, checkpoint and final
+//! report are `Run`'s (`train_run.rs`). Not here: the model and its forward (the `llm`
+//! crate), the file formats (`adapter.rs`, `checkpoint.rs`), and answering the eval set (the
+//! worker does that with [`LocalModel::generate`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Result as CResult, Tensor, Var};
-use domain::{LoraHyper, LossPoint, LossSplit, LrScheduler};
+use domain::{LoraHyper, LossPoint, LrScheduler};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, TrainState};
 use crate::data::{self, Batch, Sample};
 use crate::job::{FinetuneJob, WorkerEvent};
-use crate::optim::{AdamW, AdamWConfig, GradAccumulator, LrSchedule, clip_grad_norm};
+use crate::optim::{AdamW, AdamWConfig, LrSchedule};
 use crate::{Error, adapter, files};
 use llm::LocalModel;
 use llm::lora::LoraConfig;
@@ -208,48 +210,12 @@ pub fn train_samples(
         return Ok(TrainOutcome::Finished(report));
     }
 
-    // Fresh adapter, or the newest checkpoint of this same job.
-    let resumed = if job.resume {
-        checkpoint::latest(&root, &fingerprint, model.device())?
-    } else {
-        None
-    };
-    if resumed.is_none() {
-        // Nothing of this job to resume: whatever is there belongs to another one.
-        checkpoint::clear(&root)?;
-    }
-    let last_checkpoint = resumed.as_ref().map(|ck| ck.state.step);
-    let mut state = TrainState::new(fingerprint.clone());
-    match &resumed {
-        Some(ck) => {
-            model.set_lora_tensors(&lora_cfg, &ck.lora)?;
-            state = ck.state.clone();
-            tracing::info!(step = state.step, checkpoint = %ck.dir.display(), "resuming");
-        }
-        None => model.add_lora(&lora_cfg, hyper.seed)?,
-    }
-    let vars = model.lora_vars();
-    let mut opt = AdamW::new(
-        vars.iter().map(|(_, v)| v.clone()).collect(),
-        AdamWConfig {
-            weight_decay: hyper.weight_decay,
-            ..AdamWConfig::default()
-        },
-    )?;
-    if let Some(ck) = resumed {
-        let moment =
-            |map: &std::collections::HashMap<String, Tensor>| -> Result<Vec<Tensor>, Error> {
-                vars.iter()
-                    .map(|(name, _)| {
-                        map.get(name).cloned().ok_or_else(|| Error::BadCheckpoint {
-                            path: ck.dir.clone(),
-                            reason: format!("no optimizer moment for {name}"),
-                        })
-                    })
-                    .collect()
-            };
-        opt.restore(state.step, moment(&ck.m)?, moment(&ck.v)?)?;
-    }
+    let Start {
+        state,
+        vars,
+        mut opt,
+        last_checkpoint,
+    } = start_or_resume(job, model, &lora_cfg, &root, &fingerprint)?;
     on_event(WorkerEvent::Started {
         total_steps,
         resumed_from_step: (state.step > 0).then_some(state.step),
@@ -299,43 +265,16 @@ pub fn train_samples(
             let lr = schedule.lr(run.state.step);
             let loss = run.optimizer_step(step_batches, &mut opt, lr)?;
             run.state.step_in_epoch = k + 1;
-            let epoch_f = epoch as f64 + (k + 1) as f64 / steps_per_epoch as f64;
-            run.state.curve.push(LossPoint {
-                step: run.state.step,
-                epoch: epoch_f,
-                split: LossSplit::Train,
-                loss,
-            });
-            let elapsed = run.session_start.elapsed().as_secs_f64();
-            let per_step = elapsed / run.session_steps.max(1) as f64;
-            on_event(WorkerEvent::Step {
-                step: run.state.step,
+            let at = StepAt {
+                epoch,
+                k,
+                steps_per_epoch,
                 total_steps,
-                epoch: epoch_f,
-                loss,
-                lr,
-                tokens_per_second: run.session_tokens as f64 / elapsed.max(1e-9),
-                eta_seconds: per_step * total_steps.saturating_sub(run.state.step) as f64,
-            });
-            if let Some(every) = hyper.eval_steps
-                && every > 0
-                && run.state.step.is_multiple_of(every as u64)
-            {
-                run.validate(epoch_f, on_event)?;
-                if run.state.stopped_early {
-                    run.state.epoch += 1;
-                    run.state.step_in_epoch = 0;
-                    break 'epochs;
-                }
-            }
-            // The epoch's last step is checkpointed below, after the epoch's validation, so
-            // that checkpoint holds the finished epoch.
-            if let Some(every) = hyper.save_steps
-                && every > 0
-                && run.state.step.is_multiple_of(every as u64)
-                && k + 1 < steps_per_epoch
-            {
-                run.checkpoint(&opt, on_event)?;
+            };
+            if run.after_step(at, loss, lr, &opt, on_event)? {
+                run.state.epoch += 1;
+                run.state.step_in_epoch = 0;
+                break 'epochs;
             }
         }
         run.state.epoch += 1;
@@ -349,176 +288,81 @@ pub fn train_samples(
         run.checkpoint(&opt, on_event)?;
     }
 
-    // The best adapter when validation ran, else the last one.
-    let best = checkpoint::best_dir(&root);
-    if run.state.best_step.is_some() && best.join(adapter::WEIGHTS_FILE).is_file() {
-        adapter::load_adapter(&best, run.model.device())?.apply_to(run.model)?;
-    }
-    adapter::save_adapter(&adapter_dir, run.model, job.base_model_name)?;
-    run.sync_time();
-    let state = &run.state;
-    let report = TrainReport {
-        adapter_path: adapter_dir,
-        merged_path: None,
-        steps: state.step,
-        total_steps,
-        train_seconds: state.train_seconds,
-        tokens_per_second: state.tokens as f64 / state.train_seconds.max(1e-9),
-        peak_memory_bytes: llm::proc_stats::peak_memory_bytes(),
-        best_val_loss: state.best_val_loss,
-        best_step: state.best_step,
-        stopped_early: state.stopped_early,
-        curve: state.curve.clone(),
-        fingerprint,
-    };
-    files::write_json(&trained_file, &report)?;
-    tracing::info!(
-        steps = report.steps,
-        seconds = report.train_seconds,
-        best_val_loss = ?report.best_val_loss,
-        "training finished"
-    );
+    let report = run.finish(adapter_dir, &trained_file, total_steps, fingerprint)?;
     Ok(TrainOutcome::Finished(report))
+}
+
+/// Where a training session begins: the state, LoRA variables and optimizer, fresh or restored
+/// from the newest checkpoint of this same job.
+struct Start {
+    state: TrainState,
+    vars: Vec<(String, Var)>,
+    opt: AdamW,
+    last_checkpoint: Option<u64>,
+}
+
+/// A fresh adapter on `model`, or the newest checkpoint of this same job (its LoRA tensors,
+/// optimizer moments and position); a directory holding another job's checkpoints is cleared.
+fn start_or_resume(
+    job: &SampleJob,
+    model: &mut Llama,
+    lora_cfg: &LoraConfig,
+    root: &Path,
+    fingerprint: &str,
+) -> Result<Start, Error> {
+    // Fresh adapter, or the newest checkpoint of this same job.
+    let resumed = if job.resume {
+        checkpoint::latest(root, fingerprint, model.device())?
+    } else {
+        None
+    };
+    if resumed.is_none() {
+        // Nothing of this job to resume: whatever is there belongs to another one.
+        checkpoint::clear(root)?;
+    }
+    let last_checkpoint = resumed.as_ref().map(|ck| ck.state.step);
+    let mut state = TrainState::new(fingerprint.to_string());
+    match &resumed {
+        Some(ck) => {
+            model.set_lora_tensors(lora_cfg, &ck.lora)?;
+            state = ck.state.clone();
+            tracing::info!(step = state.step, checkpoint = %ck.dir.display(), "resuming");
+        }
+        None => model.add_lora(lora_cfg, job.hyper.seed)?,
+    }
+    let vars = model.lora_vars();
+    let mut opt = AdamW::new(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        AdamWConfig {
+            weight_decay: job.hyper.weight_decay,
+            ..AdamWConfig::default()
+        },
+    )?;
+    if let Some(ck) = resumed {
+        let moment =
+            |map: &std::collections::HashMap<String, Tensor>| -> Result<Vec<Tensor>, Error> {
+                vars.iter()
+                    .map(|(name, _)| {
+                        map.get(name).cloned().ok_or_else(|| Error::BadCheckpoint {
+                            path: ck.dir.clone(),
+                            reason: format!("no optimizer moment for {name}"),
+                        })
+                    })
+                    .collect()
+            };
+        opt.restore(state.step, moment(&ck.m)?, moment(&ck.v)?)?;
+    }
+    Ok(Start {
+        state,
+        vars,
+        opt,
+        last_checkpoint,
+    })
 }
 
 fn finished_report(path: &Path, fingerprint: &str) -> Option<TrainReport> {
     let report: TrainReport = files::read_json(path).ok()?;
     (report.fingerprint == fingerprint).then_some(report)
-}
-
-/// The training loop's moving parts.
-struct Run<'a> {
-    model: &'a mut Llama,
-    job: &'a SampleJob<'a>,
-    vars: &'a [(String, Var)],
-    val_idx: &'a [usize],
-    root: &'a Path,
-    state: TrainState,
-    session_start: Instant,
-    session_steps: u64,
-    session_tokens: u64,
-    /// Training seconds of earlier sessions of this run.
-    prior_seconds: f64,
-    last_checkpoint: Option<u64>,
-}
-
-impl Run<'_> {
-    /// One optimizer step over the micro-batches `batches`; returns the step's mean loss over
-    /// its answer tokens.
-    fn optimizer_step(
-        &mut self,
-        batches: &[&[usize]],
-        opt: &mut AdamW,
-        lr: f64,
-    ) -> Result<f64, Error> {
-        let hyper = self.job.hyper;
-        // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
-        self.model.set_training(
-            true,
-            hyper.seed ^ self.state.step.wrapping_mul(0x2545_f491_4f6c_dd1d),
-        );
-        let samples: Vec<Vec<&Sample>> = batches
-            .iter()
-            .map(|b| b.iter().filter_map(|&i| self.job.samples.get(i)).collect())
-            .collect();
-        let step_answer_tokens: usize = samples.iter().flatten().map(|s| s.answer_tokens()).sum();
-        let params: Vec<Var> = self.vars.iter().map(|(_, v)| v.clone()).collect();
-        let mut acc = GradAccumulator::new(params.len());
-        let mut loss_sum = 0.0;
-        for micro in &samples {
-            let batch = Batch::new(micro, self.job.pad_id, self.model.device())?;
-            self.session_tokens += batch.tokens as u64;
-            self.state.tokens += batch.tokens as u64;
-            if batch.answer_tokens == 0 {
-                continue;
-            }
-            let loss = answer_loss(self.model, &batch)?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?) * batch.answer_tokens as f64;
-            // Weighted by this micro-batch's share of the step's answer tokens, the summed
-            // gradients are those of the mean loss over the whole step.
-            let share = batch.answer_tokens as f64 / step_answer_tokens.max(1) as f64;
-            let grads = (loss * share)?.backward()?;
-            acc.add(&params, &grads)?;
-        }
-        let mut grads = acc.take(&params)?;
-        clip_grad_norm(&mut grads, hyper.max_grad_norm)?;
-        opt.step(&grads, lr)?;
-        self.state.step += 1;
-        self.session_steps += 1;
-        Ok(loss_sum / step_answer_tokens.max(1) as f64)
-    }
-
-    /// Validation loss, early-stopping bookkeeping, and the best adapter on disk.
-    fn validate(&mut self, epoch: f64, on_event: &mut dyn FnMut(WorkerEvent)) -> Result<(), Error> {
-        if self.val_idx.is_empty() {
-            return Ok(());
-        }
-        let loss = validation_loss(
-            self.model,
-            self.job.samples,
-            self.val_idx,
-            self.job.hyper.micro_batch_size,
-            self.job.pad_id,
-        )?;
-        let step = self.state.step;
-        self.state.curve.push(LossPoint {
-            step,
-            epoch,
-            split: LossSplit::Val,
-            loss,
-        });
-        on_event(WorkerEvent::Validation { step, epoch, loss });
-        if self.state.best_val_loss.is_none_or(|best| loss < best) {
-            self.state.best_val_loss = Some(loss);
-            self.state.best_step = Some(step);
-            self.state.evals_since_best = 0;
-            adapter::save_adapter(
-                &checkpoint::best_dir(self.root),
-                self.model,
-                self.job.base_model_name,
-            )?;
-        } else {
-            self.state.evals_since_best += 1;
-            if let Some(patience) = self.job.hyper.early_stopping_patience
-                && self.state.evals_since_best >= patience
-            {
-                tracing::info!(
-                    step,
-                    patience,
-                    "early stopping: validation loss stopped improving"
-                );
-                self.state.stopped_early = true;
-            }
-        }
-        Ok(())
-    }
-
-    fn sync_time(&mut self) {
-        self.state.train_seconds = self.prior_seconds + self.session_start.elapsed().as_secs_f64();
-    }
-
-    /// Writes a checkpoint of the current step (once per step).
-    fn checkpoint(
-        &mut self,
-        opt: &AdamW,
-        on_event: &mut dyn FnMut(WorkerEvent),
-    ) -> Result<Option<PathBuf>, Error> {
-        if self.state.step == 0 {
-            return Ok(None);
-        }
-        let dir = checkpoint::step_dir(self.root, self.state.step);
-        if self.last_checkpoint == Some(self.state.step) && dir.is_dir() {
-            return Ok(Some(dir));
-        }
-        self.sync_time();
-        let dir = checkpoint::save(self.root, &self.state, self.vars, opt)?;
-        self.last_checkpoint = Some(self.state.step);
-        on_event(WorkerEvent::Checkpoint {
-            step: self.state.step,
-            path: dir.clone(),
-        });
-        Ok(Some(dir))
-    }
 }
 
 /// Mean cross-entropy over the batch's answer tokens: hidden states at the predicting
@@ -623,6 +467,10 @@ fn fingerprint(samples: &[Sample], hyper: &LoraHyper, base_model: &str) -> Strin
     }
     hex::encode(h.finalize())
 }
+
+#[path = "train_run.rs"]
+mod run;
+use run::{Run, StepAt};
 
 #[cfg(test)]
 #[path = "train_tests.rs"]
