@@ -6,7 +6,8 @@
 //! crate's, runs the `runner`'s, results the `store`'s, and every table the `report`'s.
 //!
 //! Exit codes: 0 success; 1 bad input (spec, dataset, flags); 2 internal error; 3 the run
-//! finished with failed items; 130 interrupted.
+//! finished with failed items; 4 and 5 `report --fail-under` (below the bar, run not finished);
+//! 130 interrupted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
