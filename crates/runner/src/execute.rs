@@ -65,13 +65,7 @@ pub(crate) async fn execute(
     let items_stored = spawn_store_items(&inv);
     let shared = Arc::new(shared(&inv));
     let mut work = pending_work(&inv, &arms).await?;
-    inv.events
-        .send(Event::RunStarted {
-            run_id: inv.run_id,
-            resumed: inv.resumed,
-            arms: std::mem::take(&mut work.starts),
-        })
-        .await;
+    announce(&inv, std::mem::take(&mut work.starts)).await;
 
     // `stop` ends scheduling on the user's cancel and on a failed write alike.
     let stop = inv.cancel.child_token();
@@ -118,13 +112,7 @@ pub(crate) async fn execute(
     )
     .await;
     if hosted_out.budget_stopped {
-        let limit = budget.limit().unwrap_or(0.0);
-        inv.events
-            .note(format!(
-                "budget reached: ${:.4} of ${limit:.2} spent; scheduling stopped before a call could exceed it",
-                budget.spent()
-            ))
-            .await;
+        note_budget_stop(inv.events, &budget).await;
     }
 
     let mut tally = join_side_work(side).await;
@@ -132,18 +120,50 @@ pub(crate) async fn execute(
     tally.failed += hosted_out.failed;
     drop(shared);
     let write_result = writer.finish().await;
-    let stopped = if write_result.is_err() {
-        RunStatus::Failed
-    } else if inv.cancel.is_cancelled() {
-        RunStatus::Interrupted
-    } else if hosted_out.budget_stopped {
-        RunStatus::BudgetExceeded
-    } else {
-        RunStatus::Completed
-    };
+    let stopped = final_status(
+        write_result.is_ok(),
+        inv.cancel.is_cancelled(),
+        hosted_out.budget_stopped,
+    );
     store.set_run_status(inv.run_id, stopped).await?;
     write_result.map_err(Error::Write)?;
     finish(&inv, stopped, tally, work.to_answer).await
+}
+
+/// Tells the UI which arms start, and how far each one already is.
+async fn announce(inv: &Invocation<'_>, arms: Vec<ArmStart>) {
+    inv.events
+        .send(Event::RunStarted {
+            run_id: inv.run_id,
+            resumed: inv.resumed,
+            arms,
+        })
+        .await;
+}
+
+/// Says that the budget stopped scheduling, and how much of it was spent.
+async fn note_budget_stop(events: &events::Emitter, budget: &Budget) {
+    let limit = budget.limit().unwrap_or(0.0);
+    events
+        .note(format!(
+            "budget reached: ${:.4} of ${limit:.2} spent; scheduling stopped before a call could exceed it",
+            budget.spent()
+        ))
+        .await;
+}
+
+/// How the run ended: a failed write fails it, else a cancel interrupts it, else the budget
+/// or completion.
+fn final_status(written: bool, cancelled: bool, budget_stopped: bool) -> RunStatus {
+    if !written {
+        RunStatus::Failed
+    } else if cancelled {
+        RunStatus::Interrupted
+    } else if budget_stopped {
+        RunStatus::BudgetExceeded
+    } else {
+        RunStatus::Completed
+    }
 }
 
 /// Stores the eval items while the first calls are out (tens of milliseconds for ten thousand
