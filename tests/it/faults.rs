@@ -108,3 +108,29 @@ async fn a_permanent_bad_request_fails_its_item_and_exit_code_3() {
         "{row}"
     );
 }
+
+/// A wrong key is a 401 for every item: the first one stops the provider's arms (calls already
+/// in flight finish), the rest fail unsent with the reason, and the run exits 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_stops_the_providers_arms_after_the_first_answer() {
+    let mut env = Env::with_server(ServerConfig {
+        default_answers: vec!["yes".into()],
+        require_api_key: Some("sk-the-right-key-000".into()),
+        ..ServerConfig::default()
+    })
+    .await;
+    env.api_key = Some("sk-a-wrong-key-111".into());
+    env.write_dataset(40);
+    env.write_spec(&SpecOptions {
+        max_concurrency: 2,
+        ..env_spec()
+    });
+    let out = env.run(&["run", "spec.yaml"]).await;
+    out.expect_code(3);
+    assert!(out.stderr.contains("refused the API key"), "{}", out.stderr);
+    // At most the calls in flight at the first 401 (max_concurrency 2) were sent.
+    let sent = env.server().requests();
+    assert!(sent <= 2, "{sent} requests after a 401");
+    let row = env.row(None, "plain@fake").await;
+    assert_eq!(row["errors"], 40, "{row}");
+}

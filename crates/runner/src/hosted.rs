@@ -47,6 +47,9 @@ pub(crate) struct Lane {
     ready: VecDeque<Prepared>,
     /// A lookup of this lane's next chunk is running.
     looking_up: bool,
+    /// Why the provider refused this run's key (HTTP 401 or 403): nothing more is sent to it,
+    /// and its remaining items fail with this reason (cached answers are still served).
+    refused: Option<String>,
 }
 
 impl Lane {
@@ -67,6 +70,7 @@ impl Lane {
             queue: VecDeque::new(),
             ready: VecDeque::new(),
             looking_up: false,
+            refused: None,
         }
     }
 }
@@ -103,6 +107,8 @@ struct Answered {
     written: Written,
     failed: Option<String>,
     answer: Option<CachedAnswer>,
+    /// The provider refused the key (401/403): the reason, for every item still to send.
+    refused: Option<String>,
 }
 
 struct InFlight {
@@ -175,6 +181,7 @@ pub(crate) async fn run(
     loop {
         if !s.halted() {
             s.look_ahead(&mut lookups).await;
+            s.fail_refused().await;
             s.fill(&mut calls);
         }
         // Lookups matter only while there is scheduling to do.
@@ -354,6 +361,9 @@ impl Scheduler<'_> {
             return;
         };
         self.lanes[flight.lane].in_flight -= 1;
+        if let Some(reason) = answered.as_ref().and_then(|a| a.refused.clone()) {
+            self.refuse(flight.lane, reason).await;
+        }
         let Some(mut answered) = answered else {
             self.cx.budget.settle(flight.reserved, 0.0);
             if let Some(key) = &flight.key {
@@ -383,6 +393,46 @@ impl Scheduler<'_> {
             (None, _) => {
                 self.deliver(flight.arm, answered.written, answered.failed)
                     .await;
+            }
+        }
+    }
+
+    /// The provider of `lane` refused the key: say so once; from now on its items fail unsent.
+    async fn refuse(&mut self, lane: usize, reason: String) {
+        if self.lanes[lane].refused.is_some() {
+            return;
+        }
+        self.cx
+            .events
+            .note(format!(
+                "provider at {} refused the API key: its remaining items are not sent",
+                self.lanes[lane].base_url
+            ))
+            .await;
+        self.lanes[lane].refused = Some(reason);
+    }
+
+    /// Fails, without a call, every prepared item of a lane whose provider refused the key.
+    async fn fail_refused(&mut self) {
+        for l in 0..self.lanes.len() {
+            let Some(reason) = self.lanes[l].refused.clone() else {
+                continue;
+            };
+            while let Some(p) = self.lanes[l].ready.pop_front() {
+                let call = unsent(
+                    &self.arms[p.arm].arm,
+                    &self.cx.shared.items[p.item].id,
+                    &reason,
+                );
+                let written = Written {
+                    call,
+                    scores: Vec::new(),
+                    cache: None,
+                };
+                self.deliver(p.arm, written, Some(reason.clone())).await;
+                if let Some(key) = &p.key {
+                    self.promote(l, key);
+                }
             }
         }
     }
@@ -474,6 +524,23 @@ fn progress_of(arm: &HostedArm) -> Event {
 }
 
 /// The next lane, in turn, that has both an item ready and a free slot.
+/// The record of an item that was never sent, failed with `reason`.
+fn unsent(arm: &str, item_id: &str, reason: &str) -> CallRecord {
+    CallRecord {
+        arm: arm.to_owned(),
+        item_id: item_id.to_owned(),
+        response: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        latency_ms: 0.0,
+        cost_usd: 0.0,
+        attempts: 0,
+        cache_hit: false,
+        error: Some(reason.to_owned()),
+        compute_seconds: 0.0,
+    }
+}
+
 fn pick_lane(lanes: &[Lane], next: &mut usize) -> Option<usize> {
     let n = lanes.len();
     for k in 0..n {
@@ -528,11 +595,15 @@ async fn answer(
                 },
                 failed: None,
                 answer: Some(cached),
+                refused: None,
             }
         }
         Err(err) => {
             let error = err.to_string();
             tracing::debug!(arm = %arm, item = %row.id, cause = %error, "call failed");
+            let refused = matches!(err.status(), Some(401 | 403)).then(|| {
+                format!("not sent: the provider refused the API key earlier in this run ({error})")
+            });
             let call = CallRecord {
                 arm: arm.to_string(),
                 item_id: row.id.clone(),
@@ -554,6 +625,7 @@ async fn answer(
                 },
                 failed: Some(error),
                 answer: None,
+                refused,
             }
         }
     }
