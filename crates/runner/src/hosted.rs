@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{CallRecord, Message, Pricing};
+use domain::{CallRecord, Pricing};
 use experiment::{Plan, PromptSpec};
 use providers::Client;
 use store::CachedAnswer;
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::budget::{Budget, call_cost_upper_bound};
+use crate::call::{Answered, answer, unsent};
 use crate::events::{Emitter, Event};
 use crate::grace::Grace;
 use crate::lookahead::{LOOKAHEAD, Leaders, Lookup, Prepared, Unwritten, spawn_lookup};
@@ -99,16 +100,6 @@ pub(crate) struct HostedOutcome {
     pub budget_stopped: bool,
     /// Calls still running when the grace period ran out.
     pub abandoned: usize,
-}
-
-/// What a call task hands back: the record to write, the error if it failed, and the answer
-/// to cache if it succeeded.
-struct Answered {
-    written: Written,
-    failed: Option<String>,
-    answer: Option<CachedAnswer>,
-    /// The provider refused the key (401/403): the reason, for every item still to send.
-    refused: Option<String>,
 }
 
 struct InFlight {
@@ -524,23 +515,6 @@ fn progress_of(arm: &HostedArm) -> Event {
 }
 
 /// The next lane, in turn, that has both an item ready and a free slot.
-/// The record of an item that was never sent, failed with `reason`.
-fn unsent(arm: &str, item_id: &str, reason: &str) -> CallRecord {
-    CallRecord {
-        arm: arm.to_owned(),
-        item_id: item_id.to_owned(),
-        response: None,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        latency_ms: 0.0,
-        cost_usd: 0.0,
-        attempts: 0,
-        cache_hit: false,
-        error: Some(reason.to_owned()),
-        compute_seconds: 0.0,
-    }
-}
-
 fn pick_lane(lanes: &[Lane], next: &mut usize) -> Option<usize> {
     let n = lanes.len();
     for k in 0..n {
@@ -552,81 +526,4 @@ fn pick_lane(lanes: &[Lane], next: &mut usize) -> Option<usize> {
         }
     }
     None
-}
-
-/// Asks the provider for one item's answer and scores it. The cache was consulted before this
-/// task was spawned; this is a paid call.
-async fn answer(
-    shared: Arc<Shared>,
-    client: Client,
-    arm: Arc<str>,
-    item: usize,
-    messages: Vec<Message>,
-) -> Answered {
-    let row = &shared.items[item];
-    let outcome = client.chat(&messages, &shared.params).await;
-    let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
-    match outcome.result {
-        Ok(answer) => {
-            let scores = shared.score_all(&arm, item, &answer.text);
-            let cached = CachedAnswer {
-                text: answer.text.clone(),
-                prompt_tokens: answer.usage.prompt_tokens,
-                completion_tokens: answer.usage.completion_tokens,
-            };
-            let call = CallRecord {
-                arm: arm.to_string(),
-                item_id: row.id.clone(),
-                response: Some(answer.text),
-                prompt_tokens: answer.usage.prompt_tokens,
-                completion_tokens: answer.usage.completion_tokens,
-                latency_ms,
-                cost_usd: answer.cost_usd,
-                attempts: outcome.attempts,
-                cache_hit: false,
-                error: None,
-                compute_seconds: 0.0,
-            };
-            Answered {
-                written: Written {
-                    call,
-                    scores,
-                    cache: None,
-                },
-                failed: None,
-                answer: Some(cached),
-                refused: None,
-            }
-        }
-        Err(err) => {
-            let error = err.to_string();
-            tracing::debug!(arm = %arm, item = %row.id, cause = %error, "call failed");
-            let refused = matches!(err.status(), Some(401 | 403)).then(|| {
-                format!("not sent: the provider refused the API key earlier in this run ({error})")
-            });
-            let call = CallRecord {
-                arm: arm.to_string(),
-                item_id: row.id.clone(),
-                response: None,
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                latency_ms,
-                cost_usd: 0.0,
-                attempts: outcome.attempts,
-                cache_hit: false,
-                error: Some(error.clone()),
-                compute_seconds: 0.0,
-            };
-            Answered {
-                written: Written {
-                    call,
-                    scores: Vec::new(),
-                    cache: None,
-                },
-                failed: Some(error),
-                answer: None,
-                refused,
-            }
-        }
-    }
 }

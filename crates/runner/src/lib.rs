@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 mod budget;
+mod call;
 mod events;
 mod execute;
 mod grace;

@@ -1,0 +1,117 @@
+//! One paid call of a hosted arm: ask the provider for an item's answer, score it, and turn
+//! the outcome into the records the writer stores, noting a refused key (401/403) so the
+//! scheduler in `hosted` stops sending to that provider. Also the record of an item that was
+//! never sent. Scheduling, the budget and the cache are `hosted`'s, not this module's.
+
+use std::sync::Arc;
+
+use domain::{CallRecord, Message};
+use providers::Client;
+use store::CachedAnswer;
+
+use crate::Shared;
+use crate::writer::Written;
+
+/// What a call task hands back: the record to write, the error if it failed, and the answer
+/// to cache if it succeeded.
+pub(crate) struct Answered {
+    pub written: Written,
+    pub failed: Option<String>,
+    pub answer: Option<CachedAnswer>,
+    /// The provider refused the key (401/403): the reason, for every item still to send.
+    pub refused: Option<String>,
+}
+
+/// The record of an item that was never sent, failed with `reason`.
+pub(crate) fn unsent(arm: &str, item_id: &str, reason: &str) -> CallRecord {
+    CallRecord {
+        arm: arm.to_owned(),
+        item_id: item_id.to_owned(),
+        response: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        latency_ms: 0.0,
+        cost_usd: 0.0,
+        attempts: 0,
+        cache_hit: false,
+        error: Some(reason.to_owned()),
+        compute_seconds: 0.0,
+    }
+}
+
+/// Asks the provider for one item's answer and scores it. The cache was consulted before this
+/// task was spawned; this is a paid call.
+pub(crate) async fn answer(
+    shared: Arc<Shared>,
+    client: Client,
+    arm: Arc<str>,
+    item: usize,
+    messages: Vec<Message>,
+) -> Answered {
+    let row = &shared.items[item];
+    let outcome = client.chat(&messages, &shared.params).await;
+    let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
+    match outcome.result {
+        Ok(answer) => {
+            let scores = shared.score_all(&arm, item, &answer.text);
+            let cached = CachedAnswer {
+                text: answer.text.clone(),
+                prompt_tokens: answer.usage.prompt_tokens,
+                completion_tokens: answer.usage.completion_tokens,
+            };
+            let call = CallRecord {
+                arm: arm.to_string(),
+                item_id: row.id.clone(),
+                response: Some(answer.text),
+                prompt_tokens: answer.usage.prompt_tokens,
+                completion_tokens: answer.usage.completion_tokens,
+                latency_ms,
+                cost_usd: answer.cost_usd,
+                attempts: outcome.attempts,
+                cache_hit: false,
+                error: None,
+                compute_seconds: 0.0,
+            };
+            Answered {
+                written: Written {
+                    call,
+                    scores,
+                    cache: None,
+                },
+                failed: None,
+                answer: Some(cached),
+                refused: None,
+            }
+        }
+        Err(err) => {
+            let error = err.to_string();
+            tracing::debug!(arm = %arm, item = %row.id, cause = %error, "call failed");
+            let refused = matches!(err.status(), Some(401 | 403)).then(|| {
+                format!("not sent: the provider refused the API key earlier in this run ({error})")
+            });
+            let call = CallRecord {
+                arm: arm.to_string(),
+                item_id: row.id.clone(),
+                response: None,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                latency_ms,
+                cost_usd: 0.0,
+                attempts: outcome.attempts,
+                cache_hit: false,
+                error: Some(error.clone()),
+                compute_seconds: 0.0,
+            };
+            Answered {
+                written: Written {
+                    call,
+                    scores: Vec::new(),
+                    cache: None,
+                },
+                failed: Some(error),
+                answer: None,
+                refused,
+            }
+        }
+    }
+}
