@@ -279,7 +279,7 @@ pub async fn run(
         return Err(Error::NoItems);
     }
     // `experiment::load` already put `$OPENAI_BASE_URL` in place of the default base URL.
-    let (arms, lanes) = connect_providers(selected, &opts.secrets, &events).await?;
+    let (arms, lanes) = connect_providers(plan, selected, &opts.secrets, &events).await?;
     let owner = lease::this_process();
     let (run_id, resumed) = open_run(plan, store, &opts, &owner).await?;
     let heartbeat = lease::keep_alive(store.clone(), run_id, owner.clone());
@@ -311,16 +311,26 @@ pub async fn run(
 }
 
 /// Providers first: a client (a lane) for each hosted provider of the selected arms that has
-/// its key; the arms of providers without one are left out with a note. Returns the arms that
-/// run and the lanes in the plan's provider order.
+/// its key; the arms of providers without one are left out with a note (the rule is
+/// `preflight`'s, which the CLI applied before opening the store). Returns the arms that run
+/// and the lanes in the plan's provider order.
 async fn connect_providers(
+    plan: &Plan,
     selected: Vec<Arm>,
     secrets: &Secrets,
     events: &events::Emitter,
 ) -> Result<(Vec<Arm>, Vec<(String, Lane)>), Error> {
+    let missing = preflight::missing_for(plan, &selected, secrets);
+    preflight::refuse_if_nothing_runs(&selected, &missing)?;
+    for m in &missing {
+        events
+            .note(format!(
+                "skipping provider {}: {} is not set (its arms do not run)",
+                m.provider, m.env
+            ))
+            .await;
+    }
     let mut lanes: Vec<(String, Lane)> = Vec::new();
-    // Provider id → the variable its missing key should be in, in the plan's order.
-    let mut missing: Vec<(String, String)> = Vec::new();
     let mut arms = Vec::new();
     for arm in selected {
         let Arm::Hosted {
@@ -330,35 +340,18 @@ async fn connect_providers(
             arms.push(arm);
             continue;
         };
-        if missing.iter().any(|(id, _)| id == &provider.id) {
+        if missing.iter().any(|m| m.provider == provider.id) {
             continue;
         }
-        if lanes.iter().any(|(id, _)| id == &provider.id) {
-            arms.push(arm);
-            continue;
+        if !lanes.iter().any(|(id, _)| id == &provider.id) {
+            // `missing_for` found this key set; read it once more for the client.
+            let Some(key) = secrets.get(&provider.api_key_env) else {
+                continue;
+            };
+            let lane = connect(provider, *pricing, key, events).await?;
+            lanes.push((provider.id.clone(), lane));
         }
-        let Some(key) = secrets.get(&provider.api_key_env) else {
-            missing.push((provider.id.clone(), provider.api_key_env.clone()));
-            continue;
-        };
-        let lane = connect(provider, *pricing, key, events).await?;
-        lanes.push((provider.id.clone(), lane));
         arms.push(arm);
-    }
-    for (provider, env) in &missing {
-        events
-            .note(format!(
-                "skipping provider {provider}: {env} is not set (its arms do not run)"
-            ))
-            .await;
-    }
-    if arms.is_empty() {
-        let mut reasons: Vec<String> = missing
-            .iter()
-            .map(|(p, env)| format!("provider {p} needs {env}"))
-            .collect();
-        reasons.sort();
-        return Err(Error::NothingToRun { reasons });
     }
     Ok((arms, lanes))
 }

@@ -2,7 +2,7 @@
 -- lease in one transaction, so two processes can never both work on it; the owner refreshes
 -- `heartbeat_ms` while it works and deletes the row when it stops. A row left by a process that
 -- died is taken over once its owner is known dead or its heartbeat is stale.
--- (Numbered 0003: 0002 is reserved for the per-arm settings that land beside this.)
+-- (0002, the per-arm pricing and run settings, landed together with this one.)
 
 CREATE TABLE run_leases (
     run_id       INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use domain::RunStatus;
 use sqlx::Row as _;
 
-use crate::runs::{run_columns, run_from_row};
+use crate::runs::{insert_run, newest_resumable};
 use crate::{Result, Store, db_err, now_ms};
 
 /// Who works on a run: this process.
@@ -78,26 +78,13 @@ impl Store {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(&err)?;
-        let mut resumable = None;
-        if resume {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs WHERE experiment = ? AND spec_hash = ? ORDER BY id DESC"
-            ))
-            .bind(new.experiment)
-            .bind(new.spec_hash)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&err)?;
-            for row in &rows {
-                let run = run_from_row(row)?;
-                if run.status.is_resumable() {
-                    resumable = Some(run.id);
-                    break;
-                }
-            }
-        }
+        let resumable = if resume {
+            newest_resumable(&mut *tx, new.experiment, new.spec_hash)
+                .await?
+                .map(|r| r.id)
+        } else {
+            None
+        };
         let (run, claim) = match resumable {
             Some(run) => {
                 let held = sqlx::query(
@@ -127,20 +114,7 @@ impl Store {
                 (run, Claim::Resumed(run))
             }
             None => {
-                let row = sqlx::query(
-                    "INSERT INTO runs (experiment, status, started_ms, dataset_fingerprint, \
-                     spec_hash, spec_json) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                )
-                .bind(new.experiment)
-                .bind(RunStatus::Running.as_str())
-                .bind(now_ms())
-                .bind(new.dataset_fingerprint)
-                .bind(new.spec_hash)
-                .bind(new.spec_json)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(&err)?;
-                let id: i64 = row.try_get(0).map_err(&err)?;
+                let id = insert_run(&mut *tx, new).await?;
                 (id, Claim::Created(id))
             }
         };

@@ -12,8 +12,10 @@ use domain::{
     RunSettings, RunStatus,
 };
 use sqlx::Row as _;
+use sqlx::SqliteExecutor;
 use sqlx::sqlite::SqliteRow;
 
+use crate::lease::NewRun;
 use crate::multirow::{Insert, insert_rows};
 use crate::{Error, Result, Store, db_err, now_ms, parse_enum};
 
@@ -63,7 +65,8 @@ const PER_HOUR: &str = "per_hour";
 pub(crate) use run_columns;
 
 impl Store {
-    /// Starts a run of `experiment` in status `running` and returns its id.
+    /// Starts a run of `experiment` in status `running` and returns its id. (`run` claims runs
+    /// with [`Store::claim_run`], which also takes the lease; this is for tools and tests.)
     pub async fn create_run(
         &self,
         experiment: &str,
@@ -71,23 +74,13 @@ impl Store {
         dataset_fingerprint: &str,
         spec_json: &str,
     ) -> Result<i64> {
-        let op = "creating a run";
-        let row = sqlx::query(
-            "INSERT INTO runs (experiment, status, started_ms, dataset_fingerprint, spec_hash, \
-             spec_json) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(experiment)
-        .bind(RunStatus::Running.as_str())
-        .bind(now_ms())
-        .bind(dataset_fingerprint)
-        .bind(spec_hash)
-        .bind(spec_json)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(db_err(op, None))?;
-        let id: i64 = row.try_get(0).map_err(db_err(op, None))?;
-        tracing::debug!(run = id, experiment, "run created");
-        Ok(id)
+        let new = NewRun {
+            experiment,
+            spec_hash,
+            dataset_fingerprint,
+            spec_json,
+        };
+        insert_run(&self.writer, &new).await
     }
 
     /// The newest run of `experiment` with this spec hash whose status can be resumed, if any.
@@ -96,24 +89,7 @@ impl Store {
         experiment: &str,
         spec_hash: &str,
     ) -> Result<Option<RunInfo>> {
-        let op = "looking for a resumable run";
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            run_columns!(),
-            " FROM runs WHERE experiment = ? AND spec_hash = ? ORDER BY id DESC"
-        ))
-        .bind(experiment)
-        .bind(spec_hash)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err(op, None))?;
-        for row in &rows {
-            let run = run_from_row(row)?;
-            if run.status.is_resumable() {
-                return Ok(Some(run));
-            }
-        }
-        Ok(None)
+        newest_resumable(&self.reader, experiment, spec_hash).await
     }
 
     /// Moves a run to `status`. Any status but `running` stamps `finished_ms` with now (the run
@@ -453,4 +429,51 @@ fn pricing_from_row(row: &SqliteRow) -> Result<Option<ArmPricing>> {
             value: other.to_owned(),
         }),
     }
+}
+
+/// Inserts `new` as a run in status `running`; its id. On `ex` so [`Store::claim_run`] can do
+/// it inside its transaction.
+pub(crate) async fn insert_run<'e>(ex: impl SqliteExecutor<'e>, new: &NewRun<'_>) -> Result<i64> {
+    let op = "creating a run";
+    let row = sqlx::query(
+        "INSERT INTO runs (experiment, status, started_ms, dataset_fingerprint, spec_hash, \
+         spec_json) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(new.experiment)
+    .bind(RunStatus::Running.as_str())
+    .bind(now_ms())
+    .bind(new.dataset_fingerprint)
+    .bind(new.spec_hash)
+    .bind(new.spec_json)
+    .fetch_one(ex)
+    .await
+    .map_err(db_err(op, None))?;
+    let id: i64 = row.try_get(0).map_err(db_err(op, None))?;
+    tracing::debug!(run = id, experiment = new.experiment, "run created");
+    Ok(id)
+}
+
+/// The newest run of `experiment` with `spec_hash` whose status can be resumed, read on `ex`.
+pub(crate) async fn newest_resumable<'e>(
+    ex: impl SqliteExecutor<'e>,
+    experiment: &str,
+    spec_hash: &str,
+) -> Result<Option<RunInfo>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM runs WHERE experiment = ? AND spec_hash = ? ORDER BY id DESC"
+    ))
+    .bind(experiment)
+    .bind(spec_hash)
+    .fetch_all(ex)
+    .await
+    .map_err(db_err("looking for a resumable run", None))?;
+    for row in &rows {
+        let run = run_from_row(row)?;
+        if run.status.is_resumable() {
+            return Ok(Some(run));
+        }
+    }
+    Ok(None)
 }
