@@ -253,3 +253,52 @@ async fn yaml_alias_bomb() {
         out.stderr
     );
 }
+
+/// `--db` pointed at something that is not an orchestrator database is the user's mistake
+/// (exit 1, saying what the file is), and the file is left as it was: read commands open the
+/// store read-only and never migrate, and `run` refuses before adding a table.
+#[tokio::test]
+async fn a_db_that_is_not_ours_is_refused_and_left_alone() {
+    let env = Env::without_server();
+    env.write_dataset(4);
+    env.write_spec(&SpecOptions::default());
+    let notes = env.path("notes.db");
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute('CREATE TABLE notes (body TEXT)'); c.commit()",
+        ])
+        .arg(&notes)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = env.write("notes.txt", &"just some words, not a database\n".repeat(40));
+    for db in [&notes, &text] {
+        let before = std::fs::read(db).unwrap();
+        let db = db.to_str().unwrap();
+        for args in [
+            &["leaderboard", "--db", db][..],
+            &["runs", "--db", db],
+            &["report", "--db", db],
+            &["run", "spec.yaml", "--db", db],
+        ] {
+            let out = env.run(args).await;
+            out.expect_code(1);
+            assert!(out.stderr.contains(db), "names the file: {}", out.stderr);
+        }
+        assert_eq!(std::fs::read(db).unwrap(), before, "{db} is unchanged");
+    }
+    let out = env.run(&["runs", "--db", notes.to_str().unwrap()]).await;
+    assert!(
+        out.stderr.contains("not an orchestrator database"),
+        "{}",
+        out.stderr
+    );
+    // A folder that cannot be made (its parent is a file) is the user's to fix too.
+    let under_file = text.join("x.db");
+    let out = env
+        .run(&["run", "spec.yaml", "--db", under_file.to_str().unwrap()])
+        .await;
+    out.expect_code(1);
+}

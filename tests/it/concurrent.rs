@@ -75,6 +75,23 @@ async fn a_killed_run_is_taken_over_by_the_next_one() {
     kill(pid, Signal::SIGKILL).unwrap();
     first.wait().await.unwrap();
 
+    // Stored as `running`, but its owner is gone: readers see it as interrupted, and the items
+    // it never asked are unanswered, not errors.
+    let runs = env.run(&["runs"]).await;
+    runs.expect_code(0);
+    assert!(runs.stdout.contains("interrupted"), "{}", runs.stdout);
+    let board = env.run(&["leaderboard", "--format", "json"]).await;
+    board.expect_code(0);
+    assert!(
+        board.stderr.contains("run 1 is interrupted, not finished"),
+        "{}",
+        board.stderr
+    );
+    let rows: serde_json::Value = serde_json::from_str(&board.stdout).unwrap();
+    let unanswered = rows[0]["unanswered"].as_u64().unwrap();
+    assert!(unanswered > 0, "{rows}");
+    assert_eq!(rows[0]["errors"], 0, "{rows}");
+
     let out = env.run(&["run", "spec.yaml"]).await;
     out.expect_code(0);
     assert!(out.stderr.contains("resuming run 1"), "{}", out.stderr);

@@ -117,3 +117,63 @@ async fn a_rejected_key_is_not_printed() {
     assert_output_clean("unauthorised run", &out);
     assert_files_clean(env.dir.path());
 }
+
+/// A server that puts the key inside a successful answer: the answer is stored, cached and
+/// reported with the key redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_echoed_inside_an_answer_is_redacted_everywhere() {
+    let env = Env::with_server(ServerConfig {
+        default_answers: vec!["yes".into()],
+        faults: FaultPlan::none().always("<q1>", Fault::EchoKeyInAnswer),
+        ..ServerConfig::default()
+    })
+    .await;
+    env.write_dataset(6);
+    env.write_spec(&SpecOptions::default());
+    let out = env.run(&["-vv", "run", "spec.yaml"]).await;
+    out.expect_code(0);
+    assert_output_clean("run -vv", &out);
+    // Answered from the cache the second time: the cached copy is redacted too.
+    let again = env.run(&["run", "spec.yaml", "--new"]).await;
+    again.expect_code(0);
+    assert_output_clean("cached rerun", &again);
+    let compare = env
+        .run(&[
+            "compare",
+            "plain@fake",
+            "polite@fake",
+            "--format",
+            "markdown",
+        ])
+        .await;
+    assert_output_clean("compare", &compare);
+    read_everything(&env).await;
+}
+
+/// A key pasted where the name of its environment variable belongs, or credentials in
+/// `base_url`: refused before anything is stored, and never echoed.
+#[tokio::test]
+async fn a_key_in_the_spec_is_refused_without_being_echoed_or_stored() {
+    let env = Env::without_server();
+    env.write_dataset(3);
+    let spec = crate::support::spec("http://127.0.0.1:9/v1", &SpecOptions::default());
+    let pasted = spec.replace(
+        "api_key_env: OPENAI_API_KEY",
+        &format!("api_key_env: {SECRET}-0123456789abcdef"),
+    );
+    let in_url = spec.replace(
+        "http://127.0.0.1:9/v1",
+        &format!("http://user:{SECRET}@127.0.0.1:9/v1"),
+    );
+    assert_ne!(pasted, spec);
+    assert_ne!(in_url, spec);
+    for text in [pasted, in_url] {
+        env.write("spec.yaml", &text);
+        for args in [&["validate", "spec.yaml"][..], &["run", "spec.yaml"]] {
+            let out = env.run(args).await;
+            out.expect_code(1);
+            assert_output_clean(&args.join(" "), &out);
+        }
+        assert!(!env.db().exists(), "nothing was stored");
+    }
+}

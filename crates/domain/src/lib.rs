@@ -132,6 +132,12 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Whether the run asked everything it was going to: completed, or stopped by its budget
+    /// (what it has is final for that budget). A running, interrupted or failed run is not.
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::BudgetExceeded)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",

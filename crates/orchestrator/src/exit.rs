@@ -73,6 +73,8 @@ fn safe(message: &str) -> std::borrow::Cow<'_, str> {
 fn is_bad_input(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.is::<BadInput>()
+            || c.downcast_ref::<store::Error>()
+                .is_some_and(store::Error::is_user_fixable)
             || c.downcast_ref::<runner::Error>()
                 .is_some_and(runner::Error::is_bad_input)
     })

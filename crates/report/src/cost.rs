@@ -89,8 +89,11 @@ pub struct Measured {
     pub items: usize,
     /// Items the arm answered without error.
     pub answered: usize,
-    /// Items whose call failed or never ran; they count 0 in quality.
+    /// Items whose call failed; they count 0 in quality.
     pub failed: usize,
+    /// Items not asked yet (a run that is not finished); they count 0 in quality too.
+    #[serde(default)]
+    pub unanswered: usize,
     /// Answers that came from the response cache (free this time, not in production).
     pub cache_hits: usize,
     /// What the eval cost, summed over its calls.
@@ -159,7 +162,8 @@ pub(crate) fn measure(results: &RunResults, index: &ResultIndex<'_>, arm: &str) 
     Measured {
         items,
         answered: ok.len(),
-        failed: items.saturating_sub(ok.len()),
+        failed: items.saturating_sub(ok.len() + index.unanswered(arm)),
+        unanswered: index.unanswered(arm),
         cache_hits: calls.iter().filter(|c| c.cache_hit).count(),
         eval_spend_usd: cost_total,
         mean_prompt_tokens: mean(&|c| f64::from(c.prompt_tokens)),

@@ -340,8 +340,14 @@ fn arm_warnings(
     let mut w = Vec::new();
     if m.failed > 0 {
         w.push(format!(
-            "`{arm}`: {} of {} items failed or were never answered; they count 0.",
+            "`{arm}`: {} of {} items failed; they count 0.",
             m.failed, m.items
+        ));
+    }
+    if m.unanswered > 0 {
+        w.push(format!(
+            "`{arm}`: {} of {} items are not answered yet (the run is not finished); they count 0.",
+            m.unanswered, m.items
         ));
     }
     match c.breakdown.pricing {

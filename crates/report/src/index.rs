@@ -24,6 +24,8 @@ pub(crate) struct ResultIndex<'a> {
     by_arm: HashMap<&'a str, Vec<&'a CallRecord>>,
     /// (arm, item, scorer) → value.
     scores: HashMap<(&'a str, &'a str, &'a str), f64>,
+    /// Whether the run is finished ([`domain::RunStatus::is_finished`]).
+    finished: bool,
 }
 
 impl<'a> ResultIndex<'a> {
@@ -39,6 +41,7 @@ impl<'a> ResultIndex<'a> {
             by_arm.entry(c.arm.as_str()).or_default().push(c);
         }
         ResultIndex {
+            finished: results.run.status.is_finished(),
             items,
             calls: results
                 .calls
@@ -118,6 +121,19 @@ impl<'a> ResultIndex<'a> {
             })
             .collect();
         (values, errors)
+    }
+
+    /// Eval items `arm` has no call for at all, in a run that is not finished: not asked yet.
+    /// They count 0 in quality like an error, but are not failures. In a finished run an item
+    /// left without a call is an error (0 here).
+    pub(crate) fn unanswered(&self, arm: &str) -> usize {
+        if self.finished {
+            return 0;
+        }
+        self.items
+            .iter()
+            .filter(|item| self.call(arm, item).is_none())
+            .count()
     }
 
     /// Whether some arm has a score of `metric`.

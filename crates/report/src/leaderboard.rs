@@ -27,9 +27,13 @@ pub struct LeaderboardRow {
     pub model: String,
     /// Eval items of the run: the denominator of `quality`.
     pub n: usize,
-    /// Items without a usable value of `metric`: the call failed or never ran, or the answer
-    /// has no score for `metric`. Each counts 0 in `quality`.
+    /// Items without a usable value of `metric`: the call failed, or the answer has no score
+    /// for `metric`. Each counts 0 in `quality`.
     pub errors: usize,
+    /// Items not asked yet (a run that is not finished): no call at all. Each counts 0 in
+    /// `quality` too, but none is a failure; 0 for a finished run.
+    #[serde(default)]
+    pub unanswered: usize,
     /// The scorer id `quality` is the mean of.
     pub metric: String,
     /// Mean of `metric` over all `n` items, errors counted as 0.
@@ -107,7 +111,8 @@ fn row(
     arm: &ArmInfo,
     metric: &str,
 ) -> LeaderboardRow {
-    let (values, errors) = index.values(&arm.arm, metric);
+    let (values, missing) = index.values(&arm.arm, metric);
+    let unanswered = index.unanswered(&arm.arm);
     let (quality, (ci_low, ci_high)) = if values.is_empty() {
         (0.0, (0.0, 0.0))
     } else {
@@ -147,7 +152,8 @@ fn row(
         prompt: arm.prompt.clone(),
         model: arm.model.clone(),
         n: values.len(),
-        errors,
+        errors: missing - unanswered,
+        unanswered,
         metric: metric.to_string(),
         quality,
         ci_low,
@@ -188,15 +194,24 @@ const HUMAN_COLUMNS: [(&str, Align); 9] = [
     ("p95 ms", Align::Right),
 ];
 
+/// Where the `unanswered` column goes when some arm has unanswered items: after `errors`.
+const UNANSWERED_AT: usize = 5;
+
 fn human_table(rows: &[LeaderboardRow], layout: fn(&Table<'_>) -> String) -> String {
     let mut header: Vec<String> = HUMAN_COLUMNS.iter().map(|(h, _)| h.to_string()).collect();
+    let mut align: Vec<Align> = HUMAN_COLUMNS.iter().map(|(_, a)| *a).collect();
     if let Some(first) = rows.first() {
         header[2] = format!("{} [95% CI]", first.metric);
+    }
+    let unanswered = rows.iter().any(|r| r.unanswered > 0);
+    if unanswered {
+        header.insert(UNANSWERED_AT, "unanswered".into());
+        align.insert(UNANSWERED_AT, Align::Right);
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![
+            let mut cells = vec![
                 r.arm.clone(),
                 r.kind.to_string(),
                 format::quality_ci(r.quality, r.ci_low, r.ci_high),
@@ -206,12 +221,16 @@ fn human_table(rows: &[LeaderboardRow], layout: fn(&Table<'_>) -> String) -> Str
                 format::usd(r.cost_per_1k_usd),
                 format::millis(r.latency_p50_ms),
                 format::millis(r.latency_p95_ms),
-            ]
+            ];
+            if unanswered {
+                cells.insert(UNANSWERED_AT, r.unanswered.to_string());
+            }
+            cells
         })
         .collect();
     layout(&Table {
         header,
-        align: HUMAN_COLUMNS.iter().map(|(_, a)| *a).collect(),
+        align,
         rows: &cells,
     })
 }
@@ -229,6 +248,7 @@ fn csv(rows: &[LeaderboardRow]) -> String {
         "model",
         "n",
         "errors",
+        "unanswered",
         "metric",
         "quality",
         "ci_low",
@@ -258,6 +278,7 @@ fn csv(rows: &[LeaderboardRow]) -> String {
                 r.model.clone(),
                 r.n.to_string(),
                 r.errors.to_string(),
+                r.unanswered.to_string(),
                 r.metric.clone(),
                 format::csv_number(r.quality),
                 format::csv_number(r.ci_low),
@@ -506,9 +527,14 @@ mod tests {
         // few-shot: r6 wrong, no errors.
         let f = by_arm(FEW_SHOT);
         assert_eq!((f.n, f.errors, f.quality), (6, 0, 5.0 / 6.0));
-        // the fine-tune never answered r6.
+        // the fine-tune has not answered r6 yet (the run is interrupted): it counts 0, apart
+        // from the errors.
         let l = by_arm(LORA);
-        assert_eq!((l.n, l.errors, l.quality), (6, 1, 5.0 / 6.0));
+        assert_eq!(
+            (l.n, l.errors, l.unanswered, l.quality),
+            (6, 0, 1, 5.0 / 6.0)
+        );
+        assert_eq!((z.unanswered, f.unanswered), (0, 0));
         // f1 has a score for zero-shot's r5 (0: "negative" vs "positive"), so one error only.
         let f1 = leaderboard(&fixture::results(), "f1");
         let z = f1.iter().find(|r| r.arm == ZERO_SHOT).unwrap();
@@ -566,6 +592,7 @@ mod tests {
             "scores",
             "tokens_in",
             "tokens_out",
+            "unanswered",
         ];
         assert_eq!(keys(ZERO_SHOT), prompt_keys);
         let mut finetune_keys = prompt_keys.to_vec();
@@ -620,11 +647,11 @@ mod tests {
         check(
             Format::Table,
             expect![[r#"
-            arm             kind      equals [95% CI]     n  errors        cost   per 1k  p50 ms  p95 ms
-            smollm2-lora    finetune  0.833 [0.50, 1.00]  6       1   $0.000100  $0.0200      95     100
-            few-shot@mock   prompt    0.833 [0.50, 1.00]  6       0   $0.000200  $0.0400     510     826
-            zero-shot@mock  prompt    0.500 [0.17, 0.83]  6       2  $0.0000500  $0.0100     330     406
-        "#]],
+                arm             kind      equals [95% CI]     n  errors  unanswered        cost   per 1k  p50 ms  p95 ms
+                smollm2-lora    finetune  0.833 [0.50, 1.00]  6       0           1   $0.000100  $0.0200      95     100
+                few-shot@mock   prompt    0.833 [0.50, 1.00]  6       0           0   $0.000200  $0.0400     510     826
+                zero-shot@mock  prompt    0.500 [0.17, 0.83]  6       2           0  $0.0000500  $0.0100     330     406
+            "#]],
         );
     }
 
@@ -633,12 +660,12 @@ mod tests {
         check(
             Format::Markdown,
             expect![[r#"
-            | arm | kind | equals [95% CI] | n | errors | cost | per 1k | p50 ms | p95 ms |
-            | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |
-            | smollm2-lora | finetune | 0.833 [0.50, 1.00] | 6 | 1 | $0.000100 | $0.0200 | 95 | 100 |
-            | few-shot@mock | prompt | 0.833 [0.50, 1.00] | 6 | 0 | $0.000200 | $0.0400 | 510 | 826 |
-            | zero-shot@mock | prompt | 0.500 [0.17, 0.83] | 6 | 2 | $0.0000500 | $0.0100 | 330 | 406 |
-        "#]],
+                | arm | kind | equals [95% CI] | n | errors | unanswered | cost | per 1k | p50 ms | p95 ms |
+                | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+                | smollm2-lora | finetune | 0.833 [0.50, 1.00] | 6 | 0 | 1 | $0.000100 | $0.0200 | 95 | 100 |
+                | few-shot@mock | prompt | 0.833 [0.50, 1.00] | 6 | 0 | 0 | $0.000200 | $0.0400 | 510 | 826 |
+                | zero-shot@mock | prompt | 0.500 [0.17, 0.83] | 6 | 2 | 0 | $0.0000500 | $0.0100 | 330 | 406 |
+            "#]],
         );
     }
 
@@ -647,11 +674,11 @@ mod tests {
         check(
             Format::Csv,
             expect![[r#"
-            arm,kind,provider,prompt,model,n,errors,metric,quality,ci_low,ci_high,cost_usd,cost_per_1k_usd,latency_p50_ms,latency_p95_ms,tokens_in,tokens_out,train_seconds,adapter_path,scores.equals,scores.f1
-            smollm2-lora,finetune,,zero-shot,smollm2-135m-instruct,6,1,equals,0.8333333333333334,0.5,1,0.0001,0.02,95,100.2,200,10,842.5,runs/1/smollm2-lora/adapter,0.8333333333333334,0.8333333333333334
-            few-shot@mock,prompt,mock,few-shot,mock-1,6,0,equals,0.8333333333333334,0.5,1,0.0002,0.04,510,826,1080,12,,,0.8333333333333334,0.7222222222222222
-            zero-shot@mock,prompt,mock,zero-shot,mock-1,6,2,equals,0.5,0.16666666666666666,0.8333333333333334,0.00005,0.01,330,406,240,10,,,0.5,0.5
-        "#]],
+                arm,kind,provider,prompt,model,n,errors,unanswered,metric,quality,ci_low,ci_high,cost_usd,cost_per_1k_usd,latency_p50_ms,latency_p95_ms,tokens_in,tokens_out,train_seconds,adapter_path,scores.equals,scores.f1
+                smollm2-lora,finetune,,zero-shot,smollm2-135m-instruct,6,0,1,equals,0.8333333333333334,0.5,1,0.0001,0.02,95,100.2,200,10,842.5,runs/1/smollm2-lora/adapter,0.8333333333333334,0.8333333333333334
+                few-shot@mock,prompt,mock,few-shot,mock-1,6,0,0,equals,0.8333333333333334,0.5,1,0.0002,0.04,510,826,1080,12,,,0.8333333333333334,0.7222222222222222
+                zero-shot@mock,prompt,mock,zero-shot,mock-1,6,2,0,equals,0.5,0.16666666666666666,0.8333333333333334,0.00005,0.01,330,406,240,10,,,0.5,0.5
+            "#]],
         );
     }
 
@@ -660,80 +687,83 @@ mod tests {
         check(
             Format::Json,
             expect![[r#"
-            [
-              {
-                "arm": "smollm2-lora",
-                "kind": "finetune",
-                "provider": null,
-                "prompt": "zero-shot",
-                "model": "smollm2-135m-instruct",
-                "n": 6,
-                "errors": 1,
-                "metric": "equals",
-                "quality": 0.8333333333333334,
-                "ci_low": 0.5,
-                "ci_high": 1.0,
-                "cost_usd": 0.0001,
-                "cost_per_1k_usd": 0.02,
-                "latency_p50_ms": 95.0,
-                "latency_p95_ms": 100.2,
-                "tokens_in": 200,
-                "tokens_out": 10,
-                "train_seconds": 842.5,
-                "adapter_path": "runs/1/smollm2-lora/adapter",
-                "scores": {
-                  "equals": 0.8333333333333334,
-                  "f1": 0.8333333333333334
-                }
-              },
-              {
-                "arm": "few-shot@mock",
-                "kind": "prompt",
-                "provider": "mock",
-                "prompt": "few-shot",
-                "model": "mock-1",
-                "n": 6,
-                "errors": 0,
-                "metric": "equals",
-                "quality": 0.8333333333333334,
-                "ci_low": 0.5,
-                "ci_high": 1.0,
-                "cost_usd": 0.0002,
-                "cost_per_1k_usd": 0.04,
-                "latency_p50_ms": 510.0,
-                "latency_p95_ms": 826.0,
-                "tokens_in": 1080,
-                "tokens_out": 12,
-                "scores": {
-                  "equals": 0.8333333333333334,
-                  "f1": 0.7222222222222222
-                }
-              },
-              {
-                "arm": "zero-shot@mock",
-                "kind": "prompt",
-                "provider": "mock",
-                "prompt": "zero-shot",
-                "model": "mock-1",
-                "n": 6,
-                "errors": 2,
-                "metric": "equals",
-                "quality": 0.5,
-                "ci_low": 0.16666666666666666,
-                "ci_high": 0.8333333333333334,
-                "cost_usd": 0.00005,
-                "cost_per_1k_usd": 0.01,
-                "latency_p50_ms": 330.0,
-                "latency_p95_ms": 406.0,
-                "tokens_in": 240,
-                "tokens_out": 10,
-                "scores": {
-                  "equals": 0.5,
-                  "f1": 0.5
-                }
-              }
-            ]
-        "#]],
+                [
+                  {
+                    "arm": "smollm2-lora",
+                    "kind": "finetune",
+                    "provider": null,
+                    "prompt": "zero-shot",
+                    "model": "smollm2-135m-instruct",
+                    "n": 6,
+                    "errors": 0,
+                    "unanswered": 1,
+                    "metric": "equals",
+                    "quality": 0.8333333333333334,
+                    "ci_low": 0.5,
+                    "ci_high": 1.0,
+                    "cost_usd": 0.0001,
+                    "cost_per_1k_usd": 0.02,
+                    "latency_p50_ms": 95.0,
+                    "latency_p95_ms": 100.2,
+                    "tokens_in": 200,
+                    "tokens_out": 10,
+                    "train_seconds": 842.5,
+                    "adapter_path": "runs/1/smollm2-lora/adapter",
+                    "scores": {
+                      "equals": 0.8333333333333334,
+                      "f1": 0.8333333333333334
+                    }
+                  },
+                  {
+                    "arm": "few-shot@mock",
+                    "kind": "prompt",
+                    "provider": "mock",
+                    "prompt": "few-shot",
+                    "model": "mock-1",
+                    "n": 6,
+                    "errors": 0,
+                    "unanswered": 0,
+                    "metric": "equals",
+                    "quality": 0.8333333333333334,
+                    "ci_low": 0.5,
+                    "ci_high": 1.0,
+                    "cost_usd": 0.0002,
+                    "cost_per_1k_usd": 0.04,
+                    "latency_p50_ms": 510.0,
+                    "latency_p95_ms": 826.0,
+                    "tokens_in": 1080,
+                    "tokens_out": 12,
+                    "scores": {
+                      "equals": 0.8333333333333334,
+                      "f1": 0.7222222222222222
+                    }
+                  },
+                  {
+                    "arm": "zero-shot@mock",
+                    "kind": "prompt",
+                    "provider": "mock",
+                    "prompt": "zero-shot",
+                    "model": "mock-1",
+                    "n": 6,
+                    "errors": 2,
+                    "unanswered": 0,
+                    "metric": "equals",
+                    "quality": 0.5,
+                    "ci_low": 0.16666666666666666,
+                    "ci_high": 0.8333333333333334,
+                    "cost_usd": 0.00005,
+                    "cost_per_1k_usd": 0.01,
+                    "latency_p50_ms": 330.0,
+                    "latency_p95_ms": 406.0,
+                    "tokens_in": 240,
+                    "tokens_out": 10,
+                    "scores": {
+                      "equals": 0.5,
+                      "f1": 0.5
+                    }
+                  }
+                ]
+            "#]],
         );
     }
 }

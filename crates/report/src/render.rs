@@ -85,11 +85,14 @@ pub(crate) fn arm_rows(r: &DecisionReport) -> (Vec<&'static str>, Vec<Vec<String
 }
 
 /// Rows of the measured-figures table, shared with the HTML page.
+/// The `unanswered` column (third) is there only when some arm has items not asked yet.
 pub(crate) fn measured_rows(r: &DecisionReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
-    let headers = vec![
+    let unanswered = r.arms.iter().any(|a| a.measured.unanswered > 0);
+    let mut headers = vec![
         "arm",
         "answered",
         "failed",
+        "unanswered",
         "cache hits",
         "eval spend",
         "tokens in/out",
@@ -122,10 +125,11 @@ pub(crate) fn measured_rows(r: &DecisionReport) -> (Vec<&'static str>, Vec<Vec<S
                     source,
                 } => format!("${cost_per_hour}/h ({})", source.as_str()),
             };
-            vec![
+            let mut row = vec![
                 a.arm.clone(),
                 format!("{}/{}", m.answered, m.items),
                 m.failed.to_string(),
+                m.unanswered.to_string(),
                 m.cache_hits.to_string(),
                 usd(m.eval_spend_usd),
                 format!(
@@ -138,9 +142,16 @@ pub(crate) fn measured_rows(r: &DecisionReport) -> (Vec<&'static str>, Vec<Vec<S
                 m.train_seconds.map_or("–".to_owned(), duration),
                 ms(m.latency_p50_ms),
                 ms(m.latency_p95_ms),
-            ]
+            ];
+            if !unanswered {
+                row.remove(3);
+            }
+            row
         })
         .collect();
+    if !unanswered {
+        headers.remove(3);
+    }
     (headers, rows)
 }
 

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use domain::{RunInfo, RunStatus};
 use experiment::Plan;
 use store::{Claim, LeaseHolder, LeaseOwner, Liveness, NewRun, Store};
 use tokio::task::JoinHandle;
@@ -103,5 +104,23 @@ pub(crate) fn keep_alive(store: Store, run: i64, owner: LeaseOwner) -> JoinHandl
                 Err(err) => tracing::warn!(run, error = %err, "refreshing the run's lease failed"),
             }
         }
+    })
+}
+
+/// The status a read command should show for `run`: a run stored as `running` whose owner is
+/// gone (its lease is stale, its pid has left this host, or it holds no lease at all, as a run
+/// of an earlier version killed mid-way does) is `interrupted`: a rerun resumes it.
+pub async fn observed_status(store: &Store, run: &RunInfo) -> Result<RunStatus, store::Error> {
+    if run.status != RunStatus::Running {
+        return Ok(run.status);
+    }
+    let gone = match store.lease_holder(run.id).await? {
+        None => true,
+        Some(holder) => holder.heartbeat_age > STALE_AFTER || is_dead(&holder),
+    };
+    Ok(if gone {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Running
     })
 }

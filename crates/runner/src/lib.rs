@@ -39,6 +39,7 @@ mod writer;
 
 pub use events::{ArmStart, Event};
 /// Process settings for local models on the CPU; `run` applies them before it starts.
+pub use lease::observed_status;
 pub use llm::cpu_env;
 pub use plan::{ArmEstimate, Estimate, check_options, estimate};
 pub use preflight::{MissingKey, missing_keys};
@@ -177,21 +178,24 @@ pub enum Error {
     InProgress { run: i64, pid: u32, host: String },
     #[error(transparent)]
     Store(#[from] store::Error),
-    #[error("writing results to the store failed: {0}")]
+    #[error("writing results to the store failed")]
     Write(#[source] store::Error),
 }
 
 impl Error {
     /// The user asked for something the spec does not allow (exit code 1, not 2).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            Error::UnknownArm { .. }
-                | Error::NoItems
-                | Error::NothingToRun { .. }
-                | Error::InProgress { .. }
-                | Error::Client { .. }
-        )
+        match self {
+            Error::Store(err) | Error::Write(err) => err.is_user_fixable(),
+            _ => matches!(
+                self,
+                Error::UnknownArm { .. }
+                    | Error::NoItems
+                    | Error::NothingToRun { .. }
+                    | Error::InProgress { .. }
+                    | Error::Client { .. }
+            ),
+        }
     }
 }
 

@@ -24,17 +24,16 @@
 //! wait for a writer. Another process on the same file is handled by `BEGIN IMMEDIATE` and the
 //! busy timeout.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 
 mod batch;
 mod lease;
 mod multirow;
+mod open;
 mod results;
 mod runs;
 mod training;
@@ -42,6 +41,7 @@ mod upgrade;
 
 pub use batch::{CACHE_KEYS_PER_QUERY, CachedAnswer, WriteBatch};
 pub use lease::{Claim, LeaseHolder, LeaseOwner, Liveness, NewRun};
+pub use open::known_schema;
 
 /// How long a connection waits for another process's lock before failing with `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,6 +74,27 @@ pub enum Error {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error("no database at {path}")]
+    Missing { path: PathBuf },
+    /// A SQLite file (or an empty one) without this program's tables: never changed.
+    #[error("{path} is not an orchestrator database (it holds other tables, or none)")]
+    NotOurs { path: PathBuf },
+    #[error(
+        "{path} was created by a newer orchestrator (schema {found}, this one knows {known}): \
+         use that version, or a new --db"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// A database of an earlier version, which a read-only open cannot upgrade.
+    #[error("{path} has schema {found} of an earlier orchestrator; this one reads {known}")]
+    OlderSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("run {run} is not in the database")]
     NotFound { run: i64 },
     #[error("database error while {op}")]
@@ -97,6 +118,46 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// Whether the user can fix this (another file, a folder they may write, a newer binary),
+    /// as opposed to a fault of the program or the machine.
+    pub fn is_user_fixable(&self) -> bool {
+        match self {
+            Error::Missing { .. }
+            | Error::NotOurs { .. }
+            | Error::NewerSchema { .. }
+            | Error::OlderSchema { .. }
+            | Error::NotFound { .. } => true,
+            Error::CreateDir { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+                    | std::io::ErrorKind::NotADirectory
+                    | std::io::ErrorKind::AlreadyExists
+            ),
+            Error::Open { source, .. } | Error::Query { source, .. } => user_fixable_sqlite(source),
+            Error::Migrate { source, .. } => match source {
+                sqlx::migrate::MigrateError::Execute(e)
+                | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => user_fixable_sqlite(e),
+                _ => false,
+            },
+            Error::Corrupt { .. } | Error::TooLarge { .. } => false,
+        }
+    }
+}
+
+/// SQLite's answers that mean "this path is not a database you may write": not a database
+/// (26), cannot open (14), read-only (8), permission denied (3), authorisation (23). The
+/// primary code is the low byte of the extended one.
+fn user_fixable_sqlite(err: &sqlx::Error) -> bool {
+    let code = err
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|c| c.parse::<i64>().ok());
+    matches!(code.map(|c| c & 0xff), Some(3 | 8 | 14 | 23 | 26))
+        || matches!(err, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
 /// A handle on the database. Cheap to clone: clones share the connection pools.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -104,92 +165,6 @@ pub struct Store {
     writer: SqlitePool,
     /// Connections for reads, which WAL lets run beside the writer.
     reader: SqlitePool,
-}
-
-/// Attempts after the first at opening a database (see [`Store::open`]).
-const OPEN_RETRIES: u32 = 5;
-
-/// Whether a failed open may succeed when tried again: another process held the lock while
-/// this one set the journal mode, or both ran the same migration (SQLite gives sqlx's migrator
-/// no lock, so the loser's transaction fails, rolls back, and finds it applied next time).
-fn retryable(err: &Error) -> bool {
-    match err {
-        Error::Open { source, .. } => source
-            .as_database_error()
-            .is_some_and(|e| e.message().contains("locked") || e.message().contains("busy")),
-        Error::Migrate { .. } => true,
-        _ => false,
-    }
-}
-
-impl Store {
-    /// Opens the database at `path`, creating the file and its parent directory if missing, and
-    /// migrates it to this version's schema. The connections use WAL, enforce foreign keys, wait
-    /// up to [`BUSY_TIMEOUT`] for locks, and sync at `NORMAL` (durable across a process crash;
-    /// a power cut may lose the last transactions, never corrupt the file).
-    ///
-    /// Two processes opening a new database at once race to create and migrate it; the loser
-    /// tries again a few times (a database that is really broken fails every time alike).
-    pub async fn open(path: &Path) -> Result<Store> {
-        let mut attempt = 0u32;
-        loop {
-            match Self::open_once(path).await {
-                Err(err) if attempt < OPEN_RETRIES && retryable(&err) => {
-                    attempt += 1;
-                    tracing::debug!(attempt, error = %err, "opening failed; another process may be opening it too");
-                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                }
-                done => return done,
-            }
-        }
-    }
-
-    async fn open_once(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Normal);
-        let open_err = |source| Error::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_err)?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|source| Error::Migrate {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        upgrade::price_legacy_arms(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
-        tracing::debug!(path = %path.display(), "store opened");
-        Ok(Store { writer, reader })
-    }
-
-    /// Closes every connection, checkpointing the WAL into the main file. Optional: dropping
-    /// the last clone also closes the pools, but only this waits until they are closed.
-    pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
-    }
 }
 
 /// Turns a sqlx error into [`Error::Query`], or into [`Error::NotFound`] when it is a
@@ -257,7 +232,7 @@ mod tests {
     /// `migrations/` must have become a migration.
     #[test]
     fn every_migration_file_is_embedded() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let files = std::fs::read_dir(dir)
             .unwrap()
             .filter(|e| {

@@ -20,20 +20,27 @@ pub mod validate;
 
 /// Opens (creating if needed) the database at `db`.
 pub async fn open_store(db: &Path) -> anyhow::Result<Store> {
-    Store::open(db)
-        .await
-        .with_context(|| format!("opening the database {}", db.display()))
+    // The store's errors name the path already.
+    Ok(Store::open(db).await?)
 }
 
-/// Opens an existing database for reading; a missing file is the user's mistake, not ours.
+/// Opens an existing database for reading, read-only: a read command never changes the file.
+/// A database of an earlier version is upgraded first (with a note), as `run` would.
 pub async fn open_existing(db: &Path) -> anyhow::Result<Store> {
-    if !db.exists() {
-        return Err(bad_input(format!(
+    match Store::open_read_only(db).await {
+        Err(store::Error::Missing { .. }) => Err(bad_input(format!(
             "no database at {}: run an experiment first, or pass --db PATH",
             db.display()
-        )));
+        ))),
+        Err(store::Error::OlderSchema { found, known, .. }) => {
+            crate::output::errln!(
+                "note: upgrading {} from schema {found} to {known} (this version's)",
+                db.display()
+            );
+            open_store(db).await
+        }
+        opened => Ok(opened?),
     }
-    open_store(db).await
 }
 
 /// The run a read command is about: `--run ID`, else the newest run of `experiment` (or of any
@@ -43,8 +50,8 @@ pub async fn select_run(
     experiment: Option<&str>,
     run: Option<i64>,
 ) -> anyhow::Result<RunInfo> {
-    if let Some(id) = run {
-        return store
+    let mut info = if let Some(id) = run {
+        store
             .run(id)
             .await
             .context("reading the run")?
@@ -52,16 +59,26 @@ pub async fn select_run(
                 bad_input(format!(
                     "there is no run {id}; `orchestrator runs` lists them"
                 ))
-            });
-    }
-    store
-        .latest_run(experiment)
+            })?
+    } else {
+        store
+            .latest_run(experiment)
+            .await
+            .context("finding the latest run")?
+            .ok_or_else(|| match experiment {
+                Some(name) => bad_input(format!("experiment {name:?} has no runs yet")),
+                None => bad_input("there are no runs yet; start one with `orchestrator run FILE`"),
+            })?
+    };
+    info.status = observed_status(store, &info).await?;
+    Ok(info)
+}
+
+/// The run's status as a reader should see it: `running` with its owner gone is `interrupted`.
+pub async fn observed_status(store: &Store, run: &RunInfo) -> anyhow::Result<domain::RunStatus> {
+    runner::observed_status(store, run)
         .await
-        .context("finding the latest run")?
-        .ok_or_else(|| match experiment {
-            Some(name) => bad_input(format!("experiment {name:?} has no runs yet")),
-            None => bad_input("there are no runs yet; start one with `orchestrator run FILE`"),
-        })
+        .with_context(|| format!("reading the lease of run {}", run.id))
 }
 
 /// Everything the run stored.
@@ -86,10 +103,7 @@ pub fn primary_metric(results: &RunResults) -> String {
 /// still running): its figures cover the items answered so far. A run the budget stopped is
 /// finished: what it has is final for that budget.
 pub fn is_unfinished(run: &RunInfo) -> bool {
-    !matches!(
-        run.status,
-        domain::RunStatus::Completed | domain::RunStatus::BudgetExceeded
-    )
+    !run.status.is_finished()
 }
 
 /// Says on stderr, before any figure, that `run` is not finished and what that means.

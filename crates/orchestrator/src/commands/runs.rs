@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use chrono::{Local, TimeZone};
 
-use crate::commands::open_existing;
+use crate::commands::{observed_status, open_existing};
 use crate::exit::Exit;
 use crate::output::outln;
 
@@ -35,7 +35,8 @@ pub async fn execute(_args: Args, db: &Path) -> anyhow::Result<Exit> {
         "started",
         "finished"
     )?;
-    for r in runs {
+    for mut r in runs {
+        r.status = observed_status(&store, &r).await?;
         outln!(
             "{:>4}  {:<width$}  {:<15}  {:<16}  {:<16}  {}",
             r.id,

@@ -230,3 +230,22 @@ async fn run_settings_round_trip_and_an_unknown_run_is_not_found() {
         Err(store::Error::NotFound { .. })
     ));
 }
+
+/// Reading never migrates: an old database opened read-only says which schema it has, and the
+/// caller upgrades it with `Store::open` (which the read commands do, with a note).
+#[tokio::test]
+async fn reading_a_database_of_the_previous_version_asks_for_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    old_database(&path).await;
+    let err = Store::open_read_only(&path).await.unwrap_err();
+    match err {
+        store::Error::OlderSchema { found, known, .. } => {
+            assert_eq!(found, 1);
+            assert_eq!(known, store::known_schema());
+        }
+        other => panic!("expected OlderSchema, got {other:?}"),
+    }
+    Store::open(&path).await.unwrap();
+    Store::open_read_only(&path).await.unwrap();
+}
