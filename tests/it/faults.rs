@@ -134,3 +134,33 @@ async fn a_refused_key_stops_the_providers_arms_after_the_first_answer() {
     let row = env.row(None, "plain@fake").await;
     assert_eq!(row["errors"], 40, "{row}");
 }
+
+/// `finish_reason: length`: the answer is kept and scored, marked truncated in the leaderboard,
+/// and a cached copy served later is still marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_cut_at_max_tokens_are_marked_truncated() {
+    let env = Env::with_server(ServerConfig {
+        default_answers: vec!["yes and then a great many more words than eight".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    env.write_dataset(4);
+    env.write_spec(&SpecOptions {
+        two_prompts: false,
+        ..SpecOptions::default()
+    });
+    env.run(&["run", "spec.yaml"]).await.expect_code(0);
+    let row = env.row(None, "plain@fake").await;
+    assert_eq!(
+        (row["truncated"].as_u64(), row["errors"].as_u64()),
+        (Some(4), Some(0))
+    );
+    let table = env.run(&["leaderboard"]).await;
+    assert!(table.stdout.contains("truncated"), "{}", table.stdout);
+
+    let sent = env.server().requests();
+    env.run(&["run", "spec.yaml", "--new"]).await.expect_code(0);
+    assert_eq!(env.server().requests(), sent, "answered from the cache");
+    let row = env.row(None, "plain@fake").await;
+    assert_eq!(row["truncated"].as_u64(), Some(4), "{row}");
+}

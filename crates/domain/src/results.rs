@@ -81,6 +81,10 @@ pub struct CallRecord {
     pub error: Option<String>,
     /// Local compute seconds this answer used (local and fine-tuned arms).
     pub compute_seconds: f64,
+    /// The answer stopped at the token limit (`finish_reason: length`), not where the model
+    /// ended it: it is kept and scored, and counted apart.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// One scorer's value for one item of one arm, in [0, 1].

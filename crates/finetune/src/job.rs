@@ -122,6 +122,9 @@ pub enum WorkerEvent {
         completion_tokens: u32,
         /// Compute seconds attributed to this item (its share of its batch).
         seconds: f64,
+        /// Generation stopped at `max_tokens`, not at the end of the answer.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     /// Every eval item is answered; the worker exits 0.
     Done,
@@ -227,6 +230,7 @@ mod tests {
                 prompt_tokens: 54,
                 completion_tokens: 2,
                 seconds: 0.5,
+                truncated: false,
             },
             r#"{"event":"answer","item_id":"7","text":"positive","prompt_tokens":54,"completion_tokens":2,"seconds":0.5}"#,
         );

@@ -42,7 +42,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use error::Error;
-pub use generate::Generation;
+pub use generate::{FinishReason, Generation};
 pub use local_model::LocalModel;
 pub use lora::{LoraConfig, LoraTarget};
 pub use model::{Config, Llama};

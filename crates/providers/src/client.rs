@@ -243,6 +243,7 @@ impl Client {
                 reason: "the provider's content filter withheld the answer".into(),
             }));
         }
+        let truncated = choice.finish_reason == Some(FinishReason::Length);
         let message = choice.message;
         let Some(text) = message.content.or(message.refusal) else {
             return Err(Failed::new(CallError::NoAnswer {
@@ -272,6 +273,7 @@ impl Client {
             text,
             usage,
             cost_usd,
+            truncated,
         })
     }
 

@@ -60,6 +60,8 @@ pub struct Answer {
     pub usage: domain::Usage,
     /// `usage` priced with the endpoint's [`domain::Pricing`].
     pub cost_usd: f64,
+    /// The server stopped at the token limit (`finish_reason: length`).
+    pub truncated: bool,
 }
 
 /// What one [`Client::chat`] call produced.

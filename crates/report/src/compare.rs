@@ -448,6 +448,7 @@ mod tests {
                     cache_hit: false,
                     error: None,
                     compute_seconds: 0.0,
+                    truncated: false,
                 });
                 results.scores.push(ScoreRecord {
                     arm: arm.into(),

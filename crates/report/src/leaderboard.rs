@@ -34,6 +34,10 @@ pub struct LeaderboardRow {
     /// `quality` too, but none is a failure; 0 for a finished run.
     #[serde(default)]
     pub unanswered: usize,
+    /// Answers cut off at the token limit (`finish_reason: length`): scored as they are, but
+    /// a sign that `max_tokens` is too low for this arm.
+    #[serde(default)]
+    pub truncated: usize,
     /// The scorer id `quality` is the mean of.
     pub metric: String,
     /// Mean of `metric` over all `n` items, errors counted as 0.
@@ -154,6 +158,11 @@ fn row(
         n: values.len(),
         errors: missing - unanswered,
         unanswered,
+        truncated: index
+            .ok_calls(&arm.arm)
+            .iter()
+            .filter(|c| c.truncated)
+            .count(),
         metric: metric.to_string(),
         quality,
         ci_low,
@@ -194,8 +203,14 @@ const HUMAN_COLUMNS: [(&str, Align); 9] = [
     ("p95 ms", Align::Right),
 ];
 
-/// Where the `unanswered` column goes when some arm has unanswered items: after `errors`.
-const UNANSWERED_AT: usize = 5;
+type RowCount = fn(&LeaderboardRow) -> usize;
+
+/// Counts shown after `errors` only when some arm has one: items not asked yet, and answers
+/// cut off at the token limit.
+const OPTIONAL_COUNTS: [(&str, RowCount); 2] = [
+    ("unanswered", |r| r.unanswered),
+    ("truncated", |r| r.truncated),
+];
 
 fn human_table(rows: &[LeaderboardRow], layout: fn(&Table<'_>) -> String) -> String {
     let mut header: Vec<String> = HUMAN_COLUMNS.iter().map(|(h, _)| h.to_string()).collect();
@@ -203,10 +218,15 @@ fn human_table(rows: &[LeaderboardRow], layout: fn(&Table<'_>) -> String) -> Str
     if let Some(first) = rows.first() {
         header[2] = format!("{} [95% CI]", first.metric);
     }
-    let unanswered = rows.iter().any(|r| r.unanswered > 0);
-    if unanswered {
-        header.insert(UNANSWERED_AT, "unanswered".into());
-        align.insert(UNANSWERED_AT, Align::Right);
+    // After `errors`, the fifth column.
+    let at = 5;
+    let shown: Vec<_> = OPTIONAL_COUNTS
+        .iter()
+        .filter(|(_, count)| rows.iter().any(|r| count(r) > 0))
+        .collect();
+    for (k, (name, _)) in shown.iter().enumerate() {
+        header.insert(at + k, (*name).to_owned());
+        align.insert(at + k, Align::Right);
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -222,8 +242,8 @@ fn human_table(rows: &[LeaderboardRow], layout: fn(&Table<'_>) -> String) -> Str
                 format::millis(r.latency_p50_ms),
                 format::millis(r.latency_p95_ms),
             ];
-            if unanswered {
-                cells.insert(UNANSWERED_AT, r.unanswered.to_string());
+            for (k, (_, count)) in shown.iter().enumerate() {
+                cells.insert(at + k, count(r).to_string());
             }
             cells
         })
@@ -249,6 +269,7 @@ fn csv(rows: &[LeaderboardRow]) -> String {
         "n",
         "errors",
         "unanswered",
+        "truncated",
         "metric",
         "quality",
         "ci_low",
@@ -279,6 +300,7 @@ fn csv(rows: &[LeaderboardRow]) -> String {
                 r.n.to_string(),
                 r.errors.to_string(),
                 r.unanswered.to_string(),
+                r.truncated.to_string(),
                 r.metric.clone(),
                 format::csv_number(r.quality),
                 format::csv_number(r.ci_low),
@@ -421,6 +443,7 @@ pub(crate) mod fixture {
                 cache_hit,
                 error: answer.err().map(Into::into),
                 compute_seconds: if local { latency_ms / 1000.0 } else { 0.0 },
+                truncated: false,
             });
             let Ok(text) = answer else { continue };
             let target = ITEMS.iter().find(|i| i.0 == item).map(|i| i.2).unwrap();
@@ -543,6 +566,29 @@ mod tests {
     }
 
     #[test]
+    fn truncated_answers_are_counted_and_shown_only_when_there_are_some() {
+        let plain = render_leaderboard(&leaderboard(&fixture::results(), "equals"), Format::Table);
+        assert!(!plain.contains("truncated"), "{plain}");
+        let mut results = fixture::results();
+        for c in results.calls.iter_mut().filter(|c| c.arm == FEW_SHOT) {
+            c.truncated = c.item_id != "r6";
+        }
+        // A failed call is never counted as a truncated answer.
+        results
+            .calls
+            .iter_mut()
+            .find(|c| c.arm == ZERO_SHOT && c.error.is_some())
+            .unwrap()
+            .truncated = true;
+        let rows = leaderboard(&results, "equals");
+        let count = |arm: &str| rows.iter().find(|r| r.arm == arm).unwrap().truncated;
+        assert_eq!((count(FEW_SHOT), count(ZERO_SHOT), count(LORA)), (5, 0, 0));
+        let table = render_leaderboard(&rows, Format::Table);
+        let header = table.lines().next().unwrap();
+        assert!(header.contains("errors  unanswered  truncated"), "{header}");
+    }
+
+    #[test]
     fn measurements() {
         let rows = leaderboard(&fixture::results(), "equals");
         let f = rows.iter().find(|r| r.arm == FEW_SHOT).unwrap();
@@ -592,6 +638,7 @@ mod tests {
             "scores",
             "tokens_in",
             "tokens_out",
+            "truncated",
             "unanswered",
         ];
         assert_eq!(keys(ZERO_SHOT), prompt_keys);
@@ -674,10 +721,10 @@ mod tests {
         check(
             Format::Csv,
             expect![[r#"
-                arm,kind,provider,prompt,model,n,errors,unanswered,metric,quality,ci_low,ci_high,cost_usd,cost_per_1k_usd,latency_p50_ms,latency_p95_ms,tokens_in,tokens_out,train_seconds,adapter_path,scores.equals,scores.f1
-                smollm2-lora,finetune,,zero-shot,smollm2-135m-instruct,6,0,1,equals,0.8333333333333334,0.5,1,0.0001,0.02,95,100.2,200,10,842.5,runs/1/smollm2-lora/adapter,0.8333333333333334,0.8333333333333334
-                few-shot@mock,prompt,mock,few-shot,mock-1,6,0,0,equals,0.8333333333333334,0.5,1,0.0002,0.04,510,826,1080,12,,,0.8333333333333334,0.7222222222222222
-                zero-shot@mock,prompt,mock,zero-shot,mock-1,6,2,0,equals,0.5,0.16666666666666666,0.8333333333333334,0.00005,0.01,330,406,240,10,,,0.5,0.5
+                arm,kind,provider,prompt,model,n,errors,unanswered,truncated,metric,quality,ci_low,ci_high,cost_usd,cost_per_1k_usd,latency_p50_ms,latency_p95_ms,tokens_in,tokens_out,train_seconds,adapter_path,scores.equals,scores.f1
+                smollm2-lora,finetune,,zero-shot,smollm2-135m-instruct,6,0,1,0,equals,0.8333333333333334,0.5,1,0.0001,0.02,95,100.2,200,10,842.5,runs/1/smollm2-lora/adapter,0.8333333333333334,0.8333333333333334
+                few-shot@mock,prompt,mock,few-shot,mock-1,6,0,0,0,equals,0.8333333333333334,0.5,1,0.0002,0.04,510,826,1080,12,,,0.8333333333333334,0.7222222222222222
+                zero-shot@mock,prompt,mock,zero-shot,mock-1,6,2,0,0,equals,0.5,0.16666666666666666,0.8333333333333334,0.00005,0.01,330,406,240,10,,,0.5,0.5
             "#]],
         );
     }
@@ -697,6 +744,7 @@ mod tests {
                     "n": 6,
                     "errors": 0,
                     "unanswered": 1,
+                    "truncated": 0,
                     "metric": "equals",
                     "quality": 0.8333333333333334,
                     "ci_low": 0.5,
@@ -723,6 +771,7 @@ mod tests {
                     "n": 6,
                     "errors": 0,
                     "unanswered": 0,
+                    "truncated": 0,
                     "metric": "equals",
                     "quality": 0.8333333333333334,
                     "ci_low": 0.5,
@@ -747,6 +796,7 @@ mod tests {
                     "n": 6,
                     "errors": 2,
                     "unanswered": 0,
+                    "truncated": 0,
                     "metric": "equals",
                     "quality": 0.5,
                     "ci_low": 0.16666666666666666,

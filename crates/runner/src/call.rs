@@ -36,6 +36,7 @@ pub(crate) fn unsent(arm: &str, item_id: &str, reason: &str) -> CallRecord {
         cache_hit: false,
         error: Some(reason.to_owned()),
         compute_seconds: 0.0,
+        truncated: false,
     }
 }
 
@@ -58,6 +59,7 @@ pub(crate) async fn answer(
                 text: answer.text.clone(),
                 prompt_tokens: answer.usage.prompt_tokens,
                 completion_tokens: answer.usage.completion_tokens,
+                truncated: answer.truncated,
             };
             let call = CallRecord {
                 arm: arm.to_string(),
@@ -71,6 +73,7 @@ pub(crate) async fn answer(
                 cache_hit: false,
                 error: None,
                 compute_seconds: 0.0,
+                truncated: answer.truncated,
             };
             Answered {
                 written: Written {
@@ -101,6 +104,7 @@ pub(crate) async fn answer(
                 cache_hit: false,
                 error: Some(error.clone()),
                 compute_seconds: 0.0,
+                truncated: false,
             };
             Answered {
                 written: Written {

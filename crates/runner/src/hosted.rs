@@ -458,6 +458,7 @@ impl Scheduler<'_> {
             cache_hit: true,
             error: None,
             compute_seconds: 0.0,
+            truncated: answer.truncated,
         };
         let scores = self.cx.shared.score_all(&name, item, &answer.text);
         let written = Written {

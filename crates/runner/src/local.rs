@@ -155,6 +155,7 @@ fn generate_all(
                             cache_hit: false,
                             error: None,
                             compute_seconds: g.seconds,
+                            truncated: g.finish_reason == llm::FinishReason::Length,
                         };
                         let scores = shared.score_all(&arm.arm, item, &g.text);
                         (call, scores)
@@ -224,6 +225,7 @@ pub(crate) fn failed_call(arm: &str, item: &str, error: String) -> CallRecord {
         cache_hit: false,
         error: Some(error),
         compute_seconds: 0.0,
+        truncated: false,
     }
 }
 

@@ -166,6 +166,7 @@ mod tests {
             text: "yes".into(),
             prompt_tokens: 3,
             completion_tokens: 1,
+            truncated: false,
         };
         u.insert("k".into(), a.clone());
         assert_eq!(u.clone().get("k"), Some(a));

@@ -426,8 +426,10 @@ impl<'a> Session<'a> {
                 prompt_tokens,
                 completion_tokens,
                 seconds,
+                truncated,
             } => {
-                self.answer(ft, item_id, text, prompt_tokens, completion_tokens, seconds)
+                let tokens = (prompt_tokens, completion_tokens);
+                self.answer(ft, item_id, text, tokens, seconds, truncated)
                     .await;
             }
             WorkerEvent::Done => {
@@ -448,9 +450,9 @@ impl<'a> Session<'a> {
         ft: &mut FinetuneArm,
         item_id: String,
         text: String,
-        prompt_tokens: u32,
-        completion_tokens: u32,
+        (prompt_tokens, completion_tokens): (u32, u32),
         seconds: f64,
+        truncated: bool,
     ) {
         let Some(&i) = self.rows.get(item_id.as_str()) else {
             tracing::warn!(arm = %ft.arm, item = %item_id, "the worker answered an unknown item");
@@ -469,6 +471,7 @@ impl<'a> Session<'a> {
             cache_hit: false,
             error: None,
             compute_seconds: seconds,
+            truncated,
         };
         self.cost += call.cost_usd;
         let scores = shared.score_all(&ft.arm, i, &text);

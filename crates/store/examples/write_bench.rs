@@ -69,6 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         text: "positive".into(),
                         prompt_tokens: 42,
                         completion_tokens: 1,
+                        truncated: false,
                     };
                     (format!("{:064x}", hash(&it.item_id)), answer)
                 })
@@ -134,6 +135,7 @@ fn call(arm: &str, item: &str) -> CallRecord {
         cache_hit: false,
         error: None,
         compute_seconds: 0.0,
+        truncated: false,
     }
 }
 

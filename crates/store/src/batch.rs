@@ -44,6 +44,9 @@ pub struct CachedAnswer {
     pub text: String,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Cut off at the token limit; served as such, never as a whole answer.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// A call replaces a stored one only when the stored one failed: resumed runs retry failures,
@@ -51,13 +54,15 @@ pub struct CachedAnswer {
 static CALLS: LazyLock<Insert> = LazyLock::new(|| {
     Insert::new(
         "INSERT INTO calls (run_id, arm, item_id, response, prompt_tokens, completion_tokens, \
-         latency_ms, cost_usd, attempts, cache_hit, error, compute_seconds, created_ms)",
-        13,
+         latency_ms, cost_usd, attempts, cache_hit, error, compute_seconds, truncated, \
+         created_ms)",
+        14,
         "ON CONFLICT (run_id, arm, item_id) DO UPDATE SET response = excluded.response, \
          prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, \
          latency_ms = excluded.latency_ms, cost_usd = excluded.cost_usd, \
          attempts = excluded.attempts, cache_hit = excluded.cache_hit, error = excluded.error, \
-         compute_seconds = excluded.compute_seconds, created_ms = excluded.created_ms \
+         compute_seconds = excluded.compute_seconds, truncated = excluded.truncated, \
+         created_ms = excluded.created_ms \
          WHERE calls.error IS NOT NULL",
     )
 });
@@ -73,8 +78,8 @@ static SCORES: LazyLock<Insert> = LazyLock::new(|| {
 /// The first answer cached for a key stays: the key hashes everything that shaped the answer.
 static CACHE: LazyLock<Insert> = LazyLock::new(|| {
     Insert::new(
-        "INSERT INTO cache (key, text, prompt_tokens, completion_tokens, created_ms)",
-        5,
+        "INSERT INTO cache (key, text, prompt_tokens, completion_tokens, truncated, created_ms)",
+        6,
         "ON CONFLICT (key) DO NOTHING",
     )
 });
@@ -85,7 +90,8 @@ pub const CACHE_KEYS_PER_QUERY: usize = 512;
 
 static CACHE_GET_MANY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT key, text, prompt_tokens, completion_tokens FROM cache WHERE key IN ({})",
+        "SELECT key, text, prompt_tokens, completion_tokens, truncated FROM cache \
+         WHERE key IN ({})",
         vec!["?"; CACHE_KEYS_PER_QUERY].join(", ")
     )
 });
@@ -105,6 +111,7 @@ fn cached_from_row(row: &SqliteRow) -> Result<CachedAnswer> {
             "completion_tokens",
             row.try_get("completion_tokens").map_err(&err)?,
         )?,
+        truncated: row.try_get("truncated").map_err(&err)?,
     })
 }
 
@@ -137,6 +144,7 @@ impl Store {
                 .bind(c.cache_hit)
                 .bind(c.error.as_deref())
                 .bind(c.compute_seconds)
+                .bind(c.truncated)
                 .bind(created_ms)
         })
         .await
@@ -155,6 +163,7 @@ impl Store {
                 .bind(answer.text.as_str())
                 .bind(answer.prompt_tokens)
                 .bind(answer.completion_tokens)
+                .bind(answer.truncated)
                 .bind(created_ms)
         })
         .await
@@ -191,12 +200,13 @@ impl Store {
     /// The cached answer for `key`, if one was stored.
     pub async fn cache_get(&self, key: &str) -> Result<Option<CachedAnswer>> {
         let err = db_err("reading the response cache", None);
-        let row =
-            sqlx::query("SELECT text, prompt_tokens, completion_tokens FROM cache WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(&err)?;
+        let row = sqlx::query(
+            "SELECT text, prompt_tokens, completion_tokens, truncated FROM cache WHERE key = ?",
+        )
+        .bind(key)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(&err)?;
         row.as_ref().map(cached_from_row).transpose()
     }
 

@@ -195,5 +195,6 @@ fn call_from_row(row: &SqliteRow) -> Result<CallRecord> {
         cache_hit: row.try_get("cache_hit").map_err(&err)?,
         error: row.try_get("error").map_err(&err)?,
         compute_seconds: row.try_get("compute_seconds").map_err(&err)?,
+        truncated: row.try_get("truncated").map_err(&err)?,
     })
 }

@@ -200,6 +200,7 @@ fn answer(
                 prompt_tokens: g.prompt_tokens,
                 completion_tokens: g.completion_tokens,
                 seconds: g.seconds,
+                truncated: g.finish_reason == llm::FinishReason::Length,
             };
             writeln!(file, "{}", event.to_json_line())
                 .with_context(|| format!("writing {}", path.display()))

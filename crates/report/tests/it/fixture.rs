@@ -199,6 +199,7 @@ pub fn run(n: usize, arms: Vec<ArmSpec>) -> RunResults {
                 cache_hit: false,
                 error: failed.then(|| "HTTP 500: server error".to_owned()),
                 compute_seconds: if failed { 0.0 } else { spec.compute_seconds },
+                truncated: false,
             });
             if !failed {
                 results.scores.push(ScoreRecord {

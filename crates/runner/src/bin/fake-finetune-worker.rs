@@ -128,6 +128,7 @@ fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::E
             prompt_tokens: 10,
             completion_tokens: 1,
             seconds: 0.5,
+            truncated: false,
         })?;
     }
     say(WorkerEvent::Done)?;

@@ -19,6 +19,7 @@ fn answer(text: &str) -> CachedAnswer {
         text: text.into(),
         prompt_tokens: 10,
         completion_tokens: 2,
+        truncated: false,
     }
 }
 
@@ -153,6 +154,28 @@ async fn the_cache_keeps_the_first_answer_for_a_key() {
     store.write_batch(run, &put("second")).await.unwrap();
     assert_eq!(store.cache_get("k").await.unwrap(), Some(answer("first")));
     assert_eq!(store.cache_get("other").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_truncated_answer_is_cached_as_truncated() {
+    let (_dir, store, run) = with_run().await;
+    let cut = CachedAnswer {
+        truncated: true,
+        ..answer("cut off mid")
+    };
+    store
+        .write_batch(
+            run,
+            &WriteBatch {
+                cache: vec![("k".into(), cut.clone())],
+                ..WriteBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.cache_get("k").await.unwrap(), Some(cut.clone()));
+    let many = store.cache_get_many(&["k".to_string()]).await.unwrap();
+    assert_eq!(many.get("k"), Some(&cut));
 }
 
 #[tokio::test]

@@ -52,6 +52,7 @@ pub fn ok(arm: &str, item: &str, text: &str) -> CallRecord {
         cache_hit: false,
         error: None,
         compute_seconds: 0.0,
+        truncated: false,
     }
 }
 

@@ -1,6 +1,6 @@
 //! `results`: everything a run stored, in plan order, for the reports.
 
-use domain::{ArmKind, RunResults, RunStatus, TrainingRecord};
+use domain::{ArmKind, CallRecord, RunResults, RunStatus, TrainingRecord};
 use store::{Error, WriteBatch};
 
 use crate::{failed, fresh, item, ok, prompt_arm, score, with_run};
@@ -104,7 +104,10 @@ async fn a_whole_run_round_trips() {
         ok("zero-shot@gpt", "b", "positive"),
         failed("zero-shot@gpt", "a", "HTTP 500"),
         ok("lora", "b", "negative"),
-        ok("lora", "a", "positive"),
+        CallRecord {
+            truncated: true,
+            ..ok("lora", "a", "positive")
+        },
     ];
     let scores = vec![
         score("zero-shot@gpt", "b", "equals", 1.0),
