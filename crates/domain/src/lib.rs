@@ -8,10 +8,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod choices;
 mod prices;
 mod results;
 mod specs;
 
+pub use choices::*;
 pub use prices::{
     ArmPricing, BATCH_API_PRICE_FACTOR, PRICES_AS_OF, builtin_pricing, resolve_pricing,
 };
@@ -74,6 +76,9 @@ pub struct GenerationParams {
     pub stop: Vec<String>,
     /// Sampling seed, where the provider honours one.
     pub seed: Option<u64>,
+    /// Labels the answer must be one of (`choices:`); `None` for free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Choices>,
 }
 
 impl Default for GenerationParams {
@@ -84,6 +89,7 @@ impl Default for GenerationParams {
             top_p: None,
             stop: Vec::new(),
             seed: None,
+            choices: None,
         }
     }
 }

@@ -32,6 +32,9 @@ struct KeyParams<'a> {
     top_p: Option<f32>,
     stop: &'a [String],
     seed: Option<u64>,
+    /// Absent for free-text requests, so their keys are those of earlier versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    choices: Option<&'a domain::Choices>,
 }
 
 /// Lowercase sha256 hex of a canonical JSON document of the request. The document has a fixed
@@ -60,6 +63,7 @@ pub fn cache_key(
             top_p: params.top_p,
             stop: &params.stop,
             seed: params.seed,
+            choices: params.choices.as_ref(),
         },
     };
     // Serialising strings and numbers into memory does not fail (serde_json writes a NaN as
@@ -113,6 +117,14 @@ mod tests {
             ..p.clone()
         };
         assert_ne!(k, key("https://api.openai.com/v1", &msgs, &hot));
+        let labelled = GenerationParams {
+            choices: Some(domain::Choices {
+                labels: vec!["yes".into(), "no".into()],
+                normalize: false,
+            }),
+            ..p.clone()
+        };
+        assert_ne!(k, key("https://api.openai.com/v1", &msgs, &labelled));
         assert_ne!(
             k,
             cache_key("https://api.openai.com/v1", "gpt-4o", &msgs, &p)

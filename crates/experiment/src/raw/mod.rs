@@ -356,6 +356,7 @@ fn generation(cx: &mut Ctx<'_>, node: &Node) -> Option<GenerationParams> {
             .map(|l| l.value.into_iter().map(|s| s.value).collect())
             .unwrap_or(d.stop),
         seed: f.uint(cx, "seed", 0).map(|s| s.value).or(d.seed),
+        choices: None,
     })
 }
 
