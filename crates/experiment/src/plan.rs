@@ -152,6 +152,9 @@ pub struct PromptSpec {
     pub template: String,
     /// Demonstrations drawn from the train split for each item. Default 0.
     pub few_shot: usize,
+    /// Labels the answer is constrained to: the prompt's `choices`, else `generation.choices`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<domain::Choices>,
 }
 
 /// A LoRA fine-tune of a local model.

@@ -7,6 +7,7 @@
 //! (files, fields, templates): `validate` does that with these structs. Nothing here leaves the
 //! crate.
 
+mod choices;
 mod finetune;
 mod provider;
 mod scorer;
@@ -19,6 +20,7 @@ use crate::decode::{Ctx, Fields, Spanned, fields};
 use crate::plan::ProviderSpec;
 use crate::yaml::{Node, Pos};
 
+pub(crate) use choices::{RawChoiceSet, RawChoices, check_labels};
 pub use provider::DEFAULT_OPENAI_BASE_URL;
 pub(crate) use scorer::scorer_spec;
 use {finetune::finetune, provider::provider, scorer::scorer};
@@ -38,8 +40,23 @@ const TOP: &[&str] = &[
 ];
 const DATASET: &[&str] = &["path", "train", "eval", "input", "target", "id", "split"];
 const SPLIT: &[&str] = &["eval", "train", "seed"];
-const PROMPT: &[&str] = &["id", "system", "template", "few_shot"];
-const GENERATION: &[&str] = &["max_tokens", "temperature", "top_p", "stop", "seed"];
+const PROMPT: &[&str] = &[
+    "id",
+    "system",
+    "template",
+    "few_shot",
+    "choices",
+    "normalize_choices",
+];
+const GENERATION: &[&str] = &[
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "choices",
+    "normalize_choices",
+];
 const BUDGET: &[&str] = &["max_cost_usd"];
 const COSTS: &[&str] = &["traffic", "staff", "serving", "batch_api"];
 const TRAFFIC: &[&str] = &["daily_requests", "horizon_days"];
@@ -69,6 +86,8 @@ pub(crate) struct RawSpec {
     pub prompts: Vec<RawPrompt>,
     pub finetunes: Vec<RawFinetune>,
     pub generation: GenerationParams,
+    /// `generation.choices`, for every prompt that declares none of its own.
+    pub generation_choices: Option<RawChoices>,
     /// Position of the `scorers` key, when written.
     pub scorers_key: Option<Pos>,
     pub scorers: Vec<RawScorer>,
@@ -112,6 +131,7 @@ pub(crate) struct RawPrompt {
     pub system: Option<Spanned<String>>,
     pub template: Option<Spanned<String>>,
     pub few_shot: Spanned<usize>,
+    pub choices: Option<RawChoices>,
 }
 
 pub(crate) struct RawFinetune {
@@ -163,7 +183,7 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
         .into_iter()
         .map(|n| finetune(cx, n))
         .collect();
-    let generation = f
+    let (generation, generation_choices) = f
         .get("generation")
         .and_then(|n| generation(cx, n))
         .unwrap_or_default();
@@ -209,6 +229,7 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
         prompts,
         finetunes,
         generation,
+        generation_choices,
         scorers_key: f.key("scorers").map(|k| k.pos),
         scorers,
         budget_max_cost_usd,
@@ -314,6 +335,7 @@ fn prompt(cx: &mut Ctx<'_>, node: &Node) -> RawPrompt {
                 value: 0,
                 pos: node.pos,
             },
+            choices: None,
         };
     };
     RawPrompt {
@@ -324,13 +346,15 @@ fn prompt(cx: &mut Ctx<'_>, node: &Node) -> RawPrompt {
             value: 0,
             pos: f.pos,
         }),
+        choices: choices::choices(cx, &f),
     }
 }
 
-fn generation(cx: &mut Ctx<'_>, node: &Node) -> Option<GenerationParams> {
+/// The sampling parameters, and the `choices` every prompt without its own gets.
+fn generation(cx: &mut Ctx<'_>, node: &Node) -> Option<(GenerationParams, Option<RawChoices>)> {
     let f = fields(cx, node, "`generation`", GENERATION, &[])?;
     let d = GenerationParams::default();
-    Some(GenerationParams {
+    let params = GenerationParams {
         max_tokens: f
             .usize_in(cx, "max_tokens", 1, 131_072)
             .map_or(d.max_tokens, |s| s.value as u32),
@@ -356,8 +380,10 @@ fn generation(cx: &mut Ctx<'_>, node: &Node) -> Option<GenerationParams> {
             .map(|l| l.value.into_iter().map(|s| s.value).collect())
             .unwrap_or(d.stop),
         seed: f.uint(cx, "seed", 0).map(|s| s.value).or(d.seed),
+        // Resolved by `validate`, which knows the train split `from_targets` needs.
         choices: None,
-    })
+    };
+    Some((params, choices::choices(cx, &f)))
 }
 
 /// The cost assumptions, defaults filled in, and the names of the fields the spec wrote. A field

@@ -6,6 +6,7 @@
 //! Like `raw`, this reports every problem it can find rather than the first; unlike `raw`, it
 //! reads files (the datasets the spec names, and the headers of its local models).
 
+mod choices;
 mod data;
 mod weights;
 
@@ -229,15 +230,32 @@ pub(crate) fn validate(
             hosted => Some(hosted),
         })
         .collect::<Option<Vec<_>>>()?;
+    let train = dataset.as_ref().map(|d| d.train.as_slice());
+    let default_choices = raw
+        .generation_choices
+        .as_ref()
+        .map(|c| choices::resolve(cx, c, train));
+    let prompt_choices: Vec<_> = raw
+        .prompts
+        .iter()
+        .map(|p| match &p.choices {
+            Some(c) => choices::resolve(cx, c, train),
+            None => default_choices.clone().flatten(),
+        })
+        .collect();
+    let mut generation = raw.generation.clone();
+    generation.choices = default_choices.flatten();
     let prompts = raw
         .prompts
         .iter()
-        .map(|p| {
+        .zip(prompt_choices)
+        .map(|(p, choices)| {
             Some(PromptSpec {
                 id: p.id.as_ref()?.value.clone(),
                 system: p.system.as_ref().map(|s| s.value.clone()),
                 template: p.template.as_ref()?.value.clone(),
                 few_shot: p.few_shot.value,
+                choices,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -264,7 +282,7 @@ pub(crate) fn validate(
         providers,
         prompts,
         finetunes,
-        generation: raw.generation.clone(),
+        generation,
         scorers: scorers?,
         budget_max_cost_usd: raw.budget_max_cost_usd,
         costs: raw.costs.clone(),

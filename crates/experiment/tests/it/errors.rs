@@ -727,3 +727,58 @@ fn numeric_keys_have_documented_upper_bounds() {
         "#]],
     );
 }
+
+#[test]
+fn bad_choices() {
+    check(
+        r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label, split: { eval: 2, train: 4 } }
+        providers: [{ type: openai, model: gpt-4o-mini }]
+        prompts:
+          - { id: a, template: "{{text}}", choices: [yes] }
+          - { id: b, template: "{{text}}", choices: [Yes, yes] }
+          - { id: c, template: "{{text}}", choices: positive }
+          - { id: d, template: "{{text}}", normalize_choices: true }
+          - { id: e, template: "{{text}}", choices: [yes, " "] }
+        "#,
+        expect![[r#"
+            $DIR/spec.yaml:5:45: `choices` needs at least two labels, found 1
+            $DIR/spec.yaml:6:45: `choices` lists `yes` twice (labels are compared ignoring case)
+            $DIR/spec.yaml:7:45: `choices` takes a list of labels (`[positive, negative]`) or `from_targets`, found `positive`
+            $DIR/spec.yaml:8:55: `normalize_choices` needs `choices` beside it (a list of labels or `from_targets`)
+            $DIR/spec.yaml:9:45: `choices` has an empty label
+        "#]],
+    );
+}
+
+#[test]
+fn choices_from_targets_needs_a_train_split_and_at_most_50_labels() {
+    let many: String = (0..60)
+        .map(|i| format!("{{\"text\": \"t{i}\", \"label\": \"l{i}\"}}\n"))
+        .collect();
+    check_with(
+        r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label, split: { eval: 1, train: 55 } }
+        providers: [{ type: openai, model: gpt-4o-mini }]
+        prompts: [{ id: a, template: "{{text}}" }]
+        generation: { choices: from_targets }
+        "#,
+        &[("data.jsonl", &many)],
+        expect![[r#"
+            $DIR/spec.yaml:5:24: `choices` has 55 labels; at most 50 are supported
+        "#]],
+    );
+    check(
+        r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label }
+        providers: [{ type: openai, model: gpt-4o-mini }]
+        prompts: [{ id: a, template: "{{text}}", choices: from_targets }]
+        "#,
+        expect![[r#"
+            $DIR/spec.yaml:4:51: `choices: from_targets` takes the labels from the train split, which is empty: list the labels, or set `dataset.split.train`
+        "#]],
+    );
+}

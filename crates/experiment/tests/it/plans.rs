@@ -344,3 +344,36 @@ fn spec_hash_covers_the_spec_text_and_the_data() {
     assert_ne!(a.spec_hash, b.spec_hash);
     assert_eq!(a.spec_hash.len(), 64);
 }
+
+#[test]
+fn choices_come_from_the_prompt_else_generation_and_from_targets_reads_train() {
+    let spec = r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label, split: { eval: 2, train: 4 } }
+        providers: [{ type: openai, model: gpt-4o-mini }]
+        prompts:
+          - id: own
+            template: "{{text}}"
+            choices: [good, bad, meh]
+            normalize_choices: true
+          - id: inherits
+            template: "{{text}}"
+        generation: { choices: from_targets }
+        "#;
+    let plan = Fixture::new(spec, &[("data.jsonl", MOVIES)])
+        .load()
+        .unwrap();
+    let own = plan.prompts[0].choices.as_ref().unwrap();
+    assert_eq!(own.labels, ["good", "bad", "meh"]);
+    assert!(own.normalize);
+    let inherited = plan.prompts[1].choices.as_ref().unwrap();
+    assert_eq!(inherited.labels, ["negative", "positive"]);
+    assert!(!inherited.normalize);
+    assert_eq!(plan.generation.choices.as_ref(), Some(inherited));
+}
+
+#[test]
+fn without_choices_prompts_answer_free_text() {
+    assert!(full().prompts.iter().all(|p| p.choices.is_none()));
+    assert!(full().generation.choices.is_none());
+}
