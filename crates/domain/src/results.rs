@@ -85,6 +85,12 @@ pub struct CallRecord {
     /// ended it: it is kept and scored, and counted apart.
     #[serde(default)]
     pub truncated: bool,
+    /// The label the answer chose, for an arm with `choices` (`response` is then the label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<crate::ChoiceRecord>,
+    /// Log-probability of each answer token, where the model or endpoint gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_logprobs: Option<Vec<f32>>,
 }
 
 /// One scorer's value for one item of one arm, in [0, 1].

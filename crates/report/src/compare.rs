@@ -449,6 +449,8 @@ mod tests {
                     error: None,
                     compute_seconds: 0.0,
                     truncated: false,
+                    choice: None,
+                    token_logprobs: None,
                 });
                 results.scores.push(ScoreRecord {
                     arm: arm.into(),

@@ -444,6 +444,8 @@ pub(crate) mod fixture {
                 error: answer.err().map(Into::into),
                 compute_seconds: if local { latency_ms / 1000.0 } else { 0.0 },
                 truncated: false,
+                choice: None,
+                token_logprobs: None,
             });
             let Ok(text) = answer else { continue };
             let target = ITEMS.iter().find(|i| i.0 == item).map(|i| i.2).unwrap();

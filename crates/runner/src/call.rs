@@ -37,6 +37,8 @@ pub(crate) fn unsent(arm: &str, item_id: &str, reason: &str) -> CallRecord {
         error: Some(reason.to_owned()),
         compute_seconds: 0.0,
         truncated: false,
+        choice: None,
+        token_logprobs: None,
     }
 }
 
@@ -60,6 +62,8 @@ pub(crate) async fn answer(
                 prompt_tokens: answer.usage.prompt_tokens,
                 completion_tokens: answer.usage.completion_tokens,
                 truncated: answer.truncated,
+                choice: None,
+                token_logprobs: None,
             };
             let call = CallRecord {
                 arm: arm.to_string(),
@@ -74,6 +78,8 @@ pub(crate) async fn answer(
                 error: None,
                 compute_seconds: 0.0,
                 truncated: answer.truncated,
+                choice: None,
+                token_logprobs: None,
             };
             Answered {
                 written: Written {
@@ -105,6 +111,8 @@ pub(crate) async fn answer(
                 error: Some(error.clone()),
                 compute_seconds: 0.0,
                 truncated: false,
+                choice: None,
+                token_logprobs: None,
             };
             Answered {
                 written: Written {

@@ -459,6 +459,8 @@ impl Scheduler<'_> {
             error: None,
             compute_seconds: 0.0,
             truncated: answer.truncated,
+            choice: None,
+            token_logprobs: None,
         };
         let scores = self.cx.shared.score_all(&name, item, &answer.text);
         let written = Written {

@@ -156,6 +156,8 @@ fn generate_all(
                             error: None,
                             compute_seconds: g.seconds,
                             truncated: g.finish_reason == llm::FinishReason::Length,
+                            choice: None,
+                            token_logprobs: None,
                         };
                         let scores = shared.score_all(&arm.arm, item, &g.text);
                         (call, scores)
@@ -226,6 +228,8 @@ pub(crate) fn failed_call(arm: &str, item: &str, error: String) -> CallRecord {
         error: Some(error),
         compute_seconds: 0.0,
         truncated: false,
+        choice: None,
+        token_logprobs: None,
     }
 }
 

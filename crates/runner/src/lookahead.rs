@@ -167,6 +167,8 @@ mod tests {
             prompt_tokens: 3,
             completion_tokens: 1,
             truncated: false,
+            choice: None,
+            token_logprobs: None,
         };
         u.insert("k".into(), a.clone());
         assert_eq!(u.clone().get("k"), Some(a));

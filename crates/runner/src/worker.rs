@@ -472,6 +472,8 @@ impl<'a> Session<'a> {
             error: None,
             compute_seconds: seconds,
             truncated,
+            choice: None,
+            token_logprobs: None,
         };
         self.cost += call.cost_usd;
         let scores = shared.score_all(&ft.arm, i, &text);

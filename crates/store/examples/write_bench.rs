@@ -70,6 +70,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         prompt_tokens: 42,
                         completion_tokens: 1,
                         truncated: false,
+                        choice: None,
+                        token_logprobs: None,
                     };
                     (format!("{:064x}", hash(&it.item_id)), answer)
                 })
@@ -136,6 +138,8 @@ fn call(arm: &str, item: &str) -> CallRecord {
         error: None,
         compute_seconds: 0.0,
         truncated: false,
+        choice: None,
+        token_logprobs: None,
     }
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
+use crate::choice_columns::{self, ChoiceColumns};
 use crate::multirow::{Insert, insert_rows};
 use crate::{Error, Result, Store, db_err, from_i64, now_ms};
 
@@ -39,7 +40,7 @@ impl WriteBatch {
 }
 
 /// A provider answer kept in the response cache.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CachedAnswer {
     pub text: String,
     pub prompt_tokens: u32,
@@ -47,23 +48,34 @@ pub struct CachedAnswer {
     /// Cut off at the token limit; served as such, never as a whole answer.
     #[serde(default)]
     pub truncated: bool,
+    /// The label a constrained answer chose, served with it.
+    #[serde(default)]
+    pub choice: Option<domain::ChoiceRecord>,
+    #[serde(default)]
+    pub token_logprobs: Option<Vec<f32>>,
 }
 
 /// A call replaces a stored one only when the stored one failed: resumed runs retry failures,
 /// and a success is final.
 static CALLS: LazyLock<Insert> = LazyLock::new(|| {
     Insert::new(
-        "INSERT INTO calls (run_id, arm, item_id, response, prompt_tokens, completion_tokens, \
-         latency_ms, cost_usd, attempts, cache_hit, error, compute_seconds, truncated, \
-         created_ms)",
-        14,
-        "ON CONFLICT (run_id, arm, item_id) DO UPDATE SET response = excluded.response, \
-         prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, \
-         latency_ms = excluded.latency_ms, cost_usd = excluded.cost_usd, \
-         attempts = excluded.attempts, cache_hit = excluded.cache_hit, error = excluded.error, \
-         compute_seconds = excluded.compute_seconds, truncated = excluded.truncated, \
-         created_ms = excluded.created_ms \
-         WHERE calls.error IS NOT NULL",
+        &format!(
+            "INSERT INTO calls (run_id, arm, item_id, response, prompt_tokens, \
+             completion_tokens, latency_ms, cost_usd, attempts, cache_hit, error, \
+             compute_seconds, truncated, {}, created_ms)",
+            choice_columns::COLUMNS
+        ),
+        19,
+        &format!(
+            "ON CONFLICT (run_id, arm, item_id) DO UPDATE SET response = excluded.response, \
+             prompt_tokens = excluded.prompt_tokens, \
+             completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, \
+             cost_usd = excluded.cost_usd, attempts = excluded.attempts, \
+             cache_hit = excluded.cache_hit, error = excluded.error, \
+             compute_seconds = excluded.compute_seconds, truncated = excluded.truncated, {}, \
+             created_ms = excluded.created_ms WHERE calls.error IS NOT NULL",
+            choice_columns::UPDATE_FROM_EXCLUDED
+        ),
     )
 });
 
@@ -78,11 +90,26 @@ static SCORES: LazyLock<Insert> = LazyLock::new(|| {
 /// The first answer cached for a key stays: the key hashes everything that shaped the answer.
 static CACHE: LazyLock<Insert> = LazyLock::new(|| {
     Insert::new(
-        "INSERT INTO cache (key, text, prompt_tokens, completion_tokens, truncated, created_ms)",
-        6,
+        &format!(
+            "INSERT INTO cache (key, text, prompt_tokens, completion_tokens, truncated, {}, \
+             created_ms)",
+            choice_columns::COLUMNS
+        ),
+        11,
         "ON CONFLICT (key) DO NOTHING",
     )
 });
+
+/// The columns a cached answer is read from.
+static CACHE_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "text, prompt_tokens, completion_tokens, truncated, {}",
+        choice_columns::COLUMNS
+    )
+});
+
+static CACHE_GET: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM cache WHERE key = ?", *CACHE_COLUMNS));
 
 /// Keys per query of [`Store::cache_get_many`]: a few hundred keep each query's parameter list
 /// far below SQLite's limit while making per-query overhead negligible.
@@ -90,8 +117,8 @@ pub const CACHE_KEYS_PER_QUERY: usize = 512;
 
 static CACHE_GET_MANY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT key, text, prompt_tokens, completion_tokens, truncated FROM cache \
-         WHERE key IN ({})",
+        "SELECT key, {} FROM cache WHERE key IN ({})",
+        *CACHE_COLUMNS,
         vec!["?"; CACHE_KEYS_PER_QUERY].join(", ")
     )
 });
@@ -112,6 +139,8 @@ fn cached_from_row(row: &SqliteRow) -> Result<CachedAnswer> {
             row.try_get("completion_tokens").map_err(&err)?,
         )?,
         truncated: row.try_get("truncated").map_err(&err)?,
+        choice: choice_columns::choice_from_row(row, "cache")?,
+        token_logprobs: choice_columns::logprobs_from_row(row, "cache")?,
     })
 }
 
@@ -132,7 +161,8 @@ impl Store {
             .await
             .map_err(&err)?;
         insert_rows(&mut tx, &CALLS, &batch.calls, |q, c| {
-            q.bind(run)
+            let q = q
+                .bind(run)
                 .bind(c.arm.as_str())
                 .bind(c.item_id.as_str())
                 .bind(c.response.as_deref())
@@ -144,7 +174,9 @@ impl Store {
                 .bind(c.cache_hit)
                 .bind(c.error.as_deref())
                 .bind(c.compute_seconds)
-                .bind(c.truncated)
+                .bind(c.truncated);
+            ChoiceColumns::new(c.choice.as_ref(), c.token_logprobs.as_deref())
+                .bind(q)
                 .bind(created_ms)
         })
         .await
@@ -159,11 +191,14 @@ impl Store {
         .await
         .map_err(&err)?;
         insert_rows(&mut tx, &CACHE, &batch.cache, |q, (key, answer)| {
-            q.bind(key.as_str())
+            let q = q
+                .bind(key.as_str())
                 .bind(answer.text.as_str())
                 .bind(answer.prompt_tokens)
                 .bind(answer.completion_tokens)
-                .bind(answer.truncated)
+                .bind(answer.truncated);
+            ChoiceColumns::new(answer.choice.as_ref(), answer.token_logprobs.as_deref())
+                .bind(q)
                 .bind(created_ms)
         })
         .await
@@ -200,13 +235,11 @@ impl Store {
     /// The cached answer for `key`, if one was stored.
     pub async fn cache_get(&self, key: &str) -> Result<Option<CachedAnswer>> {
         let err = db_err("reading the response cache", None);
-        let row = sqlx::query(
-            "SELECT text, prompt_tokens, completion_tokens, truncated FROM cache WHERE key = ?",
-        )
-        .bind(key)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(&err)?;
+        let row = sqlx::query(CACHE_GET.as_str())
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(&err)?;
         row.as_ref().map(cached_from_row).transpose()
     }
 

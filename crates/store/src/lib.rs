@@ -31,6 +31,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
 
 mod batch;
+mod choice_columns;
 mod lease;
 mod multirow;
 mod open;

@@ -196,5 +196,7 @@ fn call_from_row(row: &SqliteRow) -> Result<CallRecord> {
         error: row.try_get("error").map_err(&err)?,
         compute_seconds: row.try_get("compute_seconds").map_err(&err)?,
         truncated: row.try_get("truncated").map_err(&err)?,
+        choice: crate::choice_columns::choice_from_row(row, "calls")?,
+        token_logprobs: crate::choice_columns::logprobs_from_row(row, "calls")?,
     })
 }

@@ -200,6 +200,8 @@ pub fn run(n: usize, arms: Vec<ArmSpec>) -> RunResults {
                 error: failed.then(|| "HTTP 500: server error".to_owned()),
                 compute_seconds: if failed { 0.0 } else { spec.compute_seconds },
                 truncated: false,
+                choice: None,
+                token_logprobs: None,
             });
             if !failed {
                 results.scores.push(ScoreRecord {

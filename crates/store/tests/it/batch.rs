@@ -20,6 +20,8 @@ fn answer(text: &str) -> CachedAnswer {
         prompt_tokens: 10,
         completion_tokens: 2,
         truncated: false,
+        choice: None,
+        token_logprobs: None,
     }
 }
 
@@ -157,10 +159,17 @@ async fn the_cache_keeps_the_first_answer_for_a_key() {
 }
 
 #[tokio::test]
-async fn a_truncated_answer_is_cached_as_truncated() {
+async fn a_truncated_answer_is_cached_as_truncated_with_its_choice() {
     let (_dir, store, run) = with_run().await;
     let cut = CachedAnswer {
         truncated: true,
+        choice: Some(domain::ChoiceRecord {
+            label: None,
+            via: domain::ChoiceVia::Unmapped,
+            confidence: None,
+            probabilities: Vec::new(),
+        }),
+        token_logprobs: Some(vec![-1.0, -0.25]),
         ..answer("cut off mid")
     };
     store

@@ -53,6 +53,8 @@ pub fn ok(arm: &str, item: &str, text: &str) -> CallRecord {
         error: None,
         compute_seconds: 0.0,
         truncated: false,
+        choice: None,
+        token_logprobs: None,
     }
 }
 

@@ -106,6 +106,8 @@ async fn a_whole_run_round_trips() {
         ok("lora", "b", "negative"),
         CallRecord {
             truncated: true,
+            choice: None,
+            token_logprobs: None,
             ..ok("lora", "a", "positive")
         },
     ];
