@@ -74,7 +74,7 @@ pub(crate) fn crash_reason(stderr: &str) -> String {
     reason.chars().take(MAX_REASON).collect()
 }
 
-/// `thread 'main' panicked at src/x.rs:1:2:`, with or without the thread id Rust 1.9x adds
+/// `thread 'main' panicked at FILE:LINE:COL:`, with or without the thread id Rust 1.9x adds
 /// (`thread 'main' (4711) panicked at`).
 fn is_panic(line: &str) -> bool {
     line.starts_with("thread '") && line.contains(" panicked at ")
