@@ -262,17 +262,13 @@ async fn a_db_that_is_not_ours_is_refused_and_left_alone() {
     let env = Env::without_server();
     env.write_dataset(4);
     env.write_spec(&SpecOptions::default());
+    // A SQLite file of another program (one table, `notes`, and one row).
     let notes = env.path("notes.db");
-    let status = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
-             c.execute('CREATE TABLE notes (body TEXT)'); c.commit()",
-        ])
-        .arg(&notes)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/other-program.sqlite"
+    );
+    std::fs::copy(fixture, &notes).unwrap();
     let text = env.write("notes.txt", &"just some words, not a database\n".repeat(40));
     for db in [&notes, &text] {
         let before = std::fs::read(db).unwrap();

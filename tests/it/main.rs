@@ -17,6 +17,7 @@ mod dry_run;
 mod faults;
 mod full_run;
 mod hostile_output;
+mod local;
 mod preflight;
 mod report;
 mod resume;

@@ -48,14 +48,24 @@ pub enum Error {
     #[error("device {device}: {reason}")]
     Device { device: String, reason: String },
     #[error(
-        "prompt {index} has {tokens} tokens; with {max_tokens} new tokens it exceeds the model's context of {context}"
+        "the prompt has {tokens} tokens; with {max_tokens} new tokens it exceeds the model's context of {context}"
     )]
     ContextOverflow {
-        index: usize,
         tokens: usize,
         max_tokens: usize,
         context: usize,
     },
+    #[error("the prompt has no tokens")]
+    EmptyPrompt,
+    /// A problem of one prompt of a batched call, which then answers none of them.
+    #[error("prompt {index}: {source}")]
+    InPrompt {
+        index: usize,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("the engine returned no answer for the prompt")]
+    NoAnswer,
 }
 
 impl Error {

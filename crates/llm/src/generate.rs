@@ -118,16 +118,12 @@ impl LocalModel {
         prompts: &[Vec<u32>],
         params: &GenerationParams,
     ) -> Result<(Vec<Generation>, GenerationStats), Error> {
-        let context = self.model.config().context_length();
         for (index, p) in prompts.iter().enumerate() {
-            if p.is_empty() || p.len() + params.max_tokens as usize > context {
-                return Err(Error::ContextOverflow {
+            self.check_fits(p, params)
+                .map_err(|source| Error::InPrompt {
                     index,
-                    tokens: p.len(),
-                    max_tokens: params.max_tokens as usize,
-                    context,
-                });
-            }
+                    source: Box::new(source),
+                })?;
         }
         // The prefix every prompt shares (system prompt, instructions, few-shot examples) is
         // computed once; each prompt keeps at least one token of its own for the logits.
@@ -176,6 +172,23 @@ impl LocalModel {
             }
         }
         Ok((gens, stats))
+    }
+
+    /// Whether `prompt` and `params.max_tokens` new tokens fit the model's context.
+    pub fn check_fits(&self, prompt: &[u32], params: &GenerationParams) -> Result<(), Error> {
+        let context = self.model.config().context_length();
+        let max_tokens = params.max_tokens as usize;
+        if prompt.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        if prompt.len() + max_tokens > context {
+            return Err(Error::ContextOverflow {
+                tokens: prompt.len(),
+                max_tokens,
+                context,
+            });
+        }
+        Ok(())
     }
 
     /// Runs `ids` through the model once, returning its keys and values (batch of one).

@@ -36,6 +36,7 @@ pub mod local_model;
 pub mod lora;
 pub mod model;
 pub mod ops;
+pub mod per_prompt;
 pub mod proc_stats;
 pub mod testing;
 pub mod tokenizer;

@@ -35,6 +35,7 @@ mod lookahead;
 mod plan;
 mod preflight;
 mod worker;
+mod worker_log;
 mod writer;
 
 pub use events::{ArmStart, Event};

@@ -126,92 +126,136 @@ fn generate_all(
         }
     };
     tracing::info!(provider = %provider.id, seconds = started.elapsed().as_secs_f64(), "local model loaded");
-    let batch = provider.batch_size.max(1);
-    let per_second = provider.cost_per_hour / 3600.0;
-    for mut arm in arms {
+    let answering = Answering {
+        model: &model,
+        shared,
+        writer,
+        events,
+        batch: provider.batch_size.max(1),
+        per_second: provider.cost_per_hour / 3600.0,
+    };
+    for arm in arms {
+        if stop.is_cancelled() || answering.arm(arm, stop, &mut out).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// The writer is gone: the run is over, nothing more can be stored.
+struct WriterClosed;
+
+/// What answering an arm needs, besides the arm.
+struct Answering<'a> {
+    model: &'a llm::LocalModel,
+    shared: &'a Shared,
+    writer: &'a mpsc::Sender<Written>,
+    events: &'a Emitter,
+    batch: usize,
+    per_second: f64,
+}
+
+impl Answering<'_> {
+    /// Answers the arm's pending items a batch at a time, each item on its own account (an
+    /// item that cannot be answered fails alone), until done or cancelled.
+    fn arm(
+        &self,
+        mut arm: LocalArm,
+        stop: &CancellationToken,
+        out: &mut Tally,
+    ) -> Result<(), WriterClosed> {
         let mut errors = 0u64;
         let mut cost = 0.0;
-        for chunk in arm.pending.chunks(batch) {
+        for chunk in arm.pending.chunks(self.batch) {
             if stop.is_cancelled() {
-                return out;
+                return Ok(());
             }
             let prompts: Vec<Vec<Message>> =
                 chunk.iter().map(|(_, messages)| messages.clone()).collect();
-            let generated = model.generate(&prompts, &shared.params);
-            for (k, &(item, _)) in chunk.iter().enumerate() {
-                let row = &shared.items[item];
-                let (call, scores) = match &generated {
-                    Ok(gens) if k < gens.len() => {
-                        let g = &gens[k];
-                        let call = CallRecord {
-                            arm: arm.arm.to_string(),
-                            item_id: row.id.clone(),
-                            response: Some(g.text.clone()),
-                            prompt_tokens: g.prompt_tokens,
-                            completion_tokens: g.completion_tokens,
-                            latency_ms: g.seconds * 1000.0,
-                            cost_usd: g.seconds * per_second,
-                            attempts: 1,
-                            cache_hit: false,
-                            error: None,
-                            compute_seconds: g.seconds,
-                            truncated: g.finish_reason == llm::FinishReason::Length,
-                            choice: None,
-                            token_logprobs: None,
-                        };
-                        let scores = shared.score_all(&arm.arm, item, &g.text);
-                        (call, scores)
-                    }
-                    other => {
-                        let error = match other {
-                            Err(err) => format!("local generation failed: {err}"),
-                            Ok(_) => "local generation returned too few answers".to_string(),
-                        };
-                        (failed_call(&arm.arm, &row.id, error), Vec::new())
-                    }
-                };
-                cost += call.cost_usd;
-                if let Some(error) = &call.error {
+            let outcomes = self.model.generate_each(&prompts, &self.shared.params);
+            for (&(item, _), outcome) in chunk.iter().zip(outcomes) {
+                let written = self.record(&arm.arm, item, outcome);
+                cost += written.call.cost_usd;
+                if let Some(error) = &written.call.error {
                     errors += 1;
                     out.failed += 1;
-                    events.send_blocking(Event::CallFailed {
+                    self.events.send_blocking(Event::CallFailed {
                         arm: arm.arm.to_string(),
-                        item: row.id.clone(),
+                        item: written.call.item_id.clone(),
                         error: error.clone(),
                     });
                 } else {
                     arm.done += 1;
                     out.answered += 1;
                 }
-                if writer
-                    .blocking_send(Written {
-                        call,
-                        scores,
-                        cache: None,
-                    })
-                    .is_err()
-                {
-                    return out;
-                }
+                self.writer
+                    .blocking_send(written)
+                    .map_err(|_| WriterClosed)?;
             }
-            events.progress(Event::ArmProgress {
-                arm: arm.arm.to_string(),
-                done: arm.done,
-                total: arm.total,
-                cost_usd: cost,
-                errors,
-            });
+            self.events.progress(progress(&arm, cost, errors));
         }
         // The last word on the arm is delivered even when progress events were dropped.
-        events.send_blocking(Event::ArmProgress {
-            arm: arm.arm.to_string(),
-            done: arm.done,
-            total: arm.total,
-            cost_usd: cost,
-            errors,
-        });
+        self.events.send_blocking(progress(&arm, cost, errors));
+        Ok(())
     }
-    out
+
+    /// The call record of one item's outcome, with its scores when it was answered.
+    fn record(
+        &self,
+        arm: &str,
+        item: usize,
+        outcome: Result<llm::Generation, llm::Error>,
+    ) -> Written {
+        let id = &self.shared.items[item].id;
+        let (call, scores) = match outcome {
+            Ok(g) => {
+                let call = CallRecord {
+                    arm: arm.to_string(),
+                    item_id: id.clone(),
+                    response: Some(g.text.clone()),
+                    prompt_tokens: g.prompt_tokens,
+                    completion_tokens: g.completion_tokens,
+                    latency_ms: g.seconds * 1000.0,
+                    cost_usd: g.seconds * self.per_second,
+                    attempts: 1,
+                    cache_hit: false,
+                    error: None,
+                    compute_seconds: g.seconds,
+                    truncated: g.finish_reason == llm::FinishReason::Length,
+                    choice: None,
+                    token_logprobs: None,
+                };
+                (call, self.shared.score_all(arm, item, &g.text))
+            }
+            Err(err) => (failed_call(arm, id, item_error(id, &err)), Vec::new()),
+        };
+        Written {
+            call,
+            scores,
+            cache: None,
+        }
+    }
+}
+
+fn progress(arm: &LocalArm, cost_usd: f64, errors: u64) -> Event {
+    Event::ArmProgress {
+        arm: arm.arm.to_string(),
+        done: arm.done,
+        total: arm.total,
+        cost_usd,
+        errors,
+    }
+}
+
+/// The stored reason an item was not answered: its id, then the engine's words (which, for a
+/// prompt too long, name its tokens and the model's context).
+fn item_error(id: &str, err: &llm::Error) -> String {
+    match err {
+        llm::Error::ContextOverflow { .. } | llm::Error::EmptyPrompt => {
+            format!("item {id:?}: {err}")
+        }
+        _ => format!("item {id:?}: local generation failed: {err}"),
+    }
 }
 
 pub(crate) fn failed_call(arm: &str, item: &str, error: String) -> CallRecord {

@@ -26,6 +26,7 @@ use tokio::sync::Mutex;
 use crate::events::{Emitter, Event};
 use crate::grace::Grace;
 use crate::local::resolve_model;
+use crate::worker_log::WorkerLog;
 use crate::writer::Written;
 use crate::{SideContext, Tally};
 
@@ -150,7 +151,7 @@ pub(crate) async fn run_finetune(
     };
     let mut record = running_record(ft.previous.take(), &ft.arm, &out_dir);
     let started = start_worker(&mut ft, &ctx, &out_dir).await;
-    let (mut child, stdout) = match started {
+    let (mut child, stdout, log) = match started {
         Ok(started) => started,
         Err(message) => {
             ctx.side
@@ -173,7 +174,16 @@ pub(crate) async fn run_finetune(
         Outcome::Interrupted => 0,
         _ => pending.saturating_sub(answered),
     };
-    settle(&ft, &ctx, &out_dir, &mut record, session.outcome, status).await;
+    settle(
+        &ft,
+        &ctx,
+        &out_dir,
+        &log,
+        &mut record,
+        session.outcome,
+        status,
+    )
+    .await;
     store_record(&ctx, &record).await;
     Tally { answered, failed }
 }
@@ -209,16 +219,18 @@ async fn store_record(ctx: &WorkerContext, record: &TrainingRecord) {
     }
 }
 
-/// Writes the job and starts the worker on it, with its stdout ready to read.
+/// Writes the job and starts the worker on it, with its stdout ready to read and its stderr
+/// going to its log.
 async fn start_worker(
     ft: &mut FinetuneArm,
     ctx: &WorkerContext,
     out_dir: &Path,
-) -> Result<(Child, ChildStdout), String> {
+) -> Result<(Child, ChildStdout, WorkerLog), String> {
     let job_path = prepare(ft, ctx, out_dir, &ctx.side.events).await?;
-    let mut child = launch(ctx, &job_path, out_dir)?;
+    let (log, stderr) = WorkerLog::open(out_dir)?;
+    let mut child = launch(ctx, &job_path, stderr)?;
     match child.stdout.take() {
-        Some(stdout) => Ok((child, stdout)),
+        Some(stdout) => Ok((child, stdout, log)),
         None => {
             let _ = child.kill().await;
             Err("the worker's output could not be read".into())
@@ -535,11 +547,13 @@ async fn wait_for_exit(
 }
 
 /// The training record's final status: interrupted, completed, or failed with the reason (the
-/// worker's own, else its exit status and the last line of its log).
+/// worker's own, else its exit status or signal and the first panic or allocation failure in
+/// its log, see `worker_log.rs`).
 async fn settle(
     ft: &FinetuneArm,
     ctx: &WorkerContext,
     out_dir: &Path,
+    log: &WorkerLog,
     record: &mut TrainingRecord,
     outcome: Outcome,
     status: Option<std::process::ExitStatus>,
@@ -557,7 +571,7 @@ async fn settle(
         Outcome::Failed(message) => message,
         Outcome::Finished | Outcome::Open => {
             let code = status.map_or_else(|| "unknown status".to_string(), |s| s.to_string());
-            let tail = log_tail(&out_dir.join("worker.log"));
+            let tail = log.crash_reason();
             if tail.is_empty() {
                 format!("the worker exited ({code}) before finishing")
             } else {
@@ -607,16 +621,10 @@ async fn prepare(
     Ok(job_path)
 }
 
-fn launch(ctx: &WorkerContext, job_path: &Path, out_dir: &Path) -> Result<Child, String> {
+fn launch(ctx: &WorkerContext, job_path: &Path, log: std::fs::File) -> Result<Child, String> {
     let worker = find_worker(ctx.worker.as_deref()).ok_or_else(|| {
         format!("the {WORKER_NAME} binary was not found next to this program; set {WORKER_ENV} to its path")
     })?;
-    let log_path = out_dir.join("worker.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("opening {} failed: {e}", log_path.display()))?;
     let mut command = Command::new(&worker);
     command.arg("--job").arg(job_path).env("NO_COLOR", "1");
     // Its own process group: a Ctrl-C in the terminal reaches only us, and we forward exactly
@@ -642,15 +650,4 @@ fn terminate(child: &Child) {
     ) {
         tracing::warn!(pid, error = %err, "sending SIGTERM to the worker failed");
     }
-}
-
-/// The last non-empty line the worker wrote to its log, shortened.
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    line.chars().take(300).collect()
 }

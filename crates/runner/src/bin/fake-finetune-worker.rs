@@ -5,7 +5,9 @@
 //! a crash, being cancelled) is tested in a second. It is not part of any install.
 //!
 //! Usage: `fake-finetune-worker --mode MODE --job PATH`. Mode `ok` finishes the job; `crash`
-//! answers two items and exits 2 without `done`, as a worker that died mid-way would; `slow`
+//! answers two items and exits 2 without `done`, as a worker that died mid-way would; `panic`
+//! and `oom` answer two items and then die as a real worker does, panicking (with the
+//! backtrace footer after the message) or aborting on a failed allocation; `slow`
 //! answers one item every 100 ms, so a test can cancel it mid-way; `reuse` skips the steps and
 //! reports the finished training's whole curve, as a worker that finds its adapter already
 //! trained does.
@@ -22,6 +24,8 @@ use finetune::job::{FinetuneJob, WorkerEvent};
 enum Mode {
     Ok,
     Crash,
+    Panic,
+    Oom,
     Slow,
     Reuse,
 }
@@ -56,6 +60,8 @@ fn args() -> Result<(Mode, PathBuf), String> {
                 mode = match value.as_str() {
                     "ok" => Mode::Ok,
                     "crash" => Mode::Crash,
+                    "panic" => Mode::Panic,
+                    "oom" => Mode::Oom,
                     "slow" => Mode::Slow,
                     "reuse" => Mode::Reuse,
                     other => return Err(format!("unknown mode {other:?}")),
@@ -115,9 +121,12 @@ fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::E
         ],
     })?;
     for (i, item) in job.eval.iter().enumerate() {
-        if mode == Mode::Crash && i == 2 {
-            eprintln!("simulated crash: out of memory");
-            return Ok(ExitCode::from(2));
+        if i == 2 {
+            die(mode);
+            if mode == Mode::Crash {
+                eprintln!("simulated crash: out of memory");
+                return Ok(ExitCode::from(2));
+            }
         }
         if mode == Mode::Slow {
             std::thread::sleep(Duration::from_millis(100));
@@ -133,4 +142,23 @@ fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::E
     }
     say(WorkerEvent::Done)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// In modes `panic` and `oom`, dies the way a real worker does, after a log line of the kind
+/// its tracing writes to stderr; otherwise returns.
+#[allow(clippy::panic)] // Panicking is this mode's whole job.
+fn die(mode: Mode) {
+    if !matches!(mode, Mode::Panic | Mode::Oom) {
+        return;
+    }
+    eprintln!("2026-05-01T10:00:00.000000Z  INFO fake_finetune_worker: answering item 3");
+    if mode == Mode::Oom {
+        // What a LoRA of rank 100 000 asks for; `handle_alloc_error` is what `Vec` and `Box`
+        // call when the allocator says no: it prints the size and aborts.
+        match std::alloc::Layout::from_size_align(230_000_000_000, 8) {
+            Ok(layout) => std::alloc::handle_alloc_error(layout),
+            Err(err) => panic!("{err}"),
+        }
+    }
+    panic!("simulated panic: lora_r 100000 does not fit");
 }

@@ -132,6 +132,43 @@ async fn a_crashed_worker_fails_its_arm_and_keeps_the_rest() {
     assert!(training.checkpoint_dir.is_some());
 }
 
+/// The stored reason of a worker that died in `mode` after two answers.
+async fn crash_reason(mode: &str) -> String {
+    let (b, summary, _server) = run_with_worker(mode).await;
+    assert_eq!(summary.failed_items, 4, "{summary:?}");
+    training(&b, summary.run_id).await.error.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicked_worker_is_remembered_by_its_panic_not_its_backtrace_footer() {
+    let error = crash_reason("panic").await;
+    let (status, panic) = error.split_once(" before finishing: ").unwrap();
+    assert_eq!(status, "the worker exited (exit status: 101)");
+    assert!(panic.starts_with("thread 'main'"), "{error}");
+    assert!(
+        panic.contains(" panicked at crates/runner/src/bin/fake-finetune-worker.rs:"),
+        "{error}"
+    );
+    assert!(
+        panic.ends_with(": simulated panic: lora_r 100000 does not fit"),
+        "{error}"
+    );
+    assert!(!error.contains("RUST_BACKTRACE"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_aborted_by_a_failed_allocation_is_remembered_by_its_size() {
+    let error = crash_reason("oom").await;
+    assert!(
+        error.starts_with("the worker exited (signal: 6 (SIGABRT)"),
+        "{error}"
+    );
+    assert!(
+        error.ends_with("before finishing: memory allocation of 230000000000 bytes failed"),
+        "{error}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_worker_is_stopped_and_the_rerun_finishes_the_arm() {
     let (b, yaml, mut opts, _server) = setup("slow").await;

@@ -1,0 +1,75 @@
+//! Prompt arms on a `type: local` provider, on the tiny llama written as a GGUF file
+//! (`llm::testing`): one item whose prompt exceeds the model's context fails alone, with its id
+//! and the context length stored as its error, and the rest of its batch is answered.
+
+use domain::RunStatus;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::Bench;
+
+/// Eight rows; `item-2`'s text is far longer than the tiny model's 512-token context.
+fn dataset(b: &Bench) {
+    let mut s = String::new();
+    for i in 0..8 {
+        let text = if i == 2 {
+            "forty thousand words ".repeat(100)
+        } else {
+            format!("<q{i}> ?")
+        };
+        let row = serde_json::json!({ "id": format!("item-{i}"), "text": text, "label": "yes" });
+        s.push_str(&format!("{row}\n"));
+    }
+    std::fs::write(b.path("data.jsonl"), s).unwrap();
+}
+
+fn spec(model: &std::path::Path) -> String {
+    format!(
+        r#"name: runner-local
+dataset: {{ path: data.jsonl, input: text, target: label }}
+providers:
+  - {{ id: tiny, type: local, model: {}, batch_size: 4, cost_per_hour: 3.6 }}
+prompts:
+  - id: plain
+    template: "Q: {{{{text}}}}"
+generation: {{ max_tokens: 4 }}
+scorers: [{{ type: equals }}]
+"#,
+        model.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_long_prompt_fails_alone_and_its_batch_is_answered() {
+    let b = Bench::new().await;
+    dataset(&b);
+    let model = b.path("tiny.gguf");
+    llm::testing::write_tiny_gguf(&model, 5).unwrap();
+    let plan = b.plan(&spec(&model));
+    let (summary, _) = b.run(&plan, b.options(), CancellationToken::new()).await;
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(summary.failed_items, 1, "{summary:?}");
+
+    let results = b.store.results(summary.run_id).await.unwrap();
+    assert_eq!(results.calls.len(), 8);
+    for call in &results.calls {
+        if call.item_id == "item-2" {
+            let error = call.error.as_deref().unwrap();
+            let tokens = error
+                .strip_prefix("item \"item-2\": the prompt has ")
+                .and_then(|rest| {
+                    rest.strip_suffix(
+                        " tokens; with 4 new tokens it exceeds the model's context of 512",
+                    )
+                })
+                .unwrap_or_else(|| panic!("{error}"));
+            assert!(tokens.parse::<usize>().unwrap() > 512, "{error}");
+            assert_eq!(call.response, None);
+        } else {
+            assert_eq!(call.error, None, "{call:?}");
+            assert!(
+                call.response.is_some() && call.completion_tokens > 0,
+                "{call:?}"
+            );
+        }
+    }
+}
