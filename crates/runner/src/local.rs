@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use domain::{CallRecord, Device, Message, ModelSource};
+use domain::{CallRecord, Device, Message, ModelSource, ScoreRecord};
 use experiment::LocalProviderSpec;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -112,20 +112,10 @@ fn generate_all(
     stop: &CancellationToken,
 ) -> Tally {
     let mut out = Tally::default();
-    let started = std::time::Instant::now();
-    let model = match llm::LocalModel::load(path, provider.device) {
-        Ok(model) => model,
-        Err(err) => {
-            events.send_blocking(Event::Note(format!(
-                "provider {}: loading {} failed: {err}; its items are counted as failed",
-                provider.id,
-                path.display()
-            )));
-            out.failed = arms.iter().map(|a| a.pending.len() as u64).sum();
-            return out;
-        }
+    let Some(model) = load_model(provider, path, events) else {
+        out.failed = arms.iter().map(|a| a.pending.len() as u64).sum();
+        return out;
     };
-    tracing::info!(provider = %provider.id, seconds = started.elapsed().as_secs_f64(), "local model loaded");
     let batch = provider.batch_size.max(1);
     let per_second = provider.cost_per_hour / 3600.0;
     for mut arm in arms {
@@ -139,76 +129,108 @@ fn generate_all(
                 chunk.iter().map(|(_, messages)| messages.clone()).collect();
             let generated = model.generate(&prompts, &shared.params);
             for (k, &(item, _)) in chunk.iter().enumerate() {
-                let row = &shared.items[item];
-                let (call, scores) = match &generated {
-                    Ok(gens) if k < gens.len() => {
-                        let g = &gens[k];
-                        let call = CallRecord {
-                            arm: arm.arm.to_string(),
-                            item_id: row.id.clone(),
-                            response: Some(g.text.clone()),
-                            prompt_tokens: g.prompt_tokens,
-                            completion_tokens: g.completion_tokens,
-                            latency_ms: g.seconds * 1000.0,
-                            cost_usd: g.seconds * per_second,
-                            attempts: 1,
-                            cache_hit: false,
-                            error: None,
-                            compute_seconds: g.seconds,
-                        };
-                        let scores = shared.score_all(&arm.arm, item, &g.text);
-                        (call, scores)
-                    }
-                    other => {
-                        let error = match other {
-                            Err(err) => format!("local generation failed: {err}"),
-                            Ok(_) => "local generation returned too few answers".to_string(),
-                        };
-                        (failed_call(&arm.arm, &row.id, error), Vec::new())
-                    }
-                };
+                let (call, scores) = record(&arm.arm, shared, item, &generated, k, per_second);
                 cost += call.cost_usd;
                 if let Some(error) = &call.error {
                     errors += 1;
                     out.failed += 1;
                     events.send_blocking(Event::CallFailed {
                         arm: arm.arm.to_string(),
-                        item: row.id.clone(),
+                        item: call.item_id.clone(),
                         error: error.clone(),
                     });
                 } else {
                     arm.done += 1;
                     out.answered += 1;
                 }
-                if writer
-                    .blocking_send(Written {
-                        call,
-                        scores,
-                        cache: None,
-                    })
-                    .is_err()
-                {
+                let written = Written {
+                    call,
+                    scores,
+                    cache: None,
+                };
+                if writer.blocking_send(written).is_err() {
                     return out;
                 }
             }
-            events.progress(Event::ArmProgress {
-                arm: arm.arm.to_string(),
-                done: arm.done,
-                total: arm.total,
-                cost_usd: cost,
-                errors,
-            });
+            events.progress(arm_progress(&arm, cost, errors));
         }
         // The last word on the arm is delivered even when progress events were dropped.
-        events.send_blocking(Event::ArmProgress {
-            arm: arm.arm.to_string(),
-            done: arm.done,
-            total: arm.total,
-            cost_usd: cost,
-            errors,
-        });
+        events.send_blocking(arm_progress(&arm, cost, errors));
     }
     out
+}
+
+/// The provider's model, or `None` after a note saying why it did not load.
+fn load_model(
+    provider: &LocalProviderSpec,
+    path: &std::path::Path,
+    events: &Emitter,
+) -> Option<llm::LocalModel> {
+    let started = std::time::Instant::now();
+    match llm::LocalModel::load(path, provider.device) {
+        Ok(model) => {
+            tracing::info!(provider = %provider.id, seconds = started.elapsed().as_secs_f64(), "local model loaded");
+            Some(model)
+        }
+        Err(err) => {
+            events.send_blocking(Event::Note(format!(
+                "provider {}: loading {} failed: {err}; its items are counted as failed",
+                provider.id,
+                path.display()
+            )));
+            None
+        }
+    }
+}
+
+/// The call record and scores of item `item`, answered by the `k`-th generation of its batch
+/// (a failed call when the batch failed or came back short).
+fn record(
+    arm: &str,
+    shared: &Shared,
+    item: usize,
+    generated: &Result<Vec<llm::Generation>, llm::Error>,
+    k: usize,
+    per_second: f64,
+) -> (CallRecord, Vec<ScoreRecord>) {
+    let row = &shared.items[item];
+    match generated {
+        Ok(gens) if k < gens.len() => {
+            let g = &gens[k];
+            let call = CallRecord {
+                arm: arm.to_string(),
+                item_id: row.id.clone(),
+                response: Some(g.text.clone()),
+                prompt_tokens: g.prompt_tokens,
+                completion_tokens: g.completion_tokens,
+                latency_ms: g.seconds * 1000.0,
+                cost_usd: g.seconds * per_second,
+                attempts: 1,
+                cache_hit: false,
+                error: None,
+                compute_seconds: g.seconds,
+            };
+            (call, shared.score_all(arm, item, &g.text))
+        }
+        other => {
+            let error = match other {
+                Err(err) => format!("local generation failed: {err}"),
+                Ok(_) => "local generation returned too few answers".to_string(),
+            };
+            (failed_call(arm, &row.id, error), Vec::new())
+        }
+    }
+}
+
+/// Where `arm` stands: the event both the throttled and the final progress report send.
+fn arm_progress(arm: &LocalArm, cost_usd: f64, errors: u64) -> Event {
+    Event::ArmProgress {
+        arm: arm.arm.to_string(),
+        done: arm.done,
+        total: arm.total,
+        cost_usd,
+        errors,
+    }
 }
 
 pub(crate) fn failed_call(arm: &str, item: &str, error: String) -> CallRecord {
