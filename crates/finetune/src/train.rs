@@ -23,7 +23,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use candle_core::{DType, Result as CResult, Tensor, Var};
 use domain::{LoraHyper, LossPoint, LrScheduler};
@@ -183,28 +182,11 @@ pub fn train_samples(
     let lora_cfg = LoraConfig::from_hyper(hyper)?;
     let fingerprint = fingerprint(job.samples, hyper, job.base_model);
     let root = job.out_dir.join(CHECKPOINT_DIR);
-    let adapter_dir = job.out_dir.join(ADAPTER_DIR);
-    let trained_file = job.out_dir.join(TRAINED_FILE);
+    let shape = Shape::of(job)?;
 
-    let (train_idx, val_idx) = data::split(job.samples.len(), hyper.val_set_size, hyper.seed);
-    if train_idx.is_empty() {
-        return Err(Error::NoTrainingExamples {
-            examples: job.samples.len(),
-            held_out: val_idx.len(),
-        });
-    }
-    let mbs = hyper.micro_batch_size;
-    let accum = hyper.gradient_accumulation_steps;
-    let steps_per_epoch = train_idx.len().div_ceil(mbs).div_ceil(accum);
-    let total_steps = (steps_per_epoch * hyper.num_epochs) as u64;
-
-    if job.resume
-        && let Some(report) = finished_report(&trained_file, &fingerprint)
-        && adapter_dir.join(adapter::WEIGHTS_FILE).is_file()
-    {
-        adapter::load_adapter(&adapter_dir, model.device())?.apply_to(model)?;
+    if let Some(report) = already_trained(job, model, &fingerprint)? {
         on_event(WorkerEvent::Started {
-            total_steps,
+            total_steps: shape.total_steps,
             resumed_from_step: Some(report.steps),
         });
         return Ok(TrainOutcome::Finished(report));
@@ -217,79 +199,190 @@ pub fn train_samples(
         last_checkpoint,
     } = start_or_resume(job, model, &lora_cfg, &root, &fingerprint)?;
     on_event(WorkerEvent::Started {
-        total_steps,
+        total_steps: shape.total_steps,
         resumed_from_step: (state.step > 0).then_some(state.step),
     });
-
-    let schedule = LrSchedule {
-        peak: hyper.learning_rate,
-        warmup_steps: hyper.warmup_steps as u64,
-        total_steps,
-        decay,
-    };
-    let mut run = Run {
+    let schedule = shape.schedule(hyper, decay);
+    let mut run = Run::new(
         model,
         job,
-        vars: &vars,
-        val_idx: &val_idx,
-        root: &root,
+        &vars,
+        &shape.val_idx,
+        &root,
         state,
-        session_start: Instant::now(),
-        session_steps: 0,
-        session_tokens: 0,
-        prior_seconds: 0.0,
         last_checkpoint,
+    );
+    let loop_cx = LoopContext {
+        shape: &shape,
+        schedule: &schedule,
+        cancel,
     };
-    run.prior_seconds = run.state.train_seconds;
-
-    'epochs: while run.state.epoch < hyper.num_epochs && !run.state.stopped_early {
-        let epoch = run.state.epoch;
-        let order = data::group_by_length(
-            &data::epoch_order(&train_idx, hyper.seed, epoch),
-            |i| job.samples.get(i).map_or(0, |s| s.ids.len()),
-            mbs * accum * LENGTH_GROUP_STEPS,
-        );
-        let micro: Vec<&[usize]> = order.chunks(mbs).collect();
-        for (k, step_batches) in micro
-            .chunks(accum)
-            .enumerate()
-            .skip(run.state.step_in_epoch)
-        {
-            if cancel.load(Ordering::SeqCst) {
-                let checkpoint = run.checkpoint(&opt, on_event)?;
-                return Ok(TrainOutcome::Interrupted {
-                    step: run.state.step,
-                    checkpoint,
-                });
-            }
-            let lr = schedule.lr(run.state.step);
-            let loss = run.optimizer_step(step_batches, &mut opt, lr)?;
-            run.state.step_in_epoch = k + 1;
-            let at = StepAt {
-                epoch,
-                k,
-                steps_per_epoch,
-                total_steps,
-            };
-            if run.after_step(at, loss, lr, &opt, on_event)? {
-                run.state.epoch += 1;
-                run.state.step_in_epoch = 0;
-                break 'epochs;
-            }
-        }
-        run.state.epoch += 1;
-        run.state.step_in_epoch = 0;
-        if hyper.eval_steps.is_none() {
-            run.validate(run.state.epoch as f64, on_event)?;
-        }
-        run.checkpoint(&opt, on_event)?;
+    if let Some(interrupted) = train_epochs(&mut run, &mut opt, &loop_cx, on_event)? {
+        return Ok(interrupted);
     }
     if run.last_checkpoint != Some(run.state.step) {
         run.checkpoint(&opt, on_event)?;
     }
 
-    let report = run.finish(adapter_dir, &trained_file, total_steps, fingerprint)?;
+    let adapter_dir = job.out_dir.join(ADAPTER_DIR);
+    let trained_file = job.out_dir.join(TRAINED_FILE);
+    let report = run.finish(adapter_dir, &trained_file, shape.total_steps, fingerprint)?;
     Ok(TrainOutcome::Finished(report))
+}
+
+/// How a job's samples divide, and how many optimizer steps that makes.
+struct Shape {
+    train_idx: Vec<usize>,
+    val_idx: Vec<usize>,
+    steps_per_epoch: usize,
+    total_steps: u64,
+}
+
+impl Shape {
+    /// The deterministic validation split of `job`'s samples; an error when no example is
+    /// left to train on.
+    fn of(job: &SampleJob) -> Result<Shape, Error> {
+        let hyper = job.hyper;
+        let (train_idx, val_idx) = data::split(job.samples.len(), hyper.val_set_size, hyper.seed);
+        if train_idx.is_empty() {
+            return Err(Error::NoTrainingExamples {
+                examples: job.samples.len(),
+                held_out: val_idx.len(),
+            });
+        }
+        let steps_per_epoch = train_idx
+            .len()
+            .div_ceil(hyper.micro_batch_size)
+            .div_ceil(hyper.gradient_accumulation_steps);
+        Ok(Shape {
+            train_idx,
+            val_idx,
+            steps_per_epoch,
+            total_steps: (steps_per_epoch * hyper.num_epochs) as u64,
+        })
+    }
+
+    /// The learning rate over the run's steps: warm-up, then `decay`.
+    fn schedule(&self, hyper: &LoraHyper, decay: LrScheduler) -> LrSchedule {
+        LrSchedule {
+            peak: hyper.learning_rate,
+            warmup_steps: hyper.warmup_steps as u64,
+            total_steps: self.total_steps,
+            decay,
+        }
+    }
+}
+
+/// With `job.resume`, a finished run of this same job: its adapter put back on `model`, and
+/// its report. `None` when there is none, or its adapter file is gone (then it trains again).
+fn already_trained(
+    job: &SampleJob,
+    model: &mut Llama,
+    fingerprint: &str,
+) -> Result<Option<TrainReport>, Error> {
+    if !job.resume {
+        return Ok(None);
+    }
+    let Some(report) = finished_report(&job.out_dir.join(TRAINED_FILE), fingerprint) else {
+        return Ok(None);
+    };
+    let adapter_dir = job.out_dir.join(ADAPTER_DIR);
+    if !adapter_dir.join(adapter::WEIGHTS_FILE).is_file() {
+        return Ok(None);
+    }
+    adapter::load_adapter(&adapter_dir, model.device())?.apply_to(model)?;
+    Ok(Some(report))
+}
+
+/// What the loop over epochs reads and never changes.
+struct LoopContext<'a> {
+    shape: &'a Shape,
+    schedule: &'a LrSchedule,
+    cancel: &'a AtomicBool,
+}
+
+/// How one epoch's steps ended.
+enum EpochEnd {
+    /// Every step of the epoch ran.
+    Done,
+    /// Early stopping ended training at a step inside the epoch.
+    StoppedEarly,
+    /// The cancel flag was raised; a checkpoint is written.
+    Interrupted(TrainOutcome),
+}
+
+/// The epochs left, from where `run`'s state stands: after each epoch, validation (unless it
+/// runs every `eval_steps`) and a checkpoint. `Some` when the cancel flag stopped it.
+fn train_epochs(
+    run: &mut Run<'_>,
+    opt: &mut AdamW,
+    cx: &LoopContext<'_>,
+    on_event: &mut dyn FnMut(WorkerEvent),
+) -> Result<Option<TrainOutcome>, Error> {
+    let hyper = run.job.hyper;
+    while run.state.epoch < hyper.num_epochs && !run.state.stopped_early {
+        let end = train_epoch(run, opt, cx, on_event)?;
+        if let EpochEnd::Interrupted(outcome) = end {
+            return Ok(Some(outcome));
+        }
+        run.state.epoch += 1;
+        run.state.step_in_epoch = 0;
+        // An early stop has just validated; the final checkpoint follows in `train_samples`.
+        if matches!(end, EpochEnd::StoppedEarly) {
+            break;
+        }
+        if hyper.eval_steps.is_none() {
+            run.validate(run.state.epoch as f64, on_event)?;
+        }
+        run.checkpoint(opt, on_event)?;
+    }
+    Ok(None)
+}
+
+/// The current epoch's optimizer steps from `step_in_epoch` on, over micro-batches of the
+/// epoch's length-grouped shuffle; the cancel flag is checked before each step.
+fn train_epoch(
+    run: &mut Run<'_>,
+    opt: &mut AdamW,
+    cx: &LoopContext<'_>,
+    on_event: &mut dyn FnMut(WorkerEvent),
+) -> Result<EpochEnd, Error> {
+    let job = run.job;
+    let hyper = job.hyper;
+    let epoch = run.state.epoch;
+    let (mbs, accum) = (hyper.micro_batch_size, hyper.gradient_accumulation_steps);
+    let order = data::group_by_length(
+        &data::epoch_order(&cx.shape.train_idx, hyper.seed, epoch),
+        |i| job.samples.get(i).map_or(0, |s| s.ids.len()),
+        mbs * accum * LENGTH_GROUP_STEPS,
+    );
+    let micro: Vec<&[usize]> = order.chunks(mbs).collect();
+    for (k, step_batches) in micro
+        .chunks(accum)
+        .enumerate()
+        .skip(run.state.step_in_epoch)
+    {
+        if cx.cancel.load(Ordering::SeqCst) {
+            let checkpoint = run.checkpoint(opt, on_event)?;
+            return Ok(EpochEnd::Interrupted(TrainOutcome::Interrupted {
+                step: run.state.step,
+                checkpoint,
+            }));
+        }
+        let lr = cx.schedule.lr(run.state.step);
+        let loss = run.optimizer_step(step_batches, opt, lr)?;
+        run.state.step_in_epoch = k + 1;
+        let at = StepAt {
+            epoch,
+            k,
+            steps_per_epoch: cx.shape.steps_per_epoch,
+            total_steps: cx.shape.total_steps,
+        };
+        if run.after_step(at, loss, lr, opt, on_event)? {
+            return Ok(EpochEnd::StoppedEarly);
+        }
+    }
+    Ok(EpochEnd::Done)
 }
 
 /// Where a training session begins: the state, LoRA variables and optimizer, fresh or restored

@@ -43,7 +43,32 @@ pub(super) struct Run<'a> {
     pub(super) last_checkpoint: Option<u64>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// A session starting now at `state`, after the training seconds of earlier sessions.
+    pub(super) fn new(
+        model: &'a mut Llama,
+        job: &'a SampleJob<'a>,
+        vars: &'a [(String, Var)],
+        val_idx: &'a [usize],
+        root: &'a Path,
+        state: TrainState,
+        last_checkpoint: Option<u64>,
+    ) -> Self {
+        Run {
+            model,
+            job,
+            vars,
+            val_idx,
+            root,
+            prior_seconds: state.train_seconds,
+            state,
+            session_start: Instant::now(),
+            session_steps: 0,
+            session_tokens: 0,
+            last_checkpoint,
+        }
+    }
+
     /// One optimizer step over the micro-batches `batches`; returns the step's mean loss over
     /// its answer tokens.
     pub(super) fn optimizer_step(

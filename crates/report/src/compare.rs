@@ -405,16 +405,16 @@ mod tests {
     use expect_test::{Expect, expect};
 
     use super::*;
-    use crate::leaderboard::fixture::{self, FEW_SHOT, LORA, ZERO_SHOT};
+    use crate::testing::{FEW_SHOT, LORA, ZERO_SHOT, reviews};
 
     fn check(a: &str, b: &str, metric: &str, format: Format, expected: Expect) {
-        let c = compare(&fixture::results(), a, b, metric).unwrap();
+        let c = compare(&reviews(), a, b, metric).unwrap();
         expected.assert_eq(&render_compare(&c, format));
     }
 
     /// A run of two arms `a` and `b` whose metric `m` takes the given values item by item.
     fn synthetic(a: &[f64], b: &[f64]) -> RunResults {
-        let mut results = fixture::results();
+        let mut results = reviews();
         results.arms = ["a", "b"]
             .map(|arm| ArmInfo {
                 arm: arm.into(),
@@ -469,7 +469,7 @@ mod tests {
 
     #[test]
     fn unknown_arm_lists_known_arms() {
-        let err = compare(&fixture::results(), FEW_SHOT, "nope", "equals").unwrap_err();
+        let err = compare(&reviews(), FEW_SHOT, "nope", "equals").unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"unknown arm "nope"; known arms: zero-shot@mock, few-shot@mock, smollm2-lora"#
@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn unknown_metric_lists_known_metrics() {
-        let err = compare(&fixture::results(), FEW_SHOT, LORA, "exact").unwrap_err();
+        let err = compare(&reviews(), FEW_SHOT, LORA, "exact").unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"no scores for metric "exact" in this run; known metrics: equals, f1"#
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn pairs_items_and_lists_disagreements() {
-        let c = compare(&fixture::results(), FEW_SHOT, ZERO_SHOT, "equals").unwrap();
+        let c = compare(&reviews(), FEW_SHOT, ZERO_SHOT, "equals").unwrap();
         assert_eq!((c.n, c.errors_a, c.errors_b), (6, 0, 2));
         assert_eq!((c.quality_a, c.quality_b), (5.0 / 6.0, 0.5));
         assert!((c.diff - 1.0 / 3.0).abs() < 1e-12);
@@ -504,7 +504,7 @@ mod tests {
 
     #[test]
     fn continuous_metric_has_no_mcnemar_and_sorts_by_gap() {
-        let c = compare(&fixture::results(), ZERO_SHOT, FEW_SHOT, "f1").unwrap();
+        let c = compare(&reviews(), ZERO_SHOT, FEW_SHOT, "f1").unwrap();
         assert!(c.mcnemar.is_none());
         let gaps: Vec<(&str, f64)> = c
             .disagreements

@@ -416,17 +416,9 @@ fn per_request(m: &Measured, pricing: PricingUsed) -> (f64, String) {
 mod tests {
     use super::*;
 
+    /// The fixture's assumptions, at 1000 requests a day.
     fn assumptions() -> CostAssumptions {
-        CostAssumptions {
-            daily_requests: 1000.0,
-            horizon_days: 365.0,
-            hourly_rate_usd: 100.0,
-            prompt_iteration_hours: 5.0,
-            data_prep_hours: 40.0,
-            mlops_hours_per_month: 2.0,
-            finetune_hourly_usd: 1.0,
-            batch_api: false,
-        }
+        crate::testing::assumptions(1000.0)
     }
 
     fn close(a: f64, b: f64) -> bool {

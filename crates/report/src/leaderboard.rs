@@ -326,217 +326,22 @@ fn csv(rows: &[LeaderboardRow]) -> String {
     .csv()
 }
 
-/// A small run built in memory for the tests of this crate: six movie reviews, two prompt arms
-/// and a fine-tune, scored by the real `equals` and `f1` scorers.
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-pub(crate) mod fixture {
-    use domain::{
-        ArmInfo, ArmKind, CallRecord, EvalItem, RunInfo, RunResults, RunStatus, ScoreRecord,
-        ScorerKind, TrainingRecord,
-    };
-
-    pub(crate) const ZERO_SHOT: &str = "zero-shot@mock";
-    pub(crate) const FEW_SHOT: &str = "few-shot@mock";
-    pub(crate) const LORA: &str = "smollm2-lora";
-
-    const ITEMS: [(&str, &str, &str); 6] = [
-        ("r1", "A moving, beautifully acted film.", "positive"),
-        ("r2", "The plot drags and the jokes fall flat.", "negative"),
-        (
-            "r3",
-            "I laughed, I cried, I want to see it again.",
-            "positive",
-        ),
-        ("r4", "Two hours I will never get back.", "negative"),
-        (
-            "r5",
-            "Not bad at all, honestly a pleasant surprise.",
-            "positive",
-        ),
-        (
-            "r6",
-            "Visually stunning but emotionally hollow: a long, tedious slog that wastes a \
-             talented cast.",
-            "negative",
-        ),
-    ];
-
-    /// (arm, item, answer or error, latency ms, cost, cache hit)
-    type Call = (
-        &'static str,
-        &'static str,
-        Result<&'static str, &'static str>,
-        f64,
-        f64,
-        bool,
-    );
-
-    const CALLS: [Call; 17] = [
-        (ZERO_SHOT, "r1", Ok("positive"), 310.0, 0.00001, false),
-        (ZERO_SHOT, "r2", Ok("negative"), 290.0, 0.00001, false),
-        (ZERO_SHOT, "r3", Ok("Positive."), 350.0, 0.00001, false),
-        (ZERO_SHOT, "r4", Ok("positive"), 420.0, 0.00001, false),
-        // Answered, but its `equals` score is missing below: an error for `equals`.
-        (ZERO_SHOT, "r5", Ok("negative"), 330.0, 0.00001, false),
-        (
-            ZERO_SHOT,
-            "r6",
-            Err("HTTP 500: internal server error"),
-            1200.0,
-            0.0,
-            false,
-        ),
-        (FEW_SHOT, "r1", Ok("positive"), 0.4, 0.0, true),
-        (FEW_SHOT, "r2", Ok("negative"), 510.0, 0.00004, false),
-        (FEW_SHOT, "r3", Ok("positive"), 480.0, 0.00004, false),
-        (FEW_SHOT, "r4", Ok("negative"), 530.0, 0.00004, false),
-        (
-            FEW_SHOT,
-            "r5",
-            Ok("Positive\nThe reviewer is pleasantly surprised."),
-            900.0,
-            0.00004,
-            false,
-        ),
-        (
-            FEW_SHOT,
-            "r6",
-            Ok("positive | visually stunning"),
-            495.0,
-            0.00004,
-            false,
-        ),
-        (LORA, "r1", Ok("positive"), 95.0, 0.00002, false),
-        (LORA, "r2", Ok("negative"), 90.0, 0.00002, false),
-        (LORA, "r3", Ok("positive"), 101.0, 0.00002, false),
-        (LORA, "r4", Ok("negative"), 88.0, 0.00002, false),
-        (LORA, "r5", Ok("positive"), 97.0, 0.00002, false),
-        // LORA never answered r6: the run was interrupted.
-    ];
-
-    fn arm(arm: &str, kind: ArmKind, provider: Option<&str>, prompt: &str, model: &str) -> ArmInfo {
-        ArmInfo {
-            arm: arm.into(),
-            kind,
-            provider: provider.map(Into::into),
-            prompt: Some(prompt.into()),
-            model: model.into(),
-            pricing: None,
-        }
-    }
-
-    pub(crate) fn results() -> RunResults {
-        let mut calls = Vec::new();
-        let mut scores = Vec::new();
-        for (arm, item, answer, latency_ms, cost_usd, cache_hit) in CALLS {
-            let local = arm == LORA;
-            calls.push(CallRecord {
-                arm: arm.into(),
-                item_id: item.into(),
-                response: answer.ok().map(Into::into),
-                prompt_tokens: if arm == FEW_SHOT { 180 } else { 40 },
-                completion_tokens: if answer.is_ok() { 2 } else { 0 },
-                latency_ms,
-                cost_usd,
-                attempts: if answer.is_ok() { 1 } else { 3 },
-                cache_hit,
-                error: answer.err().map(Into::into),
-                compute_seconds: if local { latency_ms / 1000.0 } else { 0.0 },
-                truncated: false,
-                choice: None,
-                token_logprobs: None,
-            });
-            let Ok(text) = answer else { continue };
-            let target = ITEMS.iter().find(|i| i.0 == item).map(|i| i.2).unwrap();
-            for (id, kind) in [("equals", ScorerKind::Equals), ("f1", ScorerKind::F1)] {
-                if arm == ZERO_SHOT && item == "r5" && id == "equals" {
-                    continue;
-                }
-                scores.push(ScoreRecord {
-                    arm: arm.into(),
-                    item_id: item.into(),
-                    scorer: id.into(),
-                    value: scoring::score(&kind, text, target),
-                });
-            }
-        }
-        RunResults {
-            run: RunInfo {
-                id: 1,
-                experiment: "movie-sentiment".into(),
-                status: RunStatus::Interrupted,
-                started_ms: 1_700_000_000_000,
-                finished_ms: Some(1_700_000_060_000),
-                dataset_fingerprint: "fp".into(),
-                spec_hash: "hash".into(),
-                spec_json: "{}".into(),
-                settings: None,
-            },
-            arms: vec![
-                arm(
-                    ZERO_SHOT,
-                    ArmKind::Prompt,
-                    Some("mock"),
-                    "zero-shot",
-                    "mock-1",
-                ),
-                arm(
-                    FEW_SHOT,
-                    ArmKind::Prompt,
-                    Some("mock"),
-                    "few-shot",
-                    "mock-1",
-                ),
-                arm(
-                    LORA,
-                    ArmKind::Finetune,
-                    None,
-                    "zero-shot",
-                    "smollm2-135m-instruct",
-                ),
-            ],
-            items: ITEMS
-                .iter()
-                .map(|(id, input, target)| EvalItem {
-                    item_id: (*id).into(),
-                    input: (*input).into(),
-                    target: (*target).into(),
-                })
-                .collect(),
-            calls,
-            scores,
-            training: vec![TrainingRecord {
-                arm: LORA.into(),
-                status: domain::TrainingStatus::Completed,
-                train_seconds: 842.5,
-                tokens_per_second: 1500.0,
-                peak_memory_bytes: 1 << 30,
-                adapter_path: Some("runs/1/smollm2-lora/adapter".into()),
-                checkpoint_dir: None,
-                error: None,
-                curve: Vec::new(),
-            }],
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use expect_test::{Expect, expect};
 
-    use super::fixture::{self, FEW_SHOT, LORA, ZERO_SHOT};
     use super::*;
+    use crate::testing::{FEW_SHOT, LORA, ZERO_SHOT, reviews};
 
     fn check(format: Format, expected: Expect) {
-        let rows = leaderboard(&fixture::results(), "equals");
+        let rows = leaderboard(&reviews(), "equals");
         expected.assert_eq(&render_leaderboard(&rows, format));
     }
 
     #[test]
     fn ranks_by_quality_then_cost() {
-        let rows = leaderboard(&fixture::results(), "equals");
+        let rows = leaderboard(&reviews(), "equals");
         let order: Vec<&str> = rows.iter().map(|r| r.arm.as_str()).collect();
         // The fine-tune and few-shot tie at 5/6; the fine-tune is cheaper per request.
         assert_eq!(order, [LORA, FEW_SHOT, ZERO_SHOT]);
@@ -544,7 +349,7 @@ mod tests {
 
     #[test]
     fn errors_count_as_zero() {
-        let rows = leaderboard(&fixture::results(), "equals");
+        let rows = leaderboard(&reviews(), "equals");
         let by_arm = |arm: &str| rows.iter().find(|r| r.arm == arm).unwrap();
         // zero-shot: r4 wrong, r5 answered but unscored, r6 failed → 3/6 with 2 errors.
         let z = by_arm(ZERO_SHOT);
@@ -561,7 +366,7 @@ mod tests {
         );
         assert_eq!((z.unanswered, f.unanswered), (0, 0));
         // f1 has a score for zero-shot's r5 (0: "negative" vs "positive"), so one error only.
-        let f1 = leaderboard(&fixture::results(), "f1");
+        let f1 = leaderboard(&reviews(), "f1");
         let z = f1.iter().find(|r| r.arm == ZERO_SHOT).unwrap();
         assert_eq!((z.errors, z.quality), (1, 0.5));
         assert_eq!(z.scores["equals"], 0.5);
@@ -569,9 +374,9 @@ mod tests {
 
     #[test]
     fn truncated_answers_are_counted_and_shown_only_when_there_are_some() {
-        let plain = render_leaderboard(&leaderboard(&fixture::results(), "equals"), Format::Table);
+        let plain = render_leaderboard(&leaderboard(&reviews(), "equals"), Format::Table);
         assert!(!plain.contains("truncated"), "{plain}");
-        let mut results = fixture::results();
+        let mut results = reviews();
         for c in results.calls.iter_mut().filter(|c| c.arm == FEW_SHOT) {
             c.truncated = c.item_id != "r6";
         }
@@ -592,7 +397,7 @@ mod tests {
 
     #[test]
     fn measurements() {
-        let rows = leaderboard(&fixture::results(), "equals");
+        let rows = leaderboard(&reviews(), "equals");
         let f = rows.iter().find(|r| r.arm == FEW_SHOT).unwrap();
         // The cache hit is left out of cost per request and latency.
         assert!((f.cost_per_1k_usd - 0.04).abs() < 1e-12);
@@ -609,7 +414,7 @@ mod tests {
 
     #[test]
     fn json_field_names() {
-        let rows = leaderboard(&fixture::results(), "equals");
+        let rows = leaderboard(&reviews(), "equals");
         let json: serde_json::Value =
             serde_json::from_str(&render_leaderboard(&rows, Format::Json)).unwrap();
         let keys = |arm: &str| -> Vec<String> {
@@ -665,7 +470,7 @@ mod tests {
 
     #[test]
     fn metric_listing() {
-        let results = fixture::results();
+        let results = reviews();
         assert_eq!(metrics(&results), ["equals", "f1"]);
         assert_eq!(
             metric_values(&results, ZERO_SHOT, "equals"),
@@ -675,7 +480,7 @@ mod tests {
 
     #[test]
     fn empty_run() {
-        let mut results = fixture::results();
+        let mut results = reviews();
         results.items.clear();
         results.calls.clear();
         results.scores.clear();

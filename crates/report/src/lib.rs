@@ -15,6 +15,11 @@ pub mod html;
 pub mod leaderboard;
 pub mod render;
 pub mod settings;
+// The fixture of this crate's unit and integration tests; `#[doc(hidden)]` because it is no
+// part of the report's API.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 
 mod break_even;
 mod charts;

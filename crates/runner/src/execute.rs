@@ -59,10 +59,7 @@ pub(crate) async fn execute(
     arms: Vec<Arm>,
     lanes: Vec<(String, Lane)>,
 ) -> Result<RunSummary, Error> {
-    let store = inv.store;
-    let infos: Vec<ArmInfo> = arms.iter().map(Arm::info).collect();
-    store.insert_arms(inv.run_id, &infos).await?;
-    let items_stored = spawn_store_items(&inv);
+    let items_stored = store_arms_and_items(&inv, &arms).await?;
     let shared = Arc::new(shared(&inv));
     let mut work = pending_work(&inv, &arms).await?;
     announce(&inv, std::mem::take(&mut work.starts)).await;
@@ -71,38 +68,16 @@ pub(crate) async fn execute(
     let stop = inv.cancel.child_token();
     let unwritten = Unwritten::default();
     let writer = writer::Writer::spawn(
-        store.clone(),
+        inv.store.clone(),
         inv.run_id,
         stop.clone(),
         unwritten.clone(),
         items_stored,
     );
-    let spent_before = store.run_cost(inv.run_id).await?;
-    let mut budget = Budget::new(inv.plan.budget_max_cost_usd, spent_before);
-    let grace = Grace {
-        period: inv.opts.grace,
-        abort: inv.opts.abort.clone(),
-    };
-    let side_cx = SideContext {
-        shared: shared.clone(),
-        writer: writer.sender(),
-        events: inv.events.clone(),
-        stop: stop.clone(),
-        grace: grace.clone(),
-    };
+    let mut budget = budget(&inv).await?;
+    let side_cx = side_context(&inv, &shared, &writer, &stop);
+    let hosted_cx = hosted_context(&inv, &side_cx, &mut budget, unwritten, &stop);
     let side = spawn_side_work(&inv, side_cx, work.local, work.finetunes);
-
-    let hosted_cx = hosted::Context {
-        plan: inv.plan,
-        shared: shared.clone(),
-        budget: &mut budget,
-        jobs: 0,
-        writer: writer.sender(),
-        unwritten,
-        events: inv.events,
-        stop: &stop,
-        grace: grace.clone(),
-    };
     let hosted_out = run_hosted(
         hosted_cx,
         inv.opts.jobs,
@@ -119,15 +94,83 @@ pub(crate) async fn execute(
     tally.answered += hosted_out.answered;
     tally.failed += hosted_out.failed;
     drop(shared);
+    let status = settle(&inv, writer, hosted_out.budget_stopped).await?;
+    finish(&inv, status, tally, work.to_answer).await
+}
+
+/// Stores the run's arms, and starts storing its items (see [`spawn_store_items`]).
+async fn store_arms_and_items(
+    inv: &Invocation<'_>,
+    arms: &[Arm],
+) -> Result<JoinHandle<Result<(), store::Error>>, Error> {
+    let infos: Vec<ArmInfo> = arms.iter().map(Arm::info).collect();
+    inv.store.insert_arms(inv.run_id, &infos).await?;
+    Ok(spawn_store_items(inv))
+}
+
+/// The plan's budget, less what earlier invocations of this run already spent.
+async fn budget(inv: &Invocation<'_>) -> Result<Budget, Error> {
+    let spent_before = inv.store.run_cost(inv.run_id).await?;
+    Ok(Budget::new(inv.plan.budget_max_cost_usd, spent_before))
+}
+
+/// What the local-model and fine-tune tasks share.
+fn side_context(
+    inv: &Invocation<'_>,
+    shared: &Arc<Shared>,
+    writer: &writer::Writer,
+    stop: &CancellationToken,
+) -> SideContext {
+    SideContext {
+        shared: shared.clone(),
+        writer: writer.sender(),
+        events: inv.events.clone(),
+        stop: stop.clone(),
+        grace: Grace {
+            period: inv.opts.grace,
+            abort: inv.opts.abort.clone(),
+        },
+    }
+}
+
+/// What the hosted scheduler works with: the side tasks' context, plus the budget and the
+/// calls not yet written (`jobs` is set by [`run_hosted`] once the lanes are known).
+fn hosted_context<'a>(
+    inv: &Invocation<'a>,
+    side: &SideContext,
+    budget: &'a mut Budget,
+    unwritten: Unwritten,
+    stop: &'a CancellationToken,
+) -> hosted::Context<'a> {
+    hosted::Context {
+        plan: inv.plan,
+        shared: side.shared.clone(),
+        budget,
+        jobs: 0,
+        writer: side.writer.clone(),
+        unwritten,
+        events: inv.events,
+        stop,
+        grace: side.grace.clone(),
+    }
+}
+
+/// Flushes the writer and stores how the run ended; a failed write fails the run, and is then
+/// the error returned.
+async fn settle(
+    inv: &Invocation<'_>,
+    writer: writer::Writer,
+    budget_stopped: bool,
+) -> Result<RunStatus, Error> {
     let write_result = writer.finish().await;
-    let stopped = final_status(
+    let status = final_status(
         write_result.is_ok(),
         inv.cancel.is_cancelled(),
-        hosted_out.budget_stopped,
+        budget_stopped,
     );
-    store.set_run_status(inv.run_id, stopped).await?;
+    inv.store.set_run_status(inv.run_id, status).await?;
     write_result.map_err(Error::Write)?;
-    finish(&inv, stopped, tally, work.to_answer).await
+    Ok(status)
 }
 
 /// Tells the UI which arms start, and how far each one already is.
@@ -228,19 +271,7 @@ async fn pending_work(inv: &Invocation<'_>, arms: &[Arm]) -> Result<Work, Error>
         match arm {
             Arm::Hosted {
                 provider, prompt, ..
-            } => {
-                let entry = work.hosted_pending.entry(provider.id.clone()).or_default();
-                entry.push((work.hosted.len(), pending));
-                work.hosted.push(HostedArm {
-                    arm: name,
-                    prompt: prompt.clone(),
-                    total,
-                    done,
-                    errors: 0,
-                    cost_usd: 0.0,
-                    last_progress: None,
-                });
-            }
+            } => work.add_hosted(&provider.id, name, prompt, pending, total, done),
             Arm::Local {
                 provider, prompt, ..
             } => {
@@ -254,12 +285,11 @@ async fn pending_work(inv: &Invocation<'_>, arms: &[Arm]) -> Result<Work, Error>
                     total,
                     done,
                 };
-                match work.local.iter_mut().find(|(p, _)| p.id == provider.id) {
-                    Some((_, arms)) => arms.push(local),
-                    None => work.local.push((provider.clone(), vec![local])),
-                }
+                work.add_local(provider, local);
             }
             Arm::Finetune { spec, prompt } => {
+                // The stored training records are read once, and only if a fine-tune has
+                // something left to do.
                 if previous_training.is_none() && !pending.is_empty() {
                     previous_training = Some(inv.store.results(inv.run_id).await?.training);
                 }
@@ -273,6 +303,39 @@ async fn pending_work(inv: &Invocation<'_>, arms: &[Arm]) -> Result<Work, Error>
         }
     }
     Ok(work)
+}
+
+impl Work {
+    /// A hosted arm, queued under its provider's lane.
+    fn add_hosted(
+        &mut self,
+        provider: &str,
+        arm: Arc<str>,
+        prompt: &PromptSpec,
+        pending: Vec<usize>,
+        total: u64,
+        done: u64,
+    ) {
+        let entry = self.hosted_pending.entry(provider.to_owned()).or_default();
+        entry.push((self.hosted.len(), pending));
+        self.hosted.push(HostedArm {
+            arm,
+            prompt: prompt.clone(),
+            total,
+            done,
+            errors: 0,
+            cost_usd: 0.0,
+            last_progress: None,
+        });
+    }
+
+    /// A local arm, grouped with the other arms of its provider (one model load for all).
+    fn add_local(&mut self, provider: &LocalProviderSpec, arm: LocalArm) {
+        match self.local.iter_mut().find(|(p, _)| p.id == provider.id) {
+            Some((_, arms)) => arms.push(arm),
+            None => self.local.push((provider.clone(), vec![arm])),
+        }
+    }
 }
 
 /// A fine-tune's job material: the train split and its pending eval items, rendered with its

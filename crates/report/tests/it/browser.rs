@@ -19,7 +19,7 @@ use std::process::Command;
 use domain::Pricing;
 use report::ArmPricing;
 
-use crate::fixture::{ArmSpec, assumptions, decision, inputs, right, run};
+use report::testing::{ArmSpec, assumptions, decision, inputs, right, run};
 
 const PROBE: &str = r#"<script>
 (function () {

@@ -3,7 +3,8 @@
 //! verdict at a tenth and ten times the traffic, `--fail-under`, and the JSON, text and Markdown
 //! renderings.
 //!
-//! Hand computation shared by the tests (100 items, assumptions of `fixture::assumptions`):
+//! Hand computation shared by the tests (100 items, assumptions of
+//! `report::testing::assumptions`):
 //! - prompt arm: $0.002/request; eval spend 100 × 0.002 = $0.2; upfront 5 h × $100 + 0.2 =
 //!   $500.2; total at D requests/day = 500.2 + 365 × D × 0.002.
 //! - fine-tune: $0.0002/request (0.36 s × $2/h); eval spend $0.02; training 2 h × $2 = $4;
@@ -15,7 +16,7 @@
 
 use report::{ReportFormat, Verdict, decide, fail_under, render_report};
 
-use crate::fixture::{ArmSpec, assumptions, decision, inputs, right, run};
+use report::testing::{ArmSpec, assumptions, decision, inputs, right, run};
 
 const BREAK_EVEN: f64 = 22307.73424094962;
 

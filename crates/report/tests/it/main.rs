@@ -5,4 +5,3 @@
 
 mod browser;
 mod decide;
-mod fixture;
