@@ -120,6 +120,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         requests_per_minute: None,
         timeout: Duration::from_secs(30),
         max_retries: 3,
+        structured_outputs: None,
+        logprobs: None,
         pricing: Pricing {
             input_per_mtok: 0.15,
             output_per_mtok: 0.60,

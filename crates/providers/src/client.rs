@@ -1,6 +1,7 @@
 //! [`Client`]: one per endpoint. It owns the limits (a semaphore for `max_concurrency`, a GCRA
-//! limiter for `requests_per_minute`), the retry loop, and the translation between our domain
-//! types and `async-openai`'s.
+//! limiter for `requests_per_minute`), the retry loop, and the reading of `async-openai`'s
+//! responses into our types (requests are built in `request.rs`). When an endpoint refuses
+//! structured outputs or logprobs, it calls again without them (`choices.rs` decides).
 //!
 //! A call holds its concurrency permit from its first attempt to its result, backoff waits
 //! included: while an endpoint is pushing back (429, 5xx), fewer requests reach it. Each attempt,
@@ -15,16 +16,16 @@ use std::time::Duration;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
-    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
-    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    CreateChatCompletionRequest, CreateChatCompletionResponse, FinishReason, StopConfiguration,
+    CreateChatCompletionRequest, CreateChatCompletionResponse, FinishReason,
 };
-use domain::{GenerationParams, Message, Role, Usage};
+use domain::{Choices, GenerationParams, Message, Usage};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::choices::{self, Extras, Support};
 use crate::error::Redactor;
 use crate::limiter::RateLimiter;
+use crate::request::{build_request, is_reasoning_model, requested_max_tokens};
 use crate::retry::RetryPolicy;
 use crate::transport::{AttemptFailure, ChatTransport};
 use crate::{Answer, CallError, CallOutcome, Endpoint, Error, estimate_prompt_tokens};
@@ -50,6 +51,33 @@ struct Inner {
     limiter: Option<RateLimiter>,
     redactor: Redactor,
     reasoning_model: bool,
+    /// What the endpoint has refused so far (structured outputs, logprobs).
+    support: Support,
+}
+
+/// What one [`Client::chat`] call asks for, beyond its request.
+struct Call<'a> {
+    messages: &'a [Message],
+    choices: Option<&'a Choices>,
+    extras: Extras,
+}
+
+/// Attempts made by one call and when the first began.
+#[derive(Default)]
+struct Clock {
+    attempts: u32,
+    started: Option<Instant>,
+}
+
+impl Clock {
+    fn start_attempt(&mut self) {
+        self.started.get_or_insert_with(Instant::now);
+        self.attempts += 1;
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.map(|s| s.elapsed()).unwrap_or_default()
+    }
 }
 
 /// A failed attempt, classified.
@@ -140,6 +168,7 @@ impl Client {
             limiter: endpoint.requests_per_minute.map(RateLimiter::per_minute),
             redactor: Redactor::new(endpoint.api_key.clone()),
             reasoning_model,
+            support: Support::default(),
             endpoint: Endpoint {
                 base_url,
                 ..endpoint
@@ -161,48 +190,83 @@ impl Client {
         &self.inner.endpoint
     }
 
-    /// Waits for a concurrency permit and the rate limiter, then calls with retries.
+    /// Waits for a concurrency permit and the rate limiter, then calls with retries. When the
+    /// endpoint refuses a part it may lack (structured outputs, logprobs: see `choices.rs`), the
+    /// call is made again without it, and so are the client's later calls.
     pub async fn chat(&self, messages: &[Message], params: &GenerationParams) -> CallOutcome {
         let inner = &*self.inner;
         let endpoint = &inner.endpoint;
         // The semaphore is never closed, so `acquire` cannot fail; were it closed, calling
         // without a permit beats failing the item.
         let _permit = inner.permits.acquire().await.ok();
-        let request = build_request(&endpoint.model, messages, params, inner.reasoning_model);
+        let mut call = Call {
+            messages,
+            choices: params.choices.as_ref(),
+            extras: inner
+                .support
+                .extras(endpoint, params, inner.reasoning_model),
+        };
+        let mut clock = Clock::default();
+        loop {
+            let request = build_request(
+                &endpoint.model,
+                messages,
+                params,
+                inner.reasoning_model,
+                call.extras,
+            );
+            let result = self.with_retries(request, &call, &mut clock).await;
+            // Each refusal drops a part the request carried, so this loops at most twice.
+            if let Err(error) = &result
+                && let Some(feature) = choices::refused(error, call.extras)
+            {
+                tracing::info!(
+                    endpoint = %endpoint.id, ?feature, cause = %error,
+                    "the endpoint refused a request part; calling without it from now on"
+                );
+                inner.support.refuse(feature);
+                call.extras = call.extras.without(feature);
+                continue;
+            }
+            return CallOutcome {
+                result,
+                attempts: clock.attempts,
+                latency: clock.elapsed(),
+            };
+        }
+    }
 
-        let mut attempts = 0u32;
-        let mut started: Option<Instant> = None;
+    /// Up to `1 + max_retries` attempts of `request`, counted on `clock`.
+    async fn with_retries(
+        &self,
+        request: CreateChatCompletionRequest,
+        call: &Call<'_>,
+        clock: &mut Clock,
+    ) -> Result<Answer, CallError> {
+        let inner = &*self.inner;
+        let endpoint = &inner.endpoint;
+        let mut retries = 0u32;
         loop {
             if let Some(limiter) = &inner.limiter {
                 limiter.until_ready().await;
             }
-            let started = *started.get_or_insert_with(Instant::now);
-            attempts += 1;
-            let failed = match self.attempt(request.clone(), messages).await {
-                Ok(answer) => {
-                    return CallOutcome {
-                        result: Ok(answer),
-                        attempts,
-                        latency: started.elapsed(),
-                    };
-                }
+            clock.start_attempt();
+            let failed = match self.attempt(request.clone(), call).await {
+                Ok(answer) => return Ok(answer),
                 Err(failed) => failed,
             };
-            let retries = attempts - 1;
             if !failed.retryable || retries >= endpoint.max_retries {
                 tracing::debug!(
-                    endpoint = %endpoint.id, attempts, cause = %failed.error,
+                    endpoint = %endpoint.id, attempts = clock.attempts, cause = %failed.error,
                     "call failed"
                 );
-                return CallOutcome {
-                    result: Err(failed.error),
-                    attempts,
-                    latency: started.elapsed(),
-                };
+                return Err(failed.error);
             }
             let delay = self.retry.delay(retries, failed.retry_after);
+            retries += 1;
             tracing::debug!(
-                endpoint = %endpoint.id, attempt = attempts, delay_ms = delay.as_millis() as u64,
+                endpoint = %endpoint.id, attempt = clock.attempts,
+                delay_ms = delay.as_millis() as u64,
                 retry_after = failed.retry_after.is_some(), cause = %failed.error,
                 "retrying"
             );
@@ -214,7 +278,7 @@ impl Client {
     async fn attempt(
         &self,
         request: CreateChatCompletionRequest,
-        messages: &[Message],
+        call: &Call<'_>,
     ) -> Result<Answer, Failed> {
         let inner = &*self.inner;
         let timeout = inner.endpoint.timeout;
@@ -222,16 +286,17 @@ impl Client {
         match tokio::time::timeout(timeout, inner.openai.chat().create(request)).await {
             Err(_) => Err(Failed::new(CallError::Timeout { after: timeout })),
             Ok(Err(e)) => Err(self.classify(e, timeout)),
-            Ok(Ok(response)) => self.answer(response, messages, max_tokens),
+            Ok(Ok(response)) => self.answer(response, call, max_tokens),
         }
     }
 
     fn answer(
         &self,
         response: CreateChatCompletionResponse,
-        messages: &[Message],
+        call: &Call<'_>,
         max_tokens: Option<u32>,
     ) -> Result<Answer, Failed> {
+        let messages = call.messages;
         let Some(choice) = response.choices.into_iter().next() else {
             return Err(Failed::new(CallError::Malformed {
                 reason: "the response has no choices".into(),
@@ -245,6 +310,7 @@ impl Client {
         }
         let truncated = choice.finish_reason == Some(FinishReason::Length);
         let message = choice.message;
+        let tokens = choice.logprobs.and_then(|l| l.content);
         let Some(text) = message.content.or(message.refusal) else {
             return Err(Failed::new(CallError::NoAnswer {
                 reason: "the response's message has `content: null`".into(),
@@ -269,11 +335,14 @@ impl Client {
             u64::from(usage.prompt_tokens),
             u64::from(usage.completion_tokens),
         );
+        let read = choices::read(text, tokens.as_deref(), call.choices, call.extras.schema);
         Ok(Answer {
-            text,
+            text: read.text,
             usage,
             cost_usd,
             truncated,
+            choice: read.choice,
+            token_logprobs: read.token_logprobs,
         })
     }
 
@@ -419,65 +488,6 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
     text
 }
 
-/// The answer-token limit the request sets, in whichever field `build_request` used.
-#[allow(deprecated)]
-fn requested_max_tokens(request: &CreateChatCompletionRequest) -> Option<u32> {
-    request.max_completion_tokens.or(request.max_tokens)
-}
-
-/// OpenAI's reasoning models (o1, o3, o4, gpt-5) reject `max_tokens` and any temperature but
-/// the default; they take `max_completion_tokens` instead.
-fn is_reasoning_model(model: &str) -> bool {
-    let lower = model.to_ascii_lowercase();
-    let name = lower.rsplit('/').next().unwrap_or(&lower);
-    ["o1", "o3", "o4", "gpt-5"]
-        .iter()
-        .any(|p| name == *p || name.starts_with(&format!("{p}-")))
-}
-
-/// Our request in `async-openai`'s types.
-// `max_tokens` and `seed` are deprecated in OpenAI's schema, but they are what most
-// OpenAI-compatible servers (vLLM, Groq, Together, llama.cpp) read.
-#[allow(deprecated)]
-fn build_request(
-    model: &str,
-    messages: &[Message],
-    params: &GenerationParams,
-    reasoning_model: bool,
-) -> CreateChatCompletionRequest {
-    let messages = messages
-        .iter()
-        .map(|m| match m.role {
-            Role::System => ChatCompletionRequestMessage::System(
-                ChatCompletionRequestSystemMessage::from(m.content.as_str()),
-            ),
-            Role::User => ChatCompletionRequestMessage::User(
-                ChatCompletionRequestUserMessage::from(m.content.as_str()),
-            ),
-            Role::Assistant => ChatCompletionRequestMessage::Assistant(
-                ChatCompletionRequestAssistantMessage::from(m.content.as_str()),
-            ),
-        })
-        .collect();
-    let mut request = CreateChatCompletionRequest {
-        model: model.to_owned(),
-        messages,
-        ..Default::default()
-    };
-    if reasoning_model {
-        request.max_completion_tokens = Some(params.max_tokens);
-    } else {
-        request.max_tokens = Some(params.max_tokens);
-        request.temperature = Some(params.temperature);
-        request.top_p = params.top_p;
-    }
-    if !params.stop.is_empty() {
-        request.stop = Some(StopConfiguration::StringArray(params.stop.clone()));
-    }
-    request.seed = params.seed.and_then(|s| i64::try_from(s).ok());
-    request
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,38 +506,6 @@ mod tests {
     }
 
     #[test]
-    fn reasoning_models_are_recognised() {
-        assert!(is_reasoning_model("o4-mini"));
-        assert!(is_reasoning_model("o3"));
-        assert!(is_reasoning_model("openai/gpt-5-mini"));
-        assert!(!is_reasoning_model("gpt-4o-mini"));
-        assert!(!is_reasoning_model("olmo-7b"));
-    }
-
-    #[test]
-    fn request_uses_the_right_token_field() {
-        let msgs = [Message::system("s"), Message::user("u")];
-        let params = GenerationParams {
-            stop: vec!["\n".into()],
-            seed: Some(7),
-            ..GenerationParams::default()
-        };
-        let plain =
-            serde_json::to_value(build_request("gpt-4o-mini", &msgs, &params, false)).unwrap();
-        assert_eq!(plain["max_tokens"], 64);
-        assert_eq!(plain["temperature"], 0.0);
-        assert_eq!(plain["stop"], serde_json::json!(["\n"]));
-        assert_eq!(plain["seed"], 7);
-        assert_eq!(plain["messages"][0]["role"], "system");
-        assert_eq!(plain["messages"][1]["content"], "u");
-        let reasoning =
-            serde_json::to_value(build_request("o4-mini", &msgs, &params, true)).unwrap();
-        assert_eq!(reasoning["max_completion_tokens"], 64);
-        assert!(reasoning.get("max_tokens").is_none());
-        assert!(reasoning.get("temperature").is_none());
-    }
-
-    #[test]
     fn rejects_bad_endpoints_without_printing_the_key() {
         let endpoint = Endpoint {
             id: "p".into(),
@@ -538,6 +516,8 @@ mod tests {
             requests_per_minute: None,
             timeout: Duration::from_secs(1),
             max_retries: 0,
+            structured_outputs: None,
+            logprobs: None,
             pricing: domain::Pricing {
                 input_per_mtok: 0.0,
                 output_per_mtok: 0.0,

@@ -3,6 +3,9 @@
 //! A call waits for a concurrency permit and a rate-limit slot, then tries up to
 //! `1 + max_retries` times, backing off with full jitter or as `Retry-After` says, and returns an
 //! [`Answer`] with token usage and its price, or a [`CallError`] — counted attempts either way.
+//! A call with `choices` asks for a JSON-schema enum of the labels (and logprobs), falls back to
+//! free text mapped onto the labels where the endpoint refuses or ignores that, and returns the
+//! label with how it was read and its confidence ([`Answer::choice`]).
 //!
 //! Invariants: the API key lives in a [`domain::Secret`] and is sent only as the
 //! `Authorization` header; no [`CallError`] text contains it, even when a server echoes it back.
@@ -16,9 +19,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod cache_key;
+mod choices;
 mod client;
 mod error;
 mod limiter;
+mod request;
 mod retry;
 mod transport;
 
@@ -50,18 +55,37 @@ pub struct Endpoint {
     /// Retries after the first attempt for retryable failures (429, 5xx, timeouts, broken
     /// connections, truncated or malformed bodies).
     pub max_retries: u32,
+    /// Whether a call with `choices` sends `response_format` (a strict JSON-schema enum of the
+    /// labels). None: send it, and if the endpoint refuses it with a 400, call again without it
+    /// and send free text from then on (mapped onto the labels). `Some(true)`: always send it
+    /// (a refusal is the call's error); `Some(false)`: never.
+    pub structured_outputs: Option<bool>,
+    /// Whether calls ask for `logprobs`. None: only calls with `choices` (never for OpenAI's
+    /// reasoning models, which reject it), dropped like `structured_outputs` when refused.
+    /// `Some(true)`: every call; `Some(false)`: none.
+    pub logprobs: Option<bool>,
     pub pricing: domain::Pricing,
 }
 
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
+    /// The answer's text; for a call with `choices`, the label it chose, or the raw text when
+    /// it names none.
     pub text: String,
     pub usage: domain::Usage,
     /// `usage` priced with the endpoint's [`domain::Pricing`].
     pub cost_usd: f64,
     /// The server stopped at the token limit (`finish_reason: length`).
     pub truncated: bool,
+    /// For a call with `choices`: the label, how it was read (`Schema` from a structured
+    /// answer; `Exact`, `FirstWord`, `Contains` mapped from free text or from JSON naming no
+    /// label; `Unmapped`), and, when logprobs came back, its confidence: `exp` of the summed
+    /// logprobs of the tokens spelling the label in a JSON answer, of all content tokens for
+    /// free text. None without `choices`.
+    pub choice: Option<domain::ChoiceRecord>,
+    /// The content tokens' logprobs, whenever the server returned them.
+    pub token_logprobs: Option<Vec<f32>>,
 }
 
 /// What one [`Client::chat`] call produced.

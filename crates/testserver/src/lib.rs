@@ -1,8 +1,9 @@
 //! An OpenAI-compatible chat-completions server on loopback, for tests and benchmarks: it
 //! answers deterministically, reports `usage`, waits a configurable latency, and injects faults
 //! (429 with `Retry-After`, 500, stalls, malformed or truncated bodies, 400) on the requests a
-//! test chooses. It counts requests and keeps a request log so tests can assert what a client
-//! actually sent.
+//! test chooses. It honours `response_format` (a JSON-schema enum of labels) and `logprobs`, or
+//! refuses them with a 400 when told to, as servers without them do. It counts requests and
+//! keeps a request log so tests can assert what a client actually sent.
 //!
 //! It is a test double, not an emulator: one endpoint (`POST /v1/chat/completions`), no
 //! streaming, and token counts are whitespace words. The log records whether a request carried
@@ -25,8 +26,10 @@
 
 mod faults;
 mod server;
+mod structured;
 mod wire;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -36,12 +39,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{Fault, FaultPlan, FaultRule, Trigger};
+pub use structured::DEFAULT_LOGPROB;
 pub use wire::{count_tokens, prompt_hash};
 
 use server::Shared;
 
 /// How the server answers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Time every request waits before its answer. Default zero.
     pub latency: Duration,
@@ -55,6 +59,32 @@ pub struct ServerConfig {
     pub faults: FaultPlan,
     /// When set, requests without `Authorization: Bearer <key>` get `401`.
     pub require_api_key: Option<String>,
+    /// Whether `response_format` (`json_object`, or a `json_schema` whose `answer` property is
+    /// a string enum) is honoured. When false, a request that sets one other than `text` gets
+    /// a 400 saying `response_format` is not supported, as servers without structured outputs
+    /// answer. Default true.
+    pub structured_outputs: bool,
+    /// Whether `logprobs: true` is honoured; when false such a request gets a 400. Default true.
+    pub logprobs: bool,
+    /// Answer text (the label, for a structured answer) to the log-probabilities of its
+    /// whitespace tokens, reported when a request asks for `logprobs`. Tokens beyond a list, of
+    /// answers not listed, and a structured answer's JSON framing get [`DEFAULT_LOGPROB`].
+    pub token_logprobs: HashMap<String, Vec<f32>>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            latency: Duration::ZERO,
+            rules: Vec::new(),
+            default_answers: Vec::new(),
+            faults: FaultPlan::default(),
+            require_api_key: None,
+            structured_outputs: true,
+            logprobs: true,
+            token_logprobs: HashMap::new(),
+        }
+    }
 }
 
 /// What the server saw of one request.
@@ -76,6 +106,11 @@ pub struct RequestLogEntry {
     pub fault: Option<Fault>,
     /// The status the server answered (or began to answer) with.
     pub status: u16,
+    /// The `type` of the request's `response_format` (`"json_schema"`, `"text"`, ...); None
+    /// when it sent none.
+    pub response_format: Option<String>,
+    /// Whether the request asked for `logprobs: true`.
+    pub logprobs: bool,
 }
 
 /// A running server. Dropping it stops the server in the background; [`TestServer::shutdown`]

@@ -2,7 +2,7 @@
 //! its base URL as the first line on stdout and serves until it is killed or gets Ctrl-C.
 //!
 //! It exposes the common knobs only (port, latency, answers, rules, a required key, a periodic
-//! fault); tests that need full fault plans use the library in-process.
+//! fault, structured outputs off); tests that need full fault plans use the library in-process.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -39,6 +39,9 @@ struct Args {
     /// huge-usage[:TOKENS].
     #[arg(long = "fault", value_parser = parse_fault)]
     faults: Vec<(String, Fault)>,
+    /// Refuse `response_format` (structured outputs) with a 400, as servers without them do.
+    #[arg(long)]
+    no_structured_outputs: bool,
 }
 
 fn parse_fault(s: &str) -> Result<(String, Fault), String> {
@@ -70,6 +73,8 @@ async fn main() -> ExitCode {
         default_answers: args.answers,
         faults,
         require_api_key: args.require_api_key,
+        structured_outputs: !args.no_structured_outputs,
+        ..ServerConfig::default()
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let server = match testserver::spawn_on(addr, config).await {

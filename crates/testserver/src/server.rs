@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::faults::{Fault, FaultState};
+use crate::structured::{self, Refusal, Shape};
 use crate::wire::{self, ChatRequest};
 use crate::{RequestLogEntry, ServerConfig};
 
@@ -34,6 +35,9 @@ pub(crate) struct Shared {
     pub rules: Vec<(String, String)>,
     pub default_answers: Vec<String>,
     pub require_api_key: Option<String>,
+    pub structured_outputs: bool,
+    pub logprobs: bool,
+    pub token_logprobs: HashMap<String, Vec<f32>>,
     pub faults: FaultState,
     pub started: Instant,
     pub total: AtomicU64,
@@ -52,6 +56,9 @@ impl Shared {
             rules: config.rules,
             default_answers: config.default_answers,
             require_api_key: config.require_api_key,
+            structured_outputs: config.structured_outputs,
+            logprobs: config.logprobs,
+            token_logprobs: config.token_logprobs,
             faults: FaultState::new(config.faults),
             started: Instant::now(),
             total: AtomicU64::new(0),
@@ -135,6 +142,10 @@ async fn chat_completions(
         Ok(r) => (r.model.clone(), r.last_user_message(), r.texts()),
         Err(_) => (String::new(), String::new(), Vec::new()),
     };
+    let shape = match &request {
+        Ok(r) => structured::check(r, shared.structured_outputs, shared.logprobs),
+        Err(_) => Ok(Shape::Text),
+    };
 
     let fault = match (&request, api_key_matched) {
         (Ok(_), None | Some(true)) => {
@@ -147,8 +158,10 @@ async fn chat_completions(
         (_, Some(false), _) => StatusCode::UNAUTHORIZED,
         (Err(_), _, _) => StatusCode::BAD_REQUEST,
         (Ok(_), _, Some(f)) => fault_status(f),
+        (Ok(_), _, None) if shape.is_err() => StatusCode::BAD_REQUEST,
         (Ok(_), _, None) => StatusCode::OK,
     };
+    let sent = request.as_ref().ok();
     shared.record(RequestLogEntry {
         index,
         at,
@@ -159,6 +172,8 @@ async fn chat_completions(
         api_key_matched,
         fault: fault.clone(),
         status: status.as_u16(),
+        response_format: sent.and_then(|r| structured::format_type(r.response_format.as_ref())),
+        logprobs: sent.is_some_and(|r| r.logprobs == Some(true)),
     });
 
     if !shared.pause(shared.latency).await {
@@ -186,12 +201,24 @@ async fn chat_completions(
         (Ok(r), _) => r,
     };
 
+    let shape = match (shape, &fault) {
+        (Ok(shape), _) => shape,
+        // An injected fault wins over a refusal, as it does over a success.
+        (Err(_), Some(_)) => Shape::Text,
+        (Err(refusal), None) => return refused(&refusal),
+    };
     let prompt_tokens = texts.iter().map(|t| wire::count_tokens(t)).sum();
-    let (answer, cut) = wire::limit_answer(
-        wire::choose_answer(&shared.rules, &shared.default_answers, &last_user),
-        request.answer_limit(),
-    );
-    let completion = || wire::completion_body(index, &model, &answer, cut, prompt_tokens);
+    let scripted = wire::choose_answer(&shared.rules, &shared.default_answers, &last_user);
+    let (content, scripted_by) = structured::shaped_answer(&shape, &scripted);
+    let (answer, cut) = wire::limit_answer(content, request.answer_limit());
+    let logprobs = (request.logprobs == Some(true)).then(|| {
+        let scripts = &shared.token_logprobs;
+        structured::logprobs_block(&answer, &scripted_by, scripts, request.top_logprobs)
+    });
+    let completion = || {
+        let logprobs = logprobs.as_ref();
+        wire::completion_body(index, &model, &answer, cut, prompt_tokens, logprobs)
+    };
 
     match fault {
         None => json_response(StatusCode::OK, completion()),
@@ -271,6 +298,17 @@ async fn chat_completions(
             )
         }
     }
+}
+
+/// A 400 for a request part this server is set not to support, in OpenAI's error shape.
+fn refused(refusal: &Refusal) -> Response {
+    let body = wire::error_body_for(
+        &refusal.message,
+        "invalid_request_error",
+        None,
+        Some(refusal.param),
+    );
+    json_response(StatusCode::BAD_REQUEST, body)
 }
 
 fn fault_status(fault: &Fault) -> StatusCode {

@@ -19,6 +19,13 @@ pub(crate) struct ChatRequest {
     pub max_tokens: Option<u32>,
     #[serde(default)]
     pub max_completion_tokens: Option<u32>,
+    /// Kept raw: [`crate::structured::shape`] reads it.
+    #[serde(default)]
+    pub response_format: Option<Value>,
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    #[serde(default)]
+    pub top_logprobs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,20 +116,21 @@ pub(crate) fn limit_answer(answer: String, limit: Option<u32>) -> (String, bool)
     }
 }
 
-/// A `chat.completion` response body.
+/// A `chat.completion` response body; `logprobs` is the choice's `logprobs` block, if asked for.
 pub(crate) fn completion_body(
     index: u64,
     model: &str,
     answer: &str,
     truncated: bool,
     prompt_tokens: u32,
+    logprobs: Option<&Value>,
 ) -> Vec<u8> {
     let completion_tokens = count_tokens(answer);
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let body = json!({
+    let mut body = json!({
         "id": format!("chatcmpl-test-{index}"),
         "object": "chat.completion",
         "created": created,
@@ -138,12 +146,25 @@ pub(crate) fn completion_body(
             "total_tokens": prompt_tokens.saturating_add(completion_tokens),
         },
     });
+    if let Some(logprobs) = logprobs {
+        body["choices"][0]["logprobs"] = logprobs.clone();
+    }
     body.to_string().into_bytes()
 }
 
 /// An OpenAI-style error body: `{"error": {"message", "type", "param", "code"}}`.
 pub(crate) fn error_body(message: &str, kind: &str, code: Option<&str>) -> Vec<u8> {
-    json!({ "error": { "message": message, "type": kind, "param": null, "code": code } })
+    error_body_for(message, kind, code, None)
+}
+
+/// [`error_body`] naming the request parameter at fault.
+pub(crate) fn error_body_for(
+    message: &str,
+    kind: &str,
+    code: Option<&str>,
+    param: Option<&str>,
+) -> Vec<u8> {
+    json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
         .to_string()
         .into_bytes()
 }

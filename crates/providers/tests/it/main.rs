@@ -24,6 +24,8 @@ fn endpoint(server: &TestServer) -> Endpoint {
         requests_per_minute: None,
         timeout: Duration::from_secs(10),
         max_retries: 3,
+        structured_outputs: None,
+        logprobs: None,
         pricing: Pricing {
             input_per_mtok: 1.0,
             output_per_mtok: 2.0,
@@ -347,3 +349,4 @@ async fn client_debug_does_not_show_the_key() {
 }
 
 mod answers;
+mod choices;

@@ -295,3 +295,5 @@ async fn bad_json_is_a_400_in_openai_shape() {
     assert_eq!(v["error"]["type"], "invalid_request_error");
     server.shutdown().await;
 }
+
+mod structured;
