@@ -12,6 +12,7 @@
 mod bad_input;
 mod budget;
 mod cache;
+mod choices;
 mod concurrent;
 mod dry_run;
 mod faults;

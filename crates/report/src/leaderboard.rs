@@ -38,6 +38,13 @@ pub struct LeaderboardRow {
     /// a sign that `max_tokens` is too low for this arm.
     #[serde(default)]
     pub truncated: usize,
+    /// Arms with `choices`: how many answers found their label each way (`likelihood`,
+    /// `schema`, `exact`, `first_word`, `contains`, `unmapped`); empty for free text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub choice_via: BTreeMap<String, usize>,
+    /// Arms with `choices`: the mean confidence of the answers that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_confidence: Option<f64>,
     /// The scorer id `quality` is the mean of.
     pub metric: String,
     /// Mean of `metric` over all `n` items, errors counted as 0.
@@ -163,6 +170,8 @@ fn row(
             .iter()
             .filter(|c| c.truncated)
             .count(),
+        choice_via: choice_via(index, &arm.arm),
+        mean_confidence: mean_confidence(index, &arm.arm),
         metric: metric.to_string(),
         quality,
         ci_low,
@@ -177,6 +186,25 @@ fn row(
         adapter_path: training.and_then(|t| t.adapter_path.clone()),
         scores,
     }
+}
+
+fn choice_via(index: &ResultIndex<'_>, arm: &str) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for c in index.ok_calls(arm) {
+        if let Some(choice) = &c.choice {
+            *counts.entry(choice.via.as_str().to_owned()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn mean_confidence(index: &ResultIndex<'_>, arm: &str) -> Option<f64> {
+    let xs: Vec<f64> = index
+        .ok_calls(arm)
+        .iter()
+        .filter_map(|c| c.choice.as_ref()?.confidence)
+        .collect();
+    (!xs.is_empty()).then(|| scoring::mean(&xs))
 }
 
 /// Prints the leaderboard. The table and Markdown show quality with its interval, cost,

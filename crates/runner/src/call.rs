@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use domain::{CallRecord, Message};
+use domain::{CallRecord, GenerationParams, Message};
 use providers::Client;
 use store::CachedAnswer;
 
@@ -47,12 +47,12 @@ pub(crate) fn unsent(arm: &str, item_id: &str, reason: &str) -> CallRecord {
 pub(crate) async fn answer(
     shared: Arc<Shared>,
     client: Client,
-    arm: Arc<str>,
+    (arm, params): (Arc<str>, Arc<GenerationParams>),
     item: usize,
     messages: Vec<Message>,
 ) -> Answered {
     let row = &shared.items[item];
-    let outcome = client.chat(&messages, &shared.params).await;
+    let outcome = client.chat(&messages, &params).await;
     let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
     match outcome.result {
         Ok(answer) => {
@@ -62,8 +62,8 @@ pub(crate) async fn answer(
                 prompt_tokens: answer.usage.prompt_tokens,
                 completion_tokens: answer.usage.completion_tokens,
                 truncated: answer.truncated,
-                choice: None,
-                token_logprobs: None,
+                choice: answer.choice.clone(),
+                token_logprobs: answer.token_logprobs.clone(),
             };
             let call = CallRecord {
                 arm: arm.to_string(),
@@ -78,8 +78,8 @@ pub(crate) async fn answer(
                 error: None,
                 compute_seconds: 0.0,
                 truncated: answer.truncated,
-                choice: None,
-                token_logprobs: None,
+                choice: answer.choice.clone(),
+                token_logprobs: answer.token_logprobs.clone(),
             };
             Answered {
                 written: Written {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::{ArmInfo, Device, EvalItem, RunStatus, TrainingRecord};
+use domain::{ArmInfo, Device, EvalItem, GenerationParams, RunStatus, TrainingRecord};
 use experiment::{Arm, FinetuneSpec, LocalProviderSpec, Plan, PromptSpec, Row};
 use store::Store;
 use tokio::sync::Mutex;
@@ -271,7 +271,10 @@ async fn pending_work(inv: &Invocation<'_>, arms: &[Arm]) -> Result<Work, Error>
         match arm {
             Arm::Hosted {
                 provider, prompt, ..
-            } => work.add_hosted(&provider.id, name, prompt, pending, total, done),
+            } => {
+                let params = crate::arm_params(&inv.plan.generation, prompt);
+                work.add_hosted(&provider.id, name, prompt, params, pending, total, done);
+            }
             Arm::Local {
                 provider, prompt, ..
             } => {
@@ -281,6 +284,7 @@ async fn pending_work(inv: &Invocation<'_>, arms: &[Arm]) -> Result<Work, Error>
                     .collect();
                 let local = LocalArm {
                     arm: name,
+                    params: crate::arm_params(&inv.plan.generation, prompt),
                     pending,
                     total,
                     done,
@@ -312,6 +316,7 @@ impl Work {
         provider: &str,
         arm: Arc<str>,
         prompt: &PromptSpec,
+        params: GenerationParams,
         pending: Vec<usize>,
         total: u64,
         done: u64,
@@ -321,6 +326,7 @@ impl Work {
         self.hosted.push(HostedArm {
             arm,
             prompt: prompt.clone(),
+            params: Arc::new(params),
             total,
             done,
             errors: 0,
@@ -373,6 +379,7 @@ fn finetune_arm(
     };
     FinetuneArm {
         spec: spec.clone(),
+        params: crate::arm_params(&plan.generation, prompt),
         arm,
         train,
         eval,

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{CallRecord, Pricing};
+use domain::{CallRecord, GenerationParams, Pricing};
 use experiment::{Plan, PromptSpec};
 use providers::Client;
 use store::CachedAnswer;
@@ -80,6 +80,8 @@ impl Lane {
 pub(crate) struct HostedArm {
     pub arm: Arc<str>,
     pub prompt: PromptSpec,
+    /// The run's generation parameters with this prompt's `choices`.
+    pub params: Arc<GenerationParams>,
     pub total: u64,
     pub done: u64,
     pub errors: u64,
@@ -249,7 +251,7 @@ impl Scheduler<'_> {
                     &lane.base_url,
                     &lane.model,
                     &messages,
-                    &self.cx.shared.params,
+                    &self.arms[arm].params,
                 );
                 if self.leaders.park(&key, arm, item) {
                     continue;
@@ -301,7 +303,6 @@ impl Scheduler<'_> {
 
     /// Spawns calls for ready items while there are free slots and the budget covers them.
     fn fill(&mut self, calls: &mut JoinSet<Answered>) {
-        let max_tokens = self.cx.shared.params.max_tokens;
         while calls.len() < self.cx.jobs {
             let Some(l) = pick_lane(&self.lanes, &mut self.next_lane) else {
                 break;
@@ -310,6 +311,7 @@ impl Scheduler<'_> {
             let Some(next) = lane.ready.front() else {
                 break;
             };
+            let max_tokens = self.arms[next.arm].params.max_tokens;
             let reserved = call_cost_upper_bound(&next.messages, max_tokens, &lane.pricing);
             if !self.cx.budget.try_reserve(reserved) {
                 self.out.budget_stopped = true;
@@ -319,10 +321,11 @@ impl Scheduler<'_> {
                 break;
             };
             lane.in_flight += 1;
+            let arm = &self.arms[p.arm];
             let handle = calls.spawn(answer(
                 self.cx.shared.clone(),
                 lane.client.clone(),
-                self.arms[p.arm].arm.clone(),
+                (arm.arm.clone(), arm.params.clone()),
                 p.item,
                 p.messages,
             ));
@@ -459,8 +462,8 @@ impl Scheduler<'_> {
             error: None,
             compute_seconds: 0.0,
             truncated: answer.truncated,
-            choice: None,
-            token_logprobs: None,
+            choice: answer.choice.clone(),
+            token_logprobs: answer.token_logprobs.clone(),
         };
         let scores = self.cx.shared.score_all(&name, item, &answer.text);
         let written = Written {

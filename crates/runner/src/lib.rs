@@ -211,6 +211,18 @@ pub(crate) struct Shared {
     pub no_cache: bool,
 }
 
+/// The generation parameters of an arm answering with `prompt`: the run's, constrained to the
+/// prompt's `choices` (which already fall back to `generation.choices`).
+pub(crate) fn arm_params(
+    generation: &GenerationParams,
+    prompt: &experiment::PromptSpec,
+) -> GenerationParams {
+    GenerationParams {
+        choices: prompt.choices.clone(),
+        ..generation.clone()
+    }
+}
+
 /// What the tasks beside the hosted scheduler (local-model providers, fine-tunes) work with.
 #[derive(Clone)]
 pub(crate) struct SideContext {

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use domain::{CallRecord, Device, Message, ModelSource};
+use domain::{CallRecord, Device, GenerationParams, Message, ModelSource};
 use experiment::LocalProviderSpec;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,8 @@ use crate::{Shared, SideContext, Tally};
 /// (the generation thread does not borrow the plan).
 pub(crate) struct LocalArm {
     pub arm: Arc<str>,
+    /// The run's generation parameters with this arm's prompt's `choices`.
+    pub params: GenerationParams,
     pub pending: Vec<(usize, Vec<Message>)>,
     pub total: u64,
     pub done: u64,
@@ -172,7 +174,7 @@ impl Answering<'_> {
             }
             let prompts: Vec<Vec<Message>> =
                 chunk.iter().map(|(_, messages)| messages.clone()).collect();
-            let outcomes = self.model.generate_each(&prompts, &self.shared.params);
+            let outcomes = self.model.generate_each(&prompts, &arm.params);
             for (&(item, _), outcome) in chunk.iter().zip(outcomes) {
                 let written = self.record(&arm.arm, item, outcome);
                 cost += written.call.cost_usd;

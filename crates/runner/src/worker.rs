@@ -39,6 +39,8 @@ const LOSS_BATCH: usize = 32;
 pub(crate) struct FinetuneArm {
     pub spec: FinetuneSpec,
     pub arm: Arc<str>,
+    /// The run's generation parameters with the arm's prompt's `choices`.
+    pub params: domain::GenerationParams,
     /// The train split rendered with the arm's prompt, the answer being the target.
     pub train: Vec<Example>,
     /// The pending eval items, rendered with the arm's prompt.
@@ -607,7 +609,7 @@ async fn prepare(
         compute: ft.spec.compute.clone(),
         train: std::mem::take(&mut ft.train),
         eval: std::mem::take(&mut ft.eval),
-        generation: ctx.side.shared.params.clone(),
+        generation: ft.params.clone(),
         out_dir: out_dir.to_path_buf(),
     };
     let json = serde_json::to_vec(&job).map_err(|e| format!("encoding the job failed: {e}"))?;
