@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::{ArmInfo, Device, EvalItem, GenerationParams, RunStatus, TrainingRecord};
+use domain::{ArmInfo, Device, EvalItem, RunStatus, TrainingRecord};
 use experiment::{Arm, FinetuneSpec, LocalProviderSpec, Plan, PromptSpec, Row};
 use store::Store;
 use tokio::sync::Mutex;
@@ -240,7 +240,6 @@ fn shared(inv: &Invocation<'_>) -> Shared {
             .collect(),
         scorers: inv.plan.scorers.clone(),
         store: inv.store.clone(),
-        params: inv.plan.generation.clone(),
         no_cache: inv.opts.no_cache,
     }
 }
@@ -272,8 +271,17 @@ async fn pending_work(inv: &Invocation<'_>, arms: &[Arm]) -> Result<Work, Error>
             Arm::Hosted {
                 provider, prompt, ..
             } => {
-                let params = crate::arm_params(&inv.plan.generation, prompt);
-                work.add_hosted(&provider.id, name, prompt, params, pending, total, done);
+                let arm = HostedArm {
+                    arm: name,
+                    prompt: prompt.clone(),
+                    params: Arc::new(crate::arm_params(&inv.plan.generation, prompt)),
+                    total,
+                    done,
+                    errors: 0,
+                    cost_usd: 0.0,
+                    last_progress: None,
+                };
+                work.add_hosted(&provider.id, arm, pending);
             }
             Arm::Local {
                 provider, prompt, ..
@@ -311,28 +319,10 @@ async fn pending_work(inv: &Invocation<'_>, arms: &[Arm]) -> Result<Work, Error>
 
 impl Work {
     /// A hosted arm, queued under its provider's lane.
-    fn add_hosted(
-        &mut self,
-        provider: &str,
-        arm: Arc<str>,
-        prompt: &PromptSpec,
-        params: GenerationParams,
-        pending: Vec<usize>,
-        total: u64,
-        done: u64,
-    ) {
+    fn add_hosted(&mut self, provider: &str, arm: HostedArm, pending: Vec<usize>) {
         let entry = self.hosted_pending.entry(provider.to_owned()).or_default();
         entry.push((self.hosted.len(), pending));
-        self.hosted.push(HostedArm {
-            arm,
-            prompt: prompt.clone(),
-            params: Arc::new(params),
-            total,
-            done,
-            errors: 0,
-            cost_usd: 0.0,
-            last_progress: None,
-        });
+        self.hosted.push(arm);
     }
 
     /// A local arm, grouped with the other arms of its provider (one model load for all).
