@@ -201,8 +201,9 @@ impl Error {
 }
 
 /// What call tasks, the local-model thread and fine-tune tasks read: the eval items' ids and
-/// targets (indexed like the plan's eval rows) and the scorers (each arm carries its own generation parameters). Only
-/// this, not the plan with its whole dataset, is shared, so a run holds one copy of the data.
+/// targets (indexed like the plan's eval rows) and the scorers; each arm carries its own
+/// generation parameters. Only this, not the plan with its whole dataset, is shared, so a run
+/// holds one copy of the data.
 pub(crate) struct Shared {
     pub items: Vec<ItemRef>,
     pub scorers: Vec<ScorerSpec>,
