@@ -126,6 +126,9 @@ pub enum WorkerEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         truncated: bool,
     },
+    /// One eval item the fine-tuned model could not answer (its prompt does not fit the
+    /// context, say); the others are still answered.
+    Unanswered { item_id: String, error: String },
     /// Every eval item is answered; the worker exits 0.
     Done,
     /// The job failed; the worker exits non-zero.

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{CallRecord, LossPoint, LossSplit, TrainingRecord, TrainingStatus};
+use domain::{LossPoint, LossSplit, TrainingRecord, TrainingStatus};
 use experiment::FinetuneSpec;
 use finetune::job::{EvalPrompt, Example, FinetuneJob, WorkerEvent};
 use sha2::{Digest, Sha256};
@@ -27,8 +27,9 @@ use crate::events::{Emitter, Event};
 use crate::grace::Grace;
 use crate::local::resolve_model;
 use crate::worker_log::WorkerLog;
-use crate::writer::Written;
 use crate::{SideContext, Tally};
+
+mod answers;
 
 /// Environment variable naming the worker binary, for installs where it is not beside us.
 pub const WORKER_ENV: &str = "ORCHESTRATOR_WORKER";
@@ -446,6 +447,9 @@ impl<'a> Session<'a> {
                 self.answer(ft, item_id, text, tokens, seconds, truncated)
                     .await;
             }
+            WorkerEvent::Unanswered { item_id, error } => {
+                self.unanswered(ft, &item_id, error).await;
+            }
             WorkerEvent::Done => {
                 if self.outcome == Outcome::Open {
                     self.outcome = Outcome::Finished;
@@ -456,60 +460,6 @@ impl<'a> Session<'a> {
                 self.set_failed(message);
             }
         }
-    }
-
-    /// Scores one of the worker's answers and hands it to the writer.
-    async fn answer(
-        &mut self,
-        ft: &mut FinetuneArm,
-        item_id: String,
-        text: String,
-        (prompt_tokens, completion_tokens): (u32, u32),
-        seconds: f64,
-        truncated: bool,
-    ) {
-        let Some(&i) = self.rows.get(item_id.as_str()) else {
-            tracing::warn!(arm = %ft.arm, item = %item_id, "the worker answered an unknown item");
-            return;
-        };
-        let shared = &self.ctx.side.shared;
-        let call = CallRecord {
-            arm: ft.arm.to_string(),
-            item_id: shared.items[i].id.clone(),
-            response: Some(text.clone()),
-            prompt_tokens,
-            completion_tokens,
-            latency_ms: seconds * 1000.0,
-            cost_usd: seconds * self.per_second,
-            attempts: 1,
-            cache_hit: false,
-            error: None,
-            compute_seconds: seconds,
-            truncated,
-            choice: None,
-            token_logprobs: None,
-        };
-        self.cost += call.cost_usd;
-        let scores = shared.score_all(&ft.arm, i, &text);
-        ft.done += 1;
-        self.answered += 1;
-        self.ctx.side.events.progress(Event::ArmProgress {
-            arm: ft.arm.to_string(),
-            done: ft.done,
-            total: ft.total,
-            cost_usd: self.cost,
-            errors: self.errors,
-        });
-        let _ = self
-            .ctx
-            .side
-            .writer
-            .send(Written {
-                call,
-                scores,
-                cache: None,
-            })
-            .await;
     }
 
     async fn flush_losses(&mut self, arm: &str) {

@@ -189,18 +189,23 @@ fn answer(
             return Err(Failure::Interrupted);
         }
         let prompts: Vec<Vec<domain::Message>> = items.iter().map(|p| p.messages.clone()).collect();
-        let answers = model
-            .generate(&prompts, &job.generation)
-            .context("generating answers")
-            .map_err(Failure::Failed)?;
-        for (item, g) in items.iter().zip(answers) {
-            let event = WorkerEvent::Answer {
-                item_id: item.item_id.clone(),
-                text: g.text,
-                prompt_tokens: g.prompt_tokens,
-                completion_tokens: g.completion_tokens,
-                seconds: g.seconds,
-                truncated: g.finish_reason == llm::FinishReason::Length,
+        let answers = model.generate_each(&prompts, &job.generation);
+        for (item, outcome) in items.iter().zip(answers) {
+            let item_id = item.item_id.clone();
+            let event = match outcome {
+                Ok(g) => WorkerEvent::Answer {
+                    item_id,
+                    text: g.text,
+                    prompt_tokens: g.prompt_tokens,
+                    completion_tokens: g.completion_tokens,
+                    seconds: g.seconds,
+                    truncated: g.finish_reason == llm::FinishReason::Length,
+                },
+                // One item that cannot be answered fails alone; the others go on.
+                Err(err) => WorkerEvent::Unanswered {
+                    item_id,
+                    error: err.to_string(),
+                },
             };
             writeln!(file, "{}", event.to_json_line())
                 .with_context(|| format!("writing {}", path.display()))

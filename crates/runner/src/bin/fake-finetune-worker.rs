@@ -28,6 +28,8 @@ enum Mode {
     Oom,
     Slow,
     Reuse,
+    /// The third item cannot be answered; the others are.
+    Unanswerable,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn args() -> Result<(Mode, PathBuf), String> {
                     "oom" => Mode::Oom,
                     "slow" => Mode::Slow,
                     "reuse" => Mode::Reuse,
+                    "unanswerable" => Mode::Unanswerable,
                     other => return Err(format!("unknown mode {other:?}")),
                 }
             }
@@ -130,6 +133,15 @@ fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::E
         }
         if mode == Mode::Slow {
             std::thread::sleep(Duration::from_millis(100));
+        }
+        if mode == Mode::Unanswerable && i == 2 {
+            say(WorkerEvent::Unanswered {
+                item_id: item.item_id.clone(),
+                error: "the prompt has 9000 tokens; with 8 new tokens it exceeds the model's \
+                        context of 8192"
+                    .into(),
+            })?;
+            continue;
         }
         say(WorkerEvent::Answer {
             item_id: item.item_id.clone(),

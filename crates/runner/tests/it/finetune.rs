@@ -132,6 +132,29 @@ async fn a_crashed_worker_fails_its_arm_and_keeps_the_rest() {
     assert!(training.checkpoint_dir.is_some());
 }
 
+/// An item the fine-tuned model cannot answer fails alone, its reason stored; the arm and its
+/// training are fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_the_worker_cannot_answer_fails_alone() {
+    let (b, summary, _server) = run_with_worker("unanswerable").await;
+    assert_eq!(summary.failed_items, 1, "{summary:?}");
+    let results = b.store.results(summary.run_id).await.unwrap();
+    let lora: Vec<_> = results.calls.iter().filter(|c| c.arm == "lora").collect();
+    assert_eq!(lora.len(), 6);
+    let failed: Vec<_> = lora.iter().filter(|c| c.error.is_some()).collect();
+    assert_eq!(failed.len(), 1);
+    let error = failed[0].error.as_deref().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "item {:?}: the prompt has 9000 tokens",
+            failed[0].item_id
+        )),
+        "{error}"
+    );
+    let training = results.training.iter().find(|t| t.arm == "lora").unwrap();
+    assert_eq!(training.status, TrainingStatus::Completed);
+}
+
 /// The stored reason of a worker that died in `mode` after two answers.
 async fn crash_reason(mode: &str) -> String {
     let (b, summary, _server) = run_with_worker(mode).await;

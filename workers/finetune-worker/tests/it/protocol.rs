@@ -175,6 +175,46 @@ fn a_job_trains_writes_the_adapter_and_answers_every_item() {
     assert_eq!(events.last(), Some(&WorkerEvent::Done));
 }
 
+/// An eval prompt too long for the model's context fails alone (an `unanswered` event naming
+/// it and the context); the other items are answered and the job succeeds.
+#[test]
+fn an_eval_item_that_does_not_fit_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = job(dir.path(), 1);
+    job.eval[2].messages = vec![Message::user("word ".repeat(4000))];
+    let out = worker()
+        .arg("--job")
+        .arg(write_job(dir.path(), &job))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = parse_events(&out.stdout);
+    let answered: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            WorkerEvent::Answer { item_id, .. } => Some(item_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered, ["item-0", "item-1", "item-3", "item-4"]);
+    let failed: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            WorkerEvent::Unanswered { item_id, error } => Some((item_id.as_str(), error.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed[0].0, "item-2");
+    assert!(failed[0].1.contains("context of"), "{}", failed[0].1);
+    assert_eq!(events.last(), Some(&WorkerEvent::Done));
+}
+
 #[test]
 fn a_bad_job_exits_1_with_an_error_event() {
     let dir = tempfile::tempdir().unwrap();
