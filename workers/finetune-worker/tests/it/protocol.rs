@@ -76,14 +76,11 @@ pub(crate) fn parse_events(stdout: &[u8]) -> Vec<WorkerEvent> {
         .collect()
 }
 
-#[test]
-fn a_job_trains_writes_the_adapter_and_answers_every_item() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut job = job(dir.path(), 2);
-    job.base_model_name = Some("HuggingFaceTB/SmolLM2-135M-Instruct".into());
+/// Runs the worker on `job`, expects exit 0, and returns its events.
+fn run_ok(dir: &Path, job: &FinetuneJob) -> Vec<WorkerEvent> {
     let out = worker()
         .arg("--job")
-        .arg(write_job(dir.path(), &job))
+        .arg(write_job(dir, job))
         .output()
         .unwrap();
     assert_eq!(
@@ -92,7 +89,15 @@ fn a_job_trains_writes_the_adapter_and_answers_every_item() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let events = parse_events(&out.stdout);
+    parse_events(&out.stdout)
+}
+
+#[test]
+fn a_job_trains_writes_the_adapter_and_answers_every_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = job(dir.path(), 2);
+    job.base_model_name = Some("HuggingFaceTB/SmolLM2-135M-Instruct".into());
+    let events = run_ok(dir.path(), &job);
     // 6 train examples, micro-batch 2: 3 steps an epoch.
     assert_eq!(
         events.first(),
@@ -182,18 +187,7 @@ fn an_eval_item_that_does_not_fit_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let mut job = job(dir.path(), 1);
     job.eval[2].messages = vec![Message::user("word ".repeat(4000))];
-    let out = worker()
-        .arg("--job")
-        .arg(write_job(dir.path(), &job))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events = parse_events(&out.stdout);
+    let events = run_ok(dir.path(), &job);
     let answered: Vec<&str> = events
         .iter()
         .filter_map(|e| match e {
