@@ -35,6 +35,18 @@ pub enum Error {
     MissingTensor { name: String },
     #[error("tokenizer: {message}")]
     Tokenizer { message: String },
+    #[error("choices: no labels to score")]
+    NoLabels,
+    #[error("choices: label {index} has no tokens")]
+    EmptyLabel { index: usize },
+    #[error(
+        "the prompt has {tokens} tokens; scoring a choice of up to {label_tokens} tokens needs a non-empty prompt that fits with it in the model's context of {context}"
+    )]
+    ChoicesOverflow {
+        tokens: usize,
+        label_tokens: usize,
+        context: usize,
+    },
     #[error(
         "the model has no chat template (no tokenizer.chat_template in the GGUF, no chat_template in tokenizer_config.json)"
     )]

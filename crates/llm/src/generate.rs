@@ -21,11 +21,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::Error;
+use crate::choices::token_logprobs;
 pub use crate::local_model::{DEFAULT_MAX_BATCH, LocalModel};
 use crate::model::{KvCache, MASK_VALUE};
 
 /// Shortest shared prefix worth computing separately.
-const MIN_SHARED_PREFIX: usize = 8;
+pub(crate) const MIN_SHARED_PREFIX: usize = 8;
 
 /// Why an answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,10 @@ pub struct Generation {
     /// This answer's share of its batch's wall time (by tokens).
     pub seconds: f64,
     pub finish_reason: FinishReason,
+    /// Per generated token (`completion_tokens` of them; a final end-of-turn token is not one):
+    /// its natural-log probability under the model's distribution (temperature 1), from the
+    /// logits it was picked from.
+    pub token_logprobs: Vec<f32>,
 }
 
 /// Where the time of a [`LocalModel::generate_with_stats`] call went.
@@ -192,7 +197,7 @@ impl LocalModel {
     }
 
     /// Runs `ids` through the model once, returning its keys and values (batch of one).
-    fn prefill_prefix(&self, ids: &[u32]) -> Result<KvCache, Error> {
+    pub(crate) fn prefill_prefix(&self, ids: &[u32]) -> Result<KvCache, Error> {
         let dev = self.model.device();
         let n = ids.len();
         let input = Tensor::from_vec(ids.to_vec(), (1, n), dev)?;
@@ -254,6 +259,7 @@ impl LocalModel {
                 pad,
                 prompt_len: p.len(),
                 tokens: Vec::new(),
+                logprobs: Vec::new(),
                 rng: params.seed.map(|s| StdRng::seed_from_u64(s ^ fnv(p))),
                 done: None,
             })
@@ -269,7 +275,8 @@ impl LocalModel {
         let mut greedy_rng = StdRng::seed_from_u64(0);
         while !batch.is_empty() {
             let next = self.pick(&logits, &batch, &mut rows, params, &mut greedy_rng)?;
-            for (&r, &tok) in batch.iter().zip(&next) {
+            let logprobs = token_logprobs(&logits, None, &next)?;
+            for ((&r, &tok), &logprob) in batch.iter().zip(&next).zip(&logprobs) {
                 let Some(row) = rows.get_mut(r).filter(|row| row.done.is_none()) else {
                     continue;
                 };
@@ -278,6 +285,7 @@ impl LocalModel {
                     continue;
                 }
                 row.tokens.push(tok);
+                row.logprobs.push(logprob);
                 if !params.stop.is_empty() && self.hits_stop(&row.tokens, &params.stop)? {
                     row.done = Some(FinishReason::Stop);
                 } else if row.tokens.len() >= max_new {
@@ -355,6 +363,7 @@ impl LocalModel {
                     completion_tokens: row.tokens.len() as u32,
                     seconds: seconds * share,
                     finish_reason: row.done.unwrap_or(FinishReason::Length),
+                    token_logprobs: row.logprobs,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -402,6 +411,7 @@ struct Row {
     pad: usize,
     prompt_len: usize,
     tokens: Vec<u32>,
+    logprobs: Vec<f32>,
     /// Per-prompt sampler (seeded by the params' seed and the prompt), so an answer does not
     /// depend on which batch it landed in.
     rng: Option<StdRng>,
@@ -462,7 +472,7 @@ fn decode_mask(
 }
 
 /// Length of the longest token prefix all prompts share.
-fn common_prefix_len(prompts: &[Vec<u32>]) -> usize {
+pub(crate) fn common_prefix_len(prompts: &[Vec<u32>]) -> usize {
     let Some((first, rest)) = prompts.split_first() else {
         return 0;
     };

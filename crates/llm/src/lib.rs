@@ -26,6 +26,7 @@
 
 pub mod attention;
 pub mod chat;
+pub mod choices;
 pub mod cpu_env;
 pub mod device;
 mod error;
@@ -42,6 +43,7 @@ pub mod testing;
 pub mod tokenizer;
 pub mod weights;
 
+pub use choices::ChoiceScores;
 pub use error::Error;
 pub use generate::{FinishReason, Generation};
 pub use local_model::LocalModel;

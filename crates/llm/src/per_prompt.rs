@@ -108,6 +108,7 @@ mod tests {
             completion_tokens: 1,
             seconds: 0.0,
             finish_reason: FinishReason::Stop,
+            token_logprobs: vec![0.0],
         }
     }
 

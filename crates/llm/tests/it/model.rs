@@ -270,6 +270,34 @@ fn kv_cache_generation_equals_full_recompute() {
 }
 
 #[test]
+fn token_logprobs_equal_a_full_forward() {
+    let t = tiny::build(false, 9);
+    let mut m = load(&t.gguf);
+    let prompts = vec![PROMPT.to_vec(), vec![1, 5, 6]];
+    for max_batch in [1, 2] {
+        m.set_max_batch(max_batch);
+        let gens = m.generate_ids(&prompts, &greedy(10)).unwrap();
+        for (p, g) in prompts.iter().zip(&gens) {
+            let answer = greedy_recompute(&m, p, 10);
+            assert_eq!(g.token_logprobs.len(), answer.len());
+            assert_eq!(g.token_logprobs.len(), g.completion_tokens as usize);
+            let seq = [p.as_slice(), &answer].concat();
+            let logits = m.model().forward(&ids(&seq)).unwrap().squeeze(0).unwrap();
+            let logp = candle_nn::ops::log_softmax(&logits, D::Minus1).unwrap();
+            for (j, (&tok, &got)) in answer.iter().zip(&g.token_logprobs).enumerate() {
+                let want: f32 = logp
+                    .i((p.len() + j - 1, tok as usize))
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap();
+                assert!((got - want).abs() < 1e-4, "token {j}: {got} vs {want}");
+                assert!(got <= 0.0);
+            }
+        }
+    }
+}
+
+#[test]
 fn batched_generation_equals_one_at_a_time() {
     let t = tiny::build(false, 8);
     let mut m = load(&t.gguf);
