@@ -125,6 +125,12 @@ pub enum WorkerEvent {
         /// Generation stopped at `max_tokens`, not at the end of the answer.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         truncated: bool,
+        /// With `choices`: the label chosen and its confidence (`text` is the label).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        choice: Option<domain::ChoiceRecord>,
+        /// Log-probability of each generated token (empty for a choice).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        token_logprobs: Vec<f32>,
     },
     /// One eval item the fine-tuned model could not answer (its prompt does not fit the
     /// context, say); the others are still answered.
@@ -234,6 +240,8 @@ mod tests {
                 completion_tokens: 2,
                 seconds: 0.5,
                 truncated: false,
+                choice: None,
+                token_logprobs: Vec::new(),
             },
             r#"{"event":"answer","item_id":"7","text":"positive","prompt_tokens":54,"completion_tokens":2,"seconds":0.5}"#,
         );

@@ -35,6 +35,9 @@ pub enum Error {
     MissingTensor { name: String },
     #[error("tokenizer: {message}")]
     Tokenizer { message: String },
+    /// Scoring a batch's labels failed as a whole; each of its prompts carries the reason.
+    #[error("scoring the choices failed: {reason}")]
+    Choices { reason: String },
     #[error("choices: no labels to score")]
     NoLabels,
     #[error("choices: label {index} has no tokens")]

@@ -51,6 +51,9 @@ pub struct Generation {
     /// its natural-log probability under the model's distribution (temperature 1), from the
     /// logits it was picked from.
     pub token_logprobs: Vec<f32>,
+    /// With `choices`: the label chosen by likelihood ([`LocalModel::answer_each`]); `text` is
+    /// that label and `token_logprobs` is empty. `None` for generated text.
+    pub choice: Option<domain::ChoiceRecord>,
 }
 
 /// Where the time of a [`LocalModel::generate_with_stats`] call went.
@@ -364,6 +367,7 @@ impl LocalModel {
                     seconds: seconds * share,
                     finish_reason: row.done.unwrap_or(FinishReason::Length),
                     token_logprobs: row.logprobs,
+                    choice: None,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;

@@ -24,6 +24,7 @@
 //! first thing, which restarts them with `CANDLE_NUM_THREADS=1` (matmuls and this crate's
 //! kernels keep every core) and glibc settings that stop page-fault churn.
 
+pub mod answer;
 pub mod attention;
 pub mod chat;
 pub mod choices;

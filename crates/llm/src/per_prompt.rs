@@ -109,6 +109,7 @@ mod tests {
             seconds: 0.0,
             finish_reason: FinishReason::Stop,
             token_logprobs: vec![0.0],
+            choice: None,
         }
     }
 

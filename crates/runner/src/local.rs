@@ -174,7 +174,7 @@ impl Answering<'_> {
             }
             let prompts: Vec<Vec<Message>> =
                 chunk.iter().map(|(_, messages)| messages.clone()).collect();
-            let outcomes = self.model.generate_each(&prompts, &arm.params);
+            let outcomes = self.model.answer_each(&prompts, &arm.params);
             for (&(item, _), outcome) in chunk.iter().zip(outcomes) {
                 let written = self.record(&arm.arm, item, outcome);
                 cost += written.call.cost_usd;
@@ -224,8 +224,8 @@ impl Answering<'_> {
                     error: None,
                     compute_seconds: g.seconds,
                     truncated: g.finish_reason == llm::FinishReason::Length,
-                    choice: None,
-                    token_logprobs: None,
+                    token_logprobs: (!g.token_logprobs.is_empty()).then_some(g.token_logprobs),
+                    choice: g.choice,
                 };
                 (call, self.shared.score_all(arm, item, &g.text))
             }

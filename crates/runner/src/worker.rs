@@ -435,18 +435,7 @@ impl<'a> Session<'a> {
                     ))
                     .await;
             }
-            WorkerEvent::Answer {
-                item_id,
-                text,
-                prompt_tokens,
-                completion_tokens,
-                seconds,
-                truncated,
-            } => {
-                let tokens = (prompt_tokens, completion_tokens);
-                self.answer(ft, item_id, text, tokens, seconds, truncated)
-                    .await;
-            }
+            answer @ WorkerEvent::Answer { .. } => self.answer(ft, answer).await,
             WorkerEvent::Unanswered { item_id, error } => {
                 self.unanswered(ft, &item_id, error).await;
             }

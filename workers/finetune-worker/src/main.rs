@@ -189,7 +189,7 @@ fn answer(
             return Err(Failure::Interrupted);
         }
         let prompts: Vec<Vec<domain::Message>> = items.iter().map(|p| p.messages.clone()).collect();
-        let answers = model.generate_each(&prompts, &job.generation);
+        let answers = model.answer_each(&prompts, &job.generation);
         for (item, outcome) in items.iter().zip(answers) {
             let item_id = item.item_id.clone();
             let event = match outcome {
@@ -200,6 +200,8 @@ fn answer(
                     completion_tokens: g.completion_tokens,
                     seconds: g.seconds,
                     truncated: g.finish_reason == llm::FinishReason::Length,
+                    choice: g.choice,
+                    token_logprobs: g.token_logprobs,
                 },
                 // One item that cannot be answered fails alone; the others go on.
                 Err(err) => WorkerEvent::Unanswered {

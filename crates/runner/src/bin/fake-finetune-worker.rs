@@ -150,6 +150,8 @@ fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::E
             completion_tokens: 1,
             seconds: 0.5,
             truncated: false,
+            choice: None,
+            token_logprobs: Vec::new(),
         })?;
     }
     say(WorkerEvent::Done)?;

@@ -3,22 +3,29 @@
 //! stored as that item's failure, with the reason, and the others go on.
 
 use domain::{CallRecord, ScoreRecord};
+use finetune::job::WorkerEvent;
 
 use super::{FinetuneArm, Session};
 use crate::events::Event;
 use crate::writer::Written;
 
 impl Session<'_> {
-    /// Scores one of the worker's answers and hands it to the writer.
-    pub(super) async fn answer(
-        &mut self,
-        ft: &mut FinetuneArm,
-        item_id: String,
-        text: String,
-        (prompt_tokens, completion_tokens): (u32, u32),
-        seconds: f64,
-        truncated: bool,
-    ) {
+    /// Scores one of the worker's answers (a [`WorkerEvent::Answer`]) and hands it to the
+    /// writer.
+    pub(super) async fn answer(&mut self, ft: &mut FinetuneArm, answer: WorkerEvent) {
+        let WorkerEvent::Answer {
+            item_id,
+            text,
+            prompt_tokens,
+            completion_tokens,
+            seconds,
+            truncated,
+            choice,
+            token_logprobs,
+        } = answer
+        else {
+            return;
+        };
         let Some(&i) = self.rows.get(item_id.as_str()) else {
             tracing::warn!(arm = %ft.arm, item = %item_id, "the worker answered an unknown item");
             return;
@@ -37,8 +44,8 @@ impl Session<'_> {
             error: None,
             compute_seconds: seconds,
             truncated,
-            choice: None,
-            token_logprobs: None,
+            choice,
+            token_logprobs: (!token_logprobs.is_empty()).then_some(token_logprobs),
         };
         self.cost += call.cost_usd;
         let scores = shared.score_all(&ft.arm, i, &text);

@@ -73,3 +73,57 @@ async fn an_over_long_prompt_fails_alone_and_its_batch_is_answered() {
         }
     }
 }
+
+/// With `choices`, every answer is a label chosen by likelihood: its confidence is the label's
+/// softmax share, the labels' probabilities sum to 1, the scorer sees the label, and the item
+/// too long for the context still fails alone. Free-text answers keep their token logprobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choices_answer_with_the_likeliest_label() {
+    let b = Bench::new().await;
+    dataset(&b);
+    let model = b.path("tiny.gguf");
+    llm::testing::write_tiny_gguf(&model, 5).unwrap();
+    let text = spec(&model).replace(
+        "    template: \"Q: {{text}}\"\n",
+        "    template: \"Q: {{text}}\"\n  - id: labelled\n    template: \"Q: {{text}}\"\n    \
+         choices: [yes, no, maybe]\n",
+    );
+    assert!(text.contains("labelled"), "{text}");
+    let plan = b.plan(&text);
+    let (summary, _) = b.run(&plan, b.options(), CancellationToken::new()).await;
+    assert_eq!(
+        summary.failed_items, 2,
+        "item-2 fails in both arms: {summary:?}"
+    );
+
+    let results = b.store.results(summary.run_id).await.unwrap();
+    for call in results.calls.iter().filter(|c| c.error.is_none()) {
+        if call.arm == "labelled@tiny" {
+            let choice = call.choice.as_ref().unwrap();
+            assert_eq!(choice.via, domain::ChoiceVia::Likelihood);
+            let label = choice.label.as_deref().unwrap();
+            assert_eq!(call.response.as_deref(), Some(label));
+            assert!(["yes", "no", "maybe"].contains(&label), "{label}");
+            assert_eq!(choice.probabilities.len(), 3);
+            let total: f64 = choice.probabilities.iter().sum();
+            assert!((total - 1.0).abs() < 1e-9, "{choice:?}");
+            let best = choice.probabilities.iter().copied().fold(0.0, f64::max);
+            // The JSON column may round the last bit.
+            assert!(
+                (choice.confidence.unwrap() - best).abs() < 1e-12,
+                "{choice:?}"
+            );
+            let score = results
+                .scores
+                .iter()
+                .find(|s| s.arm == call.arm && s.item_id == call.item_id)
+                .unwrap();
+            assert_eq!(score.value, if label == "yes" { 1.0 } else { 0.0 });
+        } else {
+            assert!(call.choice.is_none());
+            let logprobs = call.token_logprobs.as_ref().unwrap();
+            assert_eq!(logprobs.len() as u32, call.completion_tokens, "{call:?}");
+            assert!(logprobs.iter().all(|&l| l <= 0.0));
+        }
+    }
+}

@@ -209,6 +209,33 @@ fn an_eval_item_that_does_not_fit_fails_alone() {
     assert_eq!(events.last(), Some(&WorkerEvent::Done));
 }
 
+/// With `choices`, the fine-tuned model answers every item with one of the labels, chosen by
+/// likelihood, and says how confident it is.
+#[test]
+fn with_choices_every_answer_is_a_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = job(dir.path(), 1);
+    job.generation.choices = Some(domain::Choices {
+        labels: vec!["pos".into(), "neg".into()],
+        normalize: false,
+    });
+    let events = run_ok(dir.path(), &job);
+    let answers: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            WorkerEvent::Answer { text, choice, .. } => Some((text, choice.as_ref().unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 5);
+    for (text, choice) in answers {
+        assert_eq!(choice.label.as_ref(), Some(text));
+        assert!(text == "pos" || text == "neg", "{text}");
+        assert_eq!(choice.via, domain::ChoiceVia::Likelihood);
+        assert!(choice.confidence.unwrap() >= 0.5);
+    }
+}
+
 #[test]
 fn a_bad_job_exits_1_with_an_error_event() {
     let dir = tempfile::tempdir().unwrap();
