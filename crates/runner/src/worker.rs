@@ -490,7 +490,7 @@ impl<'a> Session<'a> {
             token_logprobs: None,
         };
         self.cost += call.cost_usd;
-        let scores = shared.score_all(&ft.arm, i, &text);
+        let scores = shared.score_all_blocking(&ft.arm, i, &text).await;
         ft.done += 1;
         self.answered += 1;
         self.ctx.side.events.progress(Event::ArmProgress {
