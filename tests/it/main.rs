@@ -23,5 +23,6 @@ mod preflight;
 mod report;
 mod resume;
 mod secrets;
+mod similar;
 mod support;
 mod tidy;

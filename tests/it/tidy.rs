@@ -15,7 +15,12 @@ use regex::Regex;
 /// The crates that run models: the only ones that may use Candle, and the ones that must not
 /// use tokio (long work runs on the caller's thread). Splitting or adding a model crate means
 /// adding it here, in ARCHITECTURE.md's invariants in the same commit.
-const MODEL_CRATES: &[&str] = &["crates/llm", "crates/finetune", "workers/finetune-worker"];
+const MODEL_CRATES: &[&str] = &[
+    "crates/llm",
+    "crates/embed",
+    "crates/finetune",
+    "workers/finetune-worker",
+];
 
 /// The only crate that contains SQL.
 const SQL_CRATE: &str = "crates/store";

@@ -93,7 +93,8 @@ pub struct CallRecord {
     pub token_logprobs: Option<Vec<f32>>,
 }
 
-/// One scorer's value for one item of one arm, in [0, 1].
+/// One scorer's value for one item of one arm, in [0, 1]; a `similar` scorer's raw cosine
+/// (`ID.raw`, [`crate::ScorerSpec::raw_id`]) is in [−1, 1].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreRecord {
     pub arm: String,

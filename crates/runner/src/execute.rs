@@ -36,6 +36,8 @@ pub(crate) struct Invocation<'a> {
     pub resumed: bool,
     /// The eval items of this invocation (`--limit` applied).
     pub rows: &'a [Row],
+    /// The `similar` scorers' embedding models, loaded before the run was opened.
+    pub embedders: crate::similar::Embedders,
 }
 
 /// What the selected arms still have to answer, sorted by where it runs.
@@ -55,12 +57,12 @@ struct Work {
 /// Stores the run's arms and items, starts every arm's pending work, waits for all of it and
 /// settles the run's status. `lanes` are the connected hosted providers in plan order.
 pub(crate) async fn execute(
-    inv: Invocation<'_>,
+    mut inv: Invocation<'_>,
     arms: Vec<Arm>,
     lanes: Vec<(String, Lane)>,
 ) -> Result<RunSummary, Error> {
     let items_stored = store_arms_and_items(&inv, &arms).await?;
-    let shared = Arc::new(shared(&inv));
+    let shared = Arc::new(shared(&mut inv));
     let mut work = pending_work(&inv, &arms).await?;
     announce(&inv, std::mem::take(&mut work.starts)).await;
 
@@ -228,7 +230,7 @@ fn spawn_store_items(inv: &Invocation<'_>) -> JoinHandle<Result<(), store::Error
 }
 
 /// What every answering task shares: the items' ids and targets, the scorers, the parameters.
-fn shared(inv: &Invocation<'_>) -> Shared {
+fn shared(inv: &mut Invocation<'_>) -> Shared {
     Shared {
         items: inv
             .rows
@@ -239,6 +241,7 @@ fn shared(inv: &Invocation<'_>) -> Shared {
             })
             .collect(),
         scorers: inv.plan.scorers.clone(),
+        embedders: std::mem::take(&mut inv.embedders),
         store: inv.store.clone(),
         no_cache: inv.opts.no_cache,
     }

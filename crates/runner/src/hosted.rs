@@ -465,7 +465,11 @@ impl Scheduler<'_> {
             choice: answer.choice.clone(),
             token_logprobs: answer.token_logprobs.clone(),
         };
-        let scores = self.cx.shared.score_all(&name, item, &answer.text);
+        let scores = self
+            .cx
+            .shared
+            .score_all_blocking(&name, item, &answer.text)
+            .await;
         let written = Written {
             call,
             scores,

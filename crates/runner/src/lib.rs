@@ -34,6 +34,7 @@ mod local;
 mod lookahead;
 mod plan;
 mod preflight;
+mod similar;
 mod worker;
 mod worker_log;
 mod writer;
@@ -181,6 +182,8 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("writing results to the store failed")]
     Write(#[source] store::Error),
+    #[error("scorer {scorer}: the embedding model did not load: {reason}")]
+    Embedder { scorer: String, reason: String },
 }
 
 impl Error {
@@ -207,6 +210,8 @@ impl Error {
 pub(crate) struct Shared {
     pub items: Vec<ItemRef>,
     pub scorers: Vec<ScorerSpec>,
+    /// The embedding models of the `similar` scorers.
+    pub embedders: similar::Embedders,
     pub store: Store,
     pub no_cache: bool,
 }
@@ -263,18 +268,36 @@ pub(crate) struct ItemRef {
 }
 
 impl Shared {
-    /// Every scorer's value for the answer of `arm` to item number `item`.
+    /// Every scorer's value for the answer of `arm` to item number `item` (and a `similar`
+    /// scorer's raw cosine). Embeds with Candle when a `similar` scorer is configured: on the
+    /// async runtime, call [`Shared::score_all_blocking`].
     pub(crate) fn score_all(&self, arm: &str, item: usize, answer: &str) -> Vec<ScoreRecord> {
         let row = &self.items[item];
         self.scorers
             .iter()
-            .map(|s| ScoreRecord {
-                arm: arm.to_string(),
-                item_id: row.id.clone(),
-                scorer: s.id.clone(),
-                value: scoring::score(&s.kind, answer, &row.target),
+            .flat_map(|s| {
+                self.embedders
+                    .records(s, (arm, &row.id), answer, &row.target)
             })
             .collect()
+    }
+
+    /// [`Shared::score_all`] for async callers: on a blocking thread when it embeds.
+    pub(crate) async fn score_all_blocking(
+        self: &Arc<Self>,
+        arm: &str,
+        item: usize,
+        answer: &str,
+    ) -> Vec<ScoreRecord> {
+        if self.embedders.is_empty() {
+            return self.score_all(arm, item, answer);
+        }
+        let (shared, arm_owned, answer_owned) = (self.clone(), arm.to_string(), answer.to_string());
+        let scored =
+            tokio::task::spawn_blocking(move || shared.score_all(&arm_owned, item, &answer_owned))
+                .await;
+        // A panic in the blocking task is a bug; score on this thread rather than lose them.
+        scored.unwrap_or_else(|_| self.score_all(arm, item, answer))
     }
 }
 
@@ -297,6 +320,7 @@ pub async fn run(
     }
     // `experiment::load` already put `$OPENAI_BASE_URL` in place of the default base URL.
     let (arms, lanes) = connect_providers(plan, selected, &opts.secrets, &events).await?;
+    let embedders = similar::Embedders::load(&plan.scorers, &events).await?;
     let owner = lease::this_process();
     let (run_id, resumed) = open_run(plan, store, &opts, &owner).await?;
     let heartbeat = lease::keep_alive(store.clone(), run_id, owner.clone());
@@ -310,6 +334,7 @@ pub async fn run(
         run_id,
         resumed,
         rows,
+        embedders,
     };
     let result = execute(invocation, arms, lanes).instrument(span).await;
     heartbeat.abort();

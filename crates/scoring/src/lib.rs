@@ -18,6 +18,11 @@
 //! | `json-field` | that JSON has the dotted `field` and its value, in string form, equals `value` or the target (normalised as `equals`; numbers compare as numbers) |
 //! | `f1` | SQuAD token F1 (lowercase, ASCII punctuation and the articles a/an/the removed) |
 //! | `rouge-l` | ROUGE-L F-measure (beta = 1) over lowercased alphanumeric tokens |
+//! | `similar` | with `threshold`, the cosine of the answer's and the reference's sentence embeddings is at least the threshold; without, the score is `max(0, cosine)` ([`similar_score`]) |
+//!
+//! `similar` needs embeddings, which this crate does not compute: the runner embeds answer and
+//! reference (crate `embed`) and hands [`cosine`] and [`similar_score`] the vectors; the text
+//! scorers' [`Scorer::score`] scores a `similar` kind 0.
 //!
 //! [`Scorer::new`] checks a kind once (compiles its regex) so a spec is validated before any
 //! call is paid for; [`score`] is the one-off convenience.
@@ -25,10 +30,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod scorers;
+mod similar;
 mod stats;
 mod text;
 
 pub use scorers::{Scorer, score};
+pub use similar::{cosine, similar_score};
 pub use stats::{
     DEFAULT_RESAMPLES, DEFAULT_SEED, McNemar, PairedDiff, bootstrap_ci, mcnemar, mean,
     paired_bootstrap, percentile,

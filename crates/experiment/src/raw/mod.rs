@@ -147,6 +147,9 @@ pub(crate) struct RawScorer {
     /// The scorer's id (or its default) and where to point at it.
     pub id: Option<Spanned<String>>,
     pub kind: Option<ScorerKind>,
+    /// A `similar` scorer's embedding `model:` as written (or its default, pointing at
+    /// `type`), which `validate` locates like a local provider's model.
+    pub model: Option<Spanned<String>>,
 }
 
 /// Reads the whole spec; every problem goes to `cx`.

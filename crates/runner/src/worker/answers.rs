@@ -48,7 +48,7 @@ impl Session<'_> {
             token_logprobs: (!token_logprobs.is_empty()).then_some(token_logprobs),
         };
         self.cost += call.cost_usd;
-        let scores = shared.score_all(&ft.arm, i, &text);
+        let scores = shared.score_all_blocking(&ft.arm, i, &text).await;
         ft.done += 1;
         self.answered += 1;
         self.ctx.side.events.progress(Event::ArmProgress {
