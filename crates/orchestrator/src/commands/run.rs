@@ -233,9 +233,7 @@ fn print_estimate(e: &Estimate) -> std::io::Result<()> {
         "est. cost"
     )?;
     for a in &e.arms {
-        let cost = a
-            .cost_usd
-            .map_or_else(|| "-".to_string(), |c| format!("${c:.4}"));
+        let cost = a.cost_usd.map_or_else(|| "-".to_string(), dollars);
         outln!(
             "{:<width$}  {:<8}  {:>6}  {:>12}  {:>12}  {:>10}{}",
             a.arm,
@@ -250,8 +248,8 @@ fn print_estimate(e: &Estimate) -> std::io::Result<()> {
         )?;
     }
     outln!(
-        "estimated cost (upper bound, before cache hits): ${:.4}",
-        e.total_usd
+        "estimated cost (upper bound, before cache hits): {}",
+        dollars(e.total_usd)
     )?;
     if let Some(b) = e.budget_usd {
         let verdict = if e.total_usd > b {
@@ -262,4 +260,19 @@ fn print_estimate(e: &Estimate) -> std::io::Result<()> {
         outln!("budget: ${b:.2} ({verdict})")?;
     }
     Ok(())
+}
+
+/// Dollars to four places; a negative zero (a free arm's `-0.0 × price`) prints as `$0.0000`.
+fn dollars(x: f64) -> String {
+    format!("${:.4}", x + 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn negative_zero_dollars_print_as_zero() {
+        assert_eq!(super::dollars(-0.0), "$0.0000");
+        assert_eq!(super::dollars(0.00004), "$0.0000");
+        assert_eq!(super::dollars(1.23456), "$1.2346");
+    }
 }
