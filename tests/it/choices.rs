@@ -51,6 +51,17 @@ async fn structured_outputs_give_the_label_and_its_confidence() {
         "one label token at logprob -0.1: {row}"
     );
 
+    // Every answer at confidence c = e^-0.1, 8 of 10 right: one bin, ECE = |0.8 − c|, Brier =
+    // 0.8 (1 − c)² + 0.2 c².
+    let c = (-0.1f64).exp();
+    let calibration = &row["calibration"];
+    assert_eq!(calibration["n"], ITEMS as u64, "{row}");
+    let ece = calibration["ece"].as_f64().unwrap();
+    assert!((ece - (c - 0.8)).abs() < 1e-6, "{calibration}");
+    let brier = calibration["brier"].as_f64().unwrap();
+    let expected = 0.8 * (1.0 - c).powi(2) + 0.2 * c * c;
+    assert!((brier - expected).abs() < 1e-6, "{calibration}");
+
     let sent = env.server().requests();
     env.run(&["run", "spec.yaml", "--new"]).await.expect_code(0);
     assert_eq!(env.server().requests(), sent, "answered from the cache");

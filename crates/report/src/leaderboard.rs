@@ -45,6 +45,10 @@ pub struct LeaderboardRow {
     /// Arms with `choices`: the mean confidence of the answers that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_confidence: Option<f64>,
+    /// How well confidence predicts a pass on `metric` (pass/fail metrics, answers with a
+    /// confidence: a label's probability, or the tokens' geometric-mean probability).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibration::Calibration>,
     /// The scorer id `quality` is the mean of.
     pub metric: String,
     /// Mean of `metric` over all `n` items, errors counted as 0.
@@ -172,6 +176,7 @@ fn row(
             .count(),
         choice_via: choice_via(index, &arm.arm),
         mean_confidence: mean_confidence(index, &arm.arm),
+        calibration: crate::calibration::arm_calibration(index, &arm.arm, metric),
         metric: metric.to_string(),
         quality,
         ci_low,

@@ -6,6 +6,7 @@
 //! reads only what the run stored (`RunResults`, with each arm's pricing and the run's settings),
 //! never the spec.
 
+pub mod calibration;
 pub mod compare;
 pub mod cost;
 pub mod decision;
