@@ -88,3 +88,36 @@ async fn without_structured_outputs_free_text_is_mapped_onto_the_labels() {
         "the label is scored, not the sentence: {row}"
     );
 }
+
+/// `logprobs: true` on a provider gives free-text answers a confidence too (the geometric-mean
+/// probability of their tokens), so the leaderboard reports their calibration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logprobs_on_a_provider_give_free_text_a_confidence() {
+    let env = Env::with_server(ServerConfig {
+        default_answers: vec!["yes".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    env.write_dataset(ITEMS);
+    let spec = env.write_spec(&SpecOptions {
+        two_prompts: false,
+        ..SpecOptions::default()
+    });
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "    api_key_env: OPENAI_API_KEY\n",
+        "    api_key_env: OPENAI_API_KEY\n    logprobs: true\n",
+    );
+    assert!(text.contains("logprobs: true"), "{text}");
+    std::fs::write(&spec, text).unwrap();
+    env.run(&["run", "spec.yaml"]).await.expect_code(0);
+    let log = env.server().requests_log();
+    assert!(
+        log.iter()
+            .all(|e| e.logprobs && e.response_format.is_none())
+    );
+    let row = env.row(None, "plain@fake").await;
+    assert!(row.get("choice_via").is_none(), "{row}");
+    assert_eq!(row["calibration"]["n"], ITEMS as u64, "{row}");
+    let confidence = row["calibration"]["mean_confidence"].as_f64().unwrap();
+    assert!((confidence - (-0.1f64).exp()).abs() < 1e-6, "{row}");
+}

@@ -122,6 +122,14 @@ pub struct OpenAiProviderSpec {
     pub max_retries: u32,
     /// Price calls at batch-API rates. Default false.
     pub batch_api: bool,
+    /// Send a JSON-schema enum for `choices`: unset = try, and fall back to free text when the
+    /// endpoint refuses; `false` = never; `true` = always (a refusal fails the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_outputs: Option<bool>,
+    /// Ask for token log-probabilities: unset = with `choices` only; `true` = on every call
+    /// (free-text answers get a confidence too); `false` = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
 }
 
 /// A model run in-process by Candle (`type: local`).

@@ -430,8 +430,8 @@ async fn connect(
         requests_per_minute: spec.requests_per_minute,
         timeout: Duration::try_from_secs_f64(spec.timeout_secs).unwrap_or(Duration::from_secs(60)),
         max_retries: spec.max_retries,
-        structured_outputs: None,
-        logprobs: None,
+        structured_outputs: spec.structured_outputs,
+        logprobs: spec.logprobs,
         pricing,
     };
     let client = providers::Client::new(endpoint).map_err(|source| Error::Client {

@@ -21,6 +21,8 @@ const OPENAI_ONLY: &[&str] = &[
     "timeout_s",
     "max_retries",
     "batch_api",
+    "structured_outputs",
+    "logprobs",
 ];
 const LOCAL_ONLY: &[&str] = &["device", "cost_per_hour", "batch_size"];
 const PROVIDER: &[&str] = &[
@@ -35,6 +37,8 @@ const PROVIDER: &[&str] = &[
     "timeout_s",
     "max_retries",
     "batch_api",
+    "structured_outputs",
+    "logprobs",
     "device",
     "cost_per_hour",
     "batch_size",
@@ -250,6 +254,8 @@ fn openai(cx: &mut Ctx<'_>, f: &Fields<'_>, defaults: &Defaults) -> Option<OpenA
             .usize_in(cx, "max_retries", 0, 100)
             .map_or(5, |s| s.value as u32),
         batch_api: f.bool(cx, "batch_api").is_some_and(|s| s.value),
+        structured_outputs: f.bool(cx, "structured_outputs").map(|s| s.value),
+        logprobs: f.bool(cx, "logprobs").map(|s| s.value),
     };
     ok.then_some(spec)
 }
