@@ -69,6 +69,8 @@ fn defaults_fill_what_the_spec_leaves_out() {
             timeout_secs: 60.0,
             max_retries: 5,
             batch_api: false,
+            structured_outputs: None,
+            logprobs: None,
         }
     "#]]
     .assert_debug_eq(mini);
