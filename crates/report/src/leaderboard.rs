@@ -207,7 +207,8 @@ fn mean_confidence(index: &ResultIndex<'_>, arm: &str) -> Option<f64> {
     let xs: Vec<f64> = index
         .ok_calls(arm)
         .iter()
-        .filter_map(|c| c.choice.as_ref()?.confidence)
+        .filter(|c| c.choice.is_some())
+        .filter_map(|c| crate::calibration::confidence(c))
         .collect();
     (!xs.is_empty()).then(|| scoring::mean(&xs))
 }
@@ -251,8 +252,10 @@ fn human_table(rows: &[LeaderboardRow], layout: fn(&Table<'_>) -> String) -> Str
     if let Some(first) = rows.first() {
         header[2] = format!("{} [95% CI]", first.metric);
     }
-    // After `errors`, the fifth column.
-    let at = 5;
+    let at = 1 + HUMAN_COLUMNS
+        .iter()
+        .position(|(h, _)| *h == "errors")
+        .unwrap_or(HUMAN_COLUMNS.len() - 1);
     let shown: Vec<_> = OPTIONAL_COUNTS
         .iter()
         .filter(|(_, count)| rows.iter().any(|r| count(r) > 0))

@@ -85,7 +85,10 @@ pub(crate) fn arm_rows(r: &DecisionReport) -> (Vec<&'static str>, Vec<Vec<String
 }
 
 /// Rows of the measured-figures table, shared with the HTML page.
-/// The `unanswered` column (third) is there only when some arm has items not asked yet.
+/// Where `unanswered` stands in the measured-figures table (after `arm`, `answered`, `failed`).
+const UNANSWERED_COLUMN: usize = 3;
+
+/// The `unanswered` column is there only when some arm has items not asked yet.
 pub(crate) fn measured_rows(r: &DecisionReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let unanswered = r.arms.iter().any(|a| a.measured.unanswered > 0);
     let mut headers = vec![
@@ -144,13 +147,13 @@ pub(crate) fn measured_rows(r: &DecisionReport) -> (Vec<&'static str>, Vec<Vec<S
                 ms(m.latency_p95_ms),
             ];
             if !unanswered {
-                row.remove(3);
+                row.remove(UNANSWERED_COLUMN);
             }
             row
         })
         .collect();
     if !unanswered {
-        headers.remove(3);
+        headers.remove(UNANSWERED_COLUMN);
     }
     (headers, rows)
 }

@@ -206,14 +206,23 @@ pub(crate) fn validate(
         .providers
         .iter()
         .map(|p| match (&p.spec, &p.model) {
-            (Some(ProviderSpec::Local(_)), Some(m)) => weights::source(cx, m, spec_dir),
+            (Some(ProviderSpec::Local(_)), Some(m)) => {
+                weights::source(cx, m, spec_dir, models::ModelKind::Chat)
+            }
             _ => None,
         })
         .collect();
     let base_weights: Vec<_> = raw
         .finetunes
         .iter()
-        .map(|f| weights::source(cx, f.base_model.as_ref()?, spec_dir))
+        .map(|f| {
+            weights::source(
+                cx,
+                f.base_model.as_ref()?,
+                spec_dir,
+                models::ModelKind::Chat,
+            )
+        })
         .collect();
 
     // Assemble only what is complete; any gap has been reported above.
@@ -343,7 +352,8 @@ fn scorers(cx: &mut Ctx<'_>, raw: &RawSpec, spec_dir: &Path) -> Option<Vec<Score
                     if let (ScorerKind::Similar { model, .. }, Some(written)) =
                         (&mut spec.kind, &s.model)
                     {
-                        *model = weights::source(cx, written, spec_dir)?;
+                        *model =
+                            weights::source(cx, written, spec_dir, models::ModelKind::Embedding)?;
                     }
                     Some(spec)
                 })

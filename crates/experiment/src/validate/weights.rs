@@ -9,15 +9,30 @@ use domain::ModelSource;
 
 use crate::decode::{Ctx, Spanned, suggest};
 
-/// Where `model` (written at `model.pos`) is, or None after reporting why it is nowhere.
+/// Where `model` (written at `model.pos`, where a model of `kind` belongs) is, or None after
+/// reporting why it is nowhere, or why a known model of another kind does not fit there.
 pub(super) fn source(
     cx: &mut Ctx<'_>,
     model: &Spanned<String>,
     spec_dir: &Path,
+    kind: models::ModelKind,
 ) -> Option<ModelSource> {
     match models::locate(&model.value, spec_dir) {
         Ok(models::Located::Path(path)) => Some(ModelSource::Path(path)),
         Ok(models::Located::Cached { .. } | models::Located::NotCached { .. }) => {
+            let known = models::known().iter().find(|m| m.name == model.value);
+            if let Some(k) = known.filter(|k| k.kind != kind) {
+                cx.error(
+                    model.pos,
+                    format!(
+                        "`{}` is {}; here the spec needs {}",
+                        k.name,
+                        k.kind.describe(),
+                        kind.describe()
+                    ),
+                );
+                return None;
+            }
             Some(ModelSource::Named(model.value.clone()))
         }
         Err(models::Error::UnknownModel { name, known }) => {

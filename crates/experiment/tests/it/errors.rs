@@ -789,3 +789,20 @@ fn choices_from_targets_needs_a_train_split_and_at_most_50_labels() {
         "#]],
     );
 }
+
+#[test]
+fn a_known_model_in_the_wrong_place() {
+    check(
+        r#"
+        name: t
+        dataset: { path: data.jsonl, input: text, target: label, split: { eval: 2, train: 4 } }
+        providers: [{ id: m, type: local, model: all-minilm-l6-v2 }]
+        prompts: [{ id: zs, template: "{{text}}" }]
+        scorers: [{ type: similar, model: smollm2-135m-instruct }]
+        "#,
+        expect![[r#"
+            $DIR/spec.yaml:3:42: `all-minilm-l6-v2` is a sentence-embedding model (for the `similar` scorer); here the spec needs a chat model (for `type: local` providers and `base_model`)
+            $DIR/spec.yaml:5:35: `smollm2-135m-instruct` is a chat model (for `type: local` providers and `base_model`); here the spec needs a sentence-embedding model (for the `similar` scorer)
+        "#]],
+    );
+}

@@ -98,6 +98,7 @@ fn fake_model(package: &'static str) -> KnownModel {
         file_name: "tiny.gguf",
         approx_bytes: 0,
         hub_id: "test/fake-model",
+        kind: models::ModelKind::Chat,
         source: KnownSource::PyPiWheel {
             package,
             version: "0.1.0",
