@@ -31,6 +31,7 @@ use domain::{ArmKind, CostAssumptions, Decision, RunResults, RunStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::break_even::BreakEven;
+use crate::ceiling::{self, PromptCeiling};
 use crate::cost::{self, ArmCost, ArmCostInputs, Measured, PricingUsed, Source};
 use crate::explain::Explainer;
 use crate::index::ResultIndex;
@@ -92,6 +93,9 @@ pub struct DecisionReport {
     /// The fine-tune chosen the same way among fine-tunes: the one the HTML report sets
     /// against `baseline_prompt_arm` item by item.
     pub best_finetune_arm: Option<String>,
+    /// The best prompt arm and what prompting tried to reach it; `None` without prompt arms.
+    #[serde(default)]
+    pub prompt_ceiling: Option<PromptCeiling>,
     /// Measured quality and the derived cost model, one per arm in run order.
     pub arms: Vec<ArmReport>,
     /// The baseline prompt arm against each fine-tune.
@@ -298,6 +302,7 @@ pub fn decide(
         baseline_prompt_arm: baseline.map(|i| arms[i].arm.clone()),
         best_finetune_arm: baseline_of(&arms, &totals, target, ArmKind::Finetune)
             .map(|i| arms[i].arm.clone()),
+        prompt_ceiling: ceiling::prompt_ceiling(&arms, &totals),
         arms,
         break_even,
         comparisons,
@@ -312,6 +317,9 @@ pub fn decide(
     }
     .explain(recommended, baseline);
     report.reasons = reasons;
+    if let Some(c) = &report.prompt_ceiling {
+        report.reasons.push(ceiling::sentence(c, metric));
+    }
     report.would_change = would_change;
     report
 }

@@ -23,6 +23,7 @@ pub mod settings;
 pub mod testing;
 
 mod break_even;
+mod ceiling;
 mod charts;
 mod explain;
 mod figures;
@@ -30,6 +31,7 @@ mod index;
 mod svg;
 
 pub use break_even::BreakEven;
+pub use ceiling::PromptCeiling;
 pub use compare::{Comparison, Disagreement, Error, compare, render_compare};
 pub use cost::{ArmCostInputs, ArmPricing};
 pub use decision::{DecisionReport, Verdict, decide, fail_under};

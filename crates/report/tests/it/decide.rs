@@ -514,6 +514,7 @@ fn text_report_snapshot() {
           - Quality: fine-tune `lora` scores 0.970 against 0.950 for `zero-shot@api`, a difference of +0.020 (95% CI +0.000 to +0.050, paired bootstrap p = 0.264; McNemar: only `lora` right on 2 items, only `zero-shot@api` on 0, p = 0.500): not decisive.
           - Cost over 365 days at 1,000 requests/day: `zero-shot@api` $1,230 ($0.00200 per request; staff time 41% of it) against `lora` $15,229 ($0.000200 per request, $930.00 a month fixed; staff time 42% of it).
           - Time to ship: `zero-shot@api` 5.0 h (5.0 h staff + 40 s machine); `lora` 42.0 h (40.0 h staff + 2.0 h machine).
+          - Prompting's ceiling was not searched: on `equals` the hand-written prompts reach 0.950 with `zero-shot@api` (95% CI 0.910–0.990), best of 1 prompt arm: 100 calls, $0.200 and 40 s. Add an `optimize:` block (seed prompts, demos from the train split, a dev split) to search instructions and demo sets before escalating.
 
         What would change it:
           - Traffic above 22,308 requests/day (declared: 1,000) would make fine-tune `lora` cheaper over the horizon, and the verdict escalate.

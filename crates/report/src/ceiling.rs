@@ -1,0 +1,149 @@
+//! Prompting's ceiling as the run measured it: the best prompt arm on the decision metric, and
+//! what was tried to get there (how many prompt arms, their calls, dollars and machine time).
+//! The verdict names it, so a reader sees whether escalating rests on a searched prompt or only
+//! on the prompts somebody happened to write; with no optimiser run, the report says so and
+//! points at the spec's `optimize:` block.
+
+use domain::ArmKind;
+use serde::{Deserialize, Serialize};
+
+use crate::decision::ArmReport;
+use crate::figures::{count, duration, quality, usd};
+
+/// `report --format json`'s `prompt_ceiling`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptCeiling {
+    /// The best prompt arm on the decision metric (ties: the cheaper over the horizon).
+    pub arm: String,
+    /// Its quality on the eval items, with the 95% bootstrap interval.
+    pub eval_quality: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// Its quality on the items it was selected on, when an optimiser selected it; `None` for
+    /// hand-written prompts, which were selected on nothing.
+    pub dev_quality: Option<f64>,
+    /// Whether a prompt optimiser searched for it.
+    pub searched: bool,
+    /// Prompt arms compared (each prompt × provider counts once).
+    pub candidates: usize,
+    /// Calls, dollars and machine minutes all those prompt arms spent on the eval.
+    pub calls: usize,
+    pub cost_usd: f64,
+    pub minutes: f64,
+}
+
+/// The ceiling among `arms`' prompt arms; `totals` (horizon cost, `arms` order) breaks ties.
+/// `None` when the run has no prompt arm.
+pub(crate) fn prompt_ceiling(arms: &[ArmReport], totals: &[f64]) -> Option<PromptCeiling> {
+    let prompts: Vec<usize> = (0..arms.len())
+        .filter(|&i| arms[i].kind == ArmKind::Prompt)
+        .collect();
+    let best = *prompts.iter().min_by(|&&i, &&j| {
+        arms[j]
+            .quality
+            .total_cmp(&arms[i].quality)
+            .then_with(|| totals[i].total_cmp(&totals[j]))
+            .then_with(|| i.cmp(&j))
+    })?;
+    let spent = |f: fn(&ArmReport) -> f64| prompts.iter().map(|&i| f(&arms[i])).sum::<f64>();
+    Some(PromptCeiling {
+        arm: arms[best].arm.clone(),
+        eval_quality: arms[best].quality,
+        ci_low: arms[best].ci_low,
+        ci_high: arms[best].ci_high,
+        dev_quality: None,
+        searched: false,
+        candidates: prompts.len(),
+        calls: prompts
+            .iter()
+            .map(|&i| arms[i].measured.answered + arms[i].measured.failed)
+            .sum(),
+        cost_usd: spent(|a| a.measured.eval_spend_usd),
+        minutes: spent(|a| a.measured.eval_machine_seconds) / 60.0,
+    })
+}
+
+/// The one sentence the verdict adds about the ceiling, on `metric`.
+pub(crate) fn sentence(c: &PromptCeiling, metric: &str) -> String {
+    let tried = format!(
+        "{} with `{}` (95% CI {}–{}), best of {} prompt arm{}: {} calls, {} and {}",
+        quality(c.eval_quality),
+        c.arm,
+        quality(c.ci_low),
+        quality(c.ci_high),
+        c.candidates,
+        if c.candidates == 1 { "" } else { "s" },
+        count(c.calls as f64),
+        usd(c.cost_usd),
+        duration(c.minutes * 60.0)
+    );
+    if c.searched {
+        format!("Prompting's ceiling as searched, on `{metric}`: {tried}.")
+    } else {
+        format!(
+            "Prompting's ceiling was not searched: on `{metric}` the hand-written prompts reach {tried}. Add an `optimize:` block (seed prompts, demos from the train split, a dev split) to search instructions and demo sets before escalating."
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decide;
+    use crate::testing::{ArmSpec, assumptions, decision, inputs, right, run};
+
+    /// Hand computation (the fixture's pricing, `report::testing`): each prompt arm answers 100
+    /// items at $0.002, so $0.20 each; each call's latency is 400 ms × (0.6 + 0.1 × (i mod 9)),
+    /// 39.84 s an arm.
+    #[test]
+    fn names_the_best_prompt_arm_and_what_prompting_spent() {
+        let results = run(
+            100,
+            vec![
+                ArmSpec::prompt("zero-shot@api", right(100, 0, 60)),
+                ArmSpec::prompt("few-shot@api", right(100, 0, 70)),
+                ArmSpec::finetune("lora", right(100, 0, 95)),
+            ],
+        );
+        let r = decide(
+            &results,
+            &assumptions(1000.0),
+            &decision(0.9),
+            &inputs(&results),
+        );
+        let c = r.prompt_ceiling.clone().expect("the run has prompt arms");
+        assert_eq!(c.arm, "few-shot@api");
+        assert!((c.eval_quality - 0.70).abs() < 1e-12);
+        assert_eq!((c.candidates, c.calls), (2, 200));
+        assert!((c.cost_usd - 0.40).abs() < 1e-12, "{}", c.cost_usd);
+        assert!(
+            (c.minutes - 2.0 * 39.84 / 60.0).abs() < 1e-9,
+            "{}",
+            c.minutes
+        );
+        assert!(!c.searched && c.dev_quality.is_none());
+        let line = r.reasons.last().unwrap();
+        assert!(
+            line.starts_with("Prompting's ceiling was not searched: on `equals` the hand-written prompts reach 0.700 with `few-shot@api`")
+                && line.contains("best of 2 prompt arms: 200 calls, $0.40")
+                && line.contains("Add an `optimize:` block"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn no_prompt_arm_no_ceiling() {
+        let results = run(10, vec![ArmSpec::finetune("lora", right(10, 0, 9))]);
+        let r = decide(
+            &results,
+            &assumptions(1000.0),
+            &decision(0.9),
+            &inputs(&results),
+        );
+        assert_eq!(r.prompt_ceiling, None);
+        assert!(
+            !r.reasons.iter().any(|l| l.contains("ceiling")),
+            "{:?}",
+            r.reasons
+        );
+    }
+}
