@@ -7,7 +7,7 @@
 use domain::ArmKind;
 use serde::{Deserialize, Serialize};
 
-use crate::decision::ArmReport;
+use crate::decision::{ArmReport, best_quality};
 use crate::figures::{count, duration, quality, usd};
 
 /// `report --format json`'s `prompt_ceiling`.
@@ -38,13 +38,7 @@ pub(crate) fn prompt_ceiling(arms: &[ArmReport], totals: &[f64]) -> Option<Promp
     let prompts: Vec<usize> = (0..arms.len())
         .filter(|&i| arms[i].kind == ArmKind::Prompt)
         .collect();
-    let best = *prompts.iter().min_by(|&&i, &&j| {
-        arms[j]
-            .quality
-            .total_cmp(&arms[i].quality)
-            .then_with(|| totals[i].total_cmp(&totals[j]))
-            .then_with(|| i.cmp(&j))
-    })?;
+    let best = best_quality(arms, totals, |i| arms[i].kind == ArmKind::Prompt)?;
     let spent = |f: fn(&ArmReport) -> f64| prompts.iter().map(|&i| f(&arms[i])).sum::<f64>();
     Some(PromptCeiling {
         arm: arms[best].arm.clone(),
@@ -88,6 +82,7 @@ pub(crate) fn sentence(c: &PromptCeiling, metric: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use crate::decide;
     use crate::testing::{ArmSpec, assumptions, decision, inputs, right, run};
 

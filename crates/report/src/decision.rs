@@ -414,7 +414,7 @@ fn kind_rank(kind: ArmKind) -> u8 {
 }
 
 /// The highest-quality allowed arm; ties go to the cheaper one.
-fn best_quality(
+pub(crate) fn best_quality(
     arms: &[ArmReport],
     totals: &[f64],
     allow: impl Fn(usize) -> bool,
