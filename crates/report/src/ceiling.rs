@@ -1,8 +1,7 @@
 //! Prompting's ceiling as the run measured it: the best prompt arm on the decision metric, and
 //! what was tried to get there (how many prompt arms, their calls, dollars and machine time).
-//! The verdict names it, so a reader sees whether escalating rests on a searched prompt or only
-//! on the prompts somebody happened to write; with no optimiser run, the report says so and
-//! points at the spec's `optimize:` block.
+//! The verdict names it, so a reader sees that escalating rests only on the prompts somebody
+//! happened to write, and is pointed at the spec's `optimize:` block.
 
 use domain::ArmKind;
 use serde::{Deserialize, Serialize};
@@ -19,11 +18,6 @@ pub struct PromptCeiling {
     pub eval_quality: f64,
     pub ci_low: f64,
     pub ci_high: f64,
-    /// Its quality on the items it was selected on, when an optimiser selected it; `None` for
-    /// hand-written prompts, which were selected on nothing.
-    pub dev_quality: Option<f64>,
-    /// Whether a prompt optimiser searched for it.
-    pub searched: bool,
     /// Prompt arms compared (each prompt × provider counts once).
     pub candidates: usize,
     /// Calls, dollars and machine minutes all those prompt arms spent on the eval.
@@ -45,8 +39,6 @@ pub(crate) fn prompt_ceiling(arms: &[ArmReport], totals: &[f64]) -> Option<Promp
         eval_quality: arms[best].quality,
         ci_low: arms[best].ci_low,
         ci_high: arms[best].ci_high,
-        dev_quality: None,
-        searched: false,
         candidates: prompts.len(),
         calls: prompts
             .iter()
@@ -71,13 +63,10 @@ pub(crate) fn sentence(c: &PromptCeiling, metric: &str) -> String {
         usd(c.cost_usd),
         duration(c.minutes * 60.0)
     );
-    if c.searched {
-        format!("Prompting's ceiling as searched, on `{metric}`: {tried}.")
-    } else {
-        format!(
-            "Prompting's ceiling was not searched: on `{metric}` the hand-written prompts reach {tried}. Add an `optimize:` block (seed prompts, demos from the train split, a dev split) to search instructions and demo sets before escalating."
-        )
-    }
+    // No optimiser exists yet, so every prompt arm is one somebody wrote.
+    format!(
+        "Prompting's ceiling was not searched: on `{metric}` the hand-written prompts reach {tried}. Add an `optimize:` block (seed prompts, demos from the train split, a dev split) to search instructions and demo sets before escalating."
+    )
 }
 
 #[cfg(test)]
@@ -115,7 +104,6 @@ mod tests {
             "{}",
             c.minutes
         );
-        assert!(!c.searched && c.dev_quality.is_none());
         let line = r.reasons.last().unwrap();
         assert!(
             line.starts_with("Prompting's ceiling was not searched: on `equals` the hand-written prompts reach 0.700 with `few-shot@api`")
