@@ -19,6 +19,7 @@ mod faults;
 mod full_run;
 mod hostile_output;
 mod local;
+mod optimize;
 mod preflight;
 mod report;
 mod resume;

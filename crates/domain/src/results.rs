@@ -204,4 +204,35 @@ pub struct RunResults {
     pub calls: Vec<CallRecord>,
     pub scores: Vec<ScoreRecord>,
     pub training: Vec<TrainingRecord>,
+    /// The candidates of the run's prompt searches (`optimize:`), by optimised arm then order;
+    /// empty for runs without one and for runs stored before searches existed.
+    #[serde(default)]
+    pub searches: Vec<SearchRecord>,
+}
+
+/// What separates an optimised arm's id from its candidates' (`opt@smollm2~c03`); no id of
+/// the spec may contain it.
+pub const CANDIDATE_SEPARATOR: char = '~';
+
+/// One candidate of a prompt search: what it was and how it scored on the dev split. Its dev
+/// answers are stored as calls of arm [`SearchRecord::candidate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchRecord {
+    /// The optimised arm (`opt@smollm2`).
+    pub arm: String,
+    /// The arm id its dev calls are stored under (`opt@smollm2~c03`).
+    pub candidate: String,
+    /// Its place in the search's order, from 0.
+    pub seq: u32,
+    /// The seed prompt it came from.
+    pub seed_prompt: String,
+    /// Its system message.
+    pub instruction: Option<String>,
+    /// Its fixed demonstrations (train row ids); None when it draws `few_shot` per item.
+    pub demo_ids: Option<Vec<String>>,
+    /// Dev items it was last scored on (its highest rung), and its mean there.
+    pub dev_items: u32,
+    pub dev_score: Option<f64>,
+    /// The winner: the optimised arm answers the eval items with it.
+    pub chosen: bool,
 }

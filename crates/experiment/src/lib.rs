@@ -19,6 +19,7 @@
 mod dataset;
 mod decode;
 mod diagnostic;
+pub mod optimize;
 mod plan;
 mod raw;
 mod rng;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use diagnostic::{Diagnostic, SpecError};
+pub use optimize::{Candidate, OptimizeSpec};
 pub use plan::{
     Arm, Dataset, FinetuneSpec, LocalProviderSpec, OpenAiProviderSpec, Plan, PromptSpec,
     ProviderSpec, Row,
@@ -145,5 +147,6 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Plan, SpecError> 
         costs: v.costs,
         declared_costs: v.declared_costs,
         decision: v.decision,
+        optimize: v.optimize,
     })
 }

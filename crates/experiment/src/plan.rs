@@ -14,6 +14,7 @@ use domain::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::optimize::OptimizeSpec;
 use crate::rng::SplitMix64;
 use crate::template;
 
@@ -45,6 +46,9 @@ pub struct Plan {
     pub declared_costs: BTreeSet<String>,
     /// `decision.metric` names one of `scorers`.
     pub decision: Decision,
+    /// The `optimize:` blocks: a searched prompt arm per block and provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optimize: Vec<OptimizeSpec>,
 }
 
 /// The eval and train rows, already split.
@@ -55,6 +59,11 @@ pub struct Dataset {
     /// Rows for few-shot demonstrations and fine-tuning, in file order; never shares an id with
     /// `eval`.
     pub train: Vec<Row>,
+    /// Rows an `optimize:` search scores its candidates on, in a seeded order (each rung of the
+    /// search uses a prefix): held out of the train split, so never an eval item, a training
+    /// example or a demonstration. Empty without `optimize:`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dev: Vec<Row>,
     /// SHA-256 (hex) over the ids and fields of both splits and the split parameters.
     pub fingerprint: String,
     /// The field that is each row's `input`.
@@ -163,6 +172,10 @@ pub struct PromptSpec {
     /// Labels the answer is constrained to: the prompt's `choices`, else `generation.choices`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub choices: Option<domain::Choices>,
+    /// Fixed demonstrations (train row ids, in order) instead of `few_shot` random ones: what
+    /// an `optimize:` search chose. None for prompts as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demos: Option<Vec<String>>,
 }
 
 /// A LoRA fine-tune of a local model.
@@ -288,28 +301,50 @@ impl Arm {
     }
 }
 
+/// `prompt` on `provider`, as arm `prompt@provider`.
+pub(crate) fn prompt_arm(provider: &ProviderSpec, prompt: PromptSpec) -> Arm {
+    let id = format!("{}@{}", prompt.id, provider.id());
+    match provider {
+        ProviderSpec::OpenAi(p) => Arm::Hosted {
+            id,
+            pricing: resolve_pricing(p.pricing, &p.model),
+            provider: p.clone(),
+            prompt,
+        },
+        ProviderSpec::Local(p) => Arm::Local {
+            id,
+            provider: p.clone(),
+            prompt,
+        },
+    }
+}
+
 impl Plan {
     /// Every arm, resolved: each prompt on each provider (provider-major: all prompts of the
-    /// first provider, then the next provider), then the fine-tunes in spec order.
+    /// first provider, then the next provider), then the optimised arms (block-major), then the
+    /// fine-tunes in spec order. An optimised arm carries its first seed prompt under the
+    /// block's id until the runner's search puts the winner in its place.
     pub fn arms(&self) -> Vec<Arm> {
         let mut arms = Vec::new();
         for provider in &self.providers {
             for prompt in &self.prompts {
-                let id = format!("{}@{}", prompt.id, provider.id());
-                let prompt = prompt.clone();
-                arms.push(match provider {
-                    ProviderSpec::OpenAi(p) => Arm::Hosted {
-                        id,
-                        pricing: resolve_pricing(p.pricing, &p.model),
-                        provider: p.clone(),
-                        prompt,
-                    },
-                    ProviderSpec::Local(p) => Arm::Local {
-                        id,
-                        provider: p.clone(),
-                        prompt,
-                    },
-                });
+                arms.push(prompt_arm(provider, prompt.clone()));
+            }
+        }
+        for block in &self.optimize {
+            let Some(seed) = block.from.first().and_then(|p| self.prompt(p)) else {
+                continue;
+            };
+            for provider in self
+                .providers
+                .iter()
+                .filter(|p| block.providers.iter().any(|id| id == p.id()))
+            {
+                let prompt = PromptSpec {
+                    id: block.id.clone(),
+                    ..seed.clone()
+                };
+                arms.push(prompt_arm(provider, prompt));
             }
         }
         // `validate` resolved every fine-tune's prompt; one that is missing cannot occur.
@@ -364,11 +399,18 @@ impl Plan {
     /// The train rows `render` shows as demonstrations before `item`: `p.few_shot` distinct rows
     /// (fewer if the train split is smaller), never `item` itself, the same for the same seed
     /// and item id.
+    /// A prompt with fixed [`PromptSpec::demos`] shows those rows, in order, for every item.
     pub fn demos(&self, p: &PromptSpec, item: &Row) -> Vec<&Row> {
+        let train = &self.dataset.train;
+        if let Some(ids) = &p.demos {
+            return ids
+                .iter()
+                .filter_map(|id| train.iter().find(|r| &r.id == id))
+                .collect();
+        }
         if p.few_shot == 0 {
             return Vec::new();
         }
-        let train = &self.dataset.train;
         let mut candidates: Vec<usize> = (0..train.len())
             .filter(|&i| train[i].id != item.id)
             .collect();

@@ -1,9 +1,11 @@
 //! Prompting's ceiling as the run measured it: the best prompt arm on the decision metric, and
-//! what was tried to get there (how many prompt arms, their calls, dollars and machine time).
-//! The verdict names it, so a reader sees that escalating rests only on the prompts somebody
-//! happened to write, and is pointed at the spec's `optimize:` block.
+//! what was tried to get there (how many prompt arms, their calls, dollars and machine time, and
+//! what the `optimize:` searches tried). The verdict names it: when no search ran, a reader sees
+//! that escalating rests only on the prompts somebody happened to write, and is pointed at the
+//! spec's `optimize:` block; when one did, what it cost and how the chosen prompt scored on the
+//! dev items it was chosen on beside the eval items (the optimism of selection).
 
-use domain::ArmKind;
+use domain::{ArmKind, RunResults};
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{ArmReport, best_quality};
@@ -24,11 +26,35 @@ pub struct PromptCeiling {
     pub calls: usize,
     pub cost_usd: f64,
     pub minutes: f64,
+    /// When the best arm is an optimised one: its chosen prompt's mean on the dev items it was
+    /// chosen on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_quality: Option<f64>,
+    /// What the run's prompt searches tried; None when no `optimize:` block ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searched: Option<Searched>,
+}
+
+/// The prompt searches of a run, added up over its optimised arms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Searched {
+    /// The optimised arms.
+    pub arms: Vec<String>,
+    /// Candidate prompts considered, and the calls, dollars and machine minutes their dev
+    /// answers took.
+    pub candidates: usize,
+    pub calls: usize,
+    pub cost_usd: f64,
+    pub minutes: f64,
 }
 
 /// The ceiling among `arms`' prompt arms; `totals` (horizon cost, `arms` order) breaks ties.
 /// `None` when the run has no prompt arm.
-pub(crate) fn prompt_ceiling(arms: &[ArmReport], totals: &[f64]) -> Option<PromptCeiling> {
+pub(crate) fn prompt_ceiling(
+    arms: &[ArmReport],
+    totals: &[f64],
+    results: &RunResults,
+) -> Option<PromptCeiling> {
     let prompts: Vec<usize> = (0..arms.len())
         .filter(|&i| arms[i].kind == ArmKind::Prompt)
         .collect();
@@ -46,6 +72,36 @@ pub(crate) fn prompt_ceiling(arms: &[ArmReport], totals: &[f64]) -> Option<Promp
             .sum(),
         cost_usd: spent(|a| a.measured.eval_spend_usd),
         minutes: spent(|a| a.measured.eval_machine_seconds) / 60.0,
+        dev_quality: results
+            .searches
+            .iter()
+            .find(|s| s.chosen && s.arm == arms[best].arm)
+            .and_then(|s| s.dev_score),
+        searched: searched(results),
+    })
+}
+
+/// What the run's searches tried, from their records and their candidates' calls.
+fn searched(results: &RunResults) -> Option<Searched> {
+    let mut arms: Vec<String> = Vec::new();
+    for s in &results.searches {
+        if !arms.contains(&s.arm) {
+            arms.push(s.arm.clone());
+        }
+    }
+    if arms.is_empty() {
+        return None;
+    }
+    let spend: Vec<_> = arms
+        .iter()
+        .map(|a| crate::cost::search_spend(results, a))
+        .collect();
+    Some(Searched {
+        candidates: results.searches.len(),
+        calls: spend.iter().map(|s| s.calls).sum(),
+        cost_usd: spend.iter().map(|s| s.cost_usd).sum(),
+        minutes: spend.iter().map(|s| s.machine_seconds).sum::<f64>() / 60.0,
+        arms,
     })
 }
 
@@ -63,9 +119,27 @@ pub(crate) fn sentence(c: &PromptCeiling, metric: &str) -> String {
         usd(c.cost_usd),
         duration(c.minutes * 60.0)
     );
-    // No optimiser exists yet, so every prompt arm is one somebody wrote.
+    let Some(s) = &c.searched else {
+        return format!(
+            "Prompting's ceiling was not searched: on `{metric}` the hand-written prompts reach {tried}. Add an `optimize:` block (seed prompts, demos from the train split, a dev split) to search instructions and demo sets before escalating."
+        );
+    };
+    let dev = c.dev_quality.map_or(String::new(), |d| {
+        format!(" ({} on the dev items it was chosen on)", quality(d))
+    });
     format!(
-        "Prompting's ceiling was not searched: on `{metric}` the hand-written prompts reach {tried}. Add an `optimize:` block (seed prompts, demos from the train split, a dev split) to search instructions and demo sets before escalating."
+        "Prompting's ceiling as searched: on `{metric}` {q} with `{arm}`{dev}, 95% CI {lo}–{hi}, after a search of {n} candidate prompt{plural} ({calls} calls, {usd} and {time}) beside {k} prompt arm{kp} on eval.",
+        q = quality(c.eval_quality),
+        arm = c.arm,
+        lo = quality(c.ci_low),
+        hi = quality(c.ci_high),
+        n = s.candidates,
+        plural = if s.candidates == 1 { "" } else { "s" },
+        calls = count(s.calls as f64),
+        usd = usd(s.cost_usd),
+        time = duration(s.minutes * 60.0),
+        k = c.candidates,
+        kp = if c.candidates == 1 { "" } else { "s" },
     )
 }
 

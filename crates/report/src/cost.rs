@@ -112,9 +112,20 @@ pub struct Measured {
     pub eval_machine_seconds: f64,
     /// Training time of a fine-tune.
     pub train_seconds: Option<f64>,
+    /// What the prompt search of an optimised arm cost (`optimize:`; its candidates' dev
+    /// calls), in dollars and machine seconds; 0 for every other arm. Both count in upfront
+    /// cost and time-to-ship, like training does for a fine-tune.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub search_spend_usd: f64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub search_machine_seconds: f64,
     /// Latency percentiles of successful calls (cache hits left out when others exist).
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Measured {
@@ -150,6 +161,7 @@ pub(crate) fn measure(results: &RunResults, index: &ResultIndex<'_>, arm: &str) 
     } else {
         wall.map_or(latency_total, |w| latency_total.min(w))
     };
+    let search = search_spend(results, arm);
     let latencies = index.latencies(arm);
     let (latency_p50_ms, latency_p95_ms) = if latencies.is_empty() {
         (None, None)
@@ -180,7 +192,34 @@ pub(crate) fn measure(results: &RunResults, index: &ResultIndex<'_>, arm: &str) 
             .map(|t| t.train_seconds),
         latency_p50_ms,
         latency_p95_ms,
+        search_spend_usd: search.cost_usd,
+        search_machine_seconds: search.machine_seconds,
     }
+}
+
+/// Calls, dollars and machine seconds of the prompt search behind optimised arm `arm`: the
+/// calls of its candidates (`arm~cNN`). Machine time is compute seconds for local candidates
+/// and summed latency for hosted ones (an upper bound: calls overlap).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct SearchSpend {
+    pub calls: usize,
+    pub cost_usd: f64,
+    pub machine_seconds: f64,
+}
+
+pub(crate) fn search_spend(results: &RunResults, arm: &str) -> SearchSpend {
+    let prefix = format!("{arm}{}", domain::CANDIDATE_SEPARATOR);
+    let mut out = SearchSpend::default();
+    for c in results.calls.iter().filter(|c| c.arm.starts_with(&prefix)) {
+        out.calls += 1;
+        out.cost_usd += c.cost_usd;
+        out.machine_seconds += if c.compute_seconds > 0.0 {
+            c.compute_seconds
+        } else {
+            c.latency_ms / 1000.0
+        };
+    }
+    out
 }
 
 /// The price actually applied to an arm, with where it came from.
@@ -296,11 +335,12 @@ pub fn pricing_for(
 /// - cost per request: hosted, mean tokens × price (half with `batch_api`), or the mean recorded
 ///   cost of uncached calls when the price is unknown; compute, mean compute seconds × hourly
 ///   price, or the mean recorded cost when no compute seconds were recorded;
-/// - upfront: prompt, `prompt_iteration_hours × rate + eval spend`; fine-tune,
-///   `train_seconds × hourly price + data_prep_hours × rate + eval spend`;
+/// - upfront: prompt, `prompt_iteration_hours × rate + eval spend` (+ the search's spend for an
+///   optimised arm); fine-tune, `train_seconds × hourly price + data_prep_hours × rate + eval
+///   spend`;
 /// - fixed monthly: fine-tune, `finetune_hourly_usd × 730 + mlops_hours_per_month × rate`;
 ///   prompt arms, 0 (the model charges serving and upkeep to the fine-tune only);
-/// - time-to-ship: the same declared staff hours, plus measured eval and training hours.
+/// - time-to-ship: the same declared staff hours, plus measured eval, training and search hours.
 pub fn arm_cost(
     kind: ArmKind,
     measured: &Measured,
@@ -326,13 +366,15 @@ pub fn arm_cost(
         }
     };
     let staff_upfront_usd = human_hours * rate;
-    let upfront_usd = staff_upfront_usd + train_usd + measured.eval_spend_usd;
+    let upfront_usd =
+        staff_upfront_usd + train_usd + measured.eval_spend_usd + measured.search_spend_usd;
     let fixed_monthly_usd = serving_monthly_usd + upkeep_monthly_usd;
     let months = costs.horizon_days / DAYS_PER_MONTH;
     let traffic_usd = costs.horizon_days * costs.daily_requests * cost_per_request_usd;
     let horizon_total_usd = upfront_usd + traffic_usd + months * fixed_monthly_usd;
     let staff_horizon_usd = staff_upfront_usd + months * upkeep_monthly_usd;
-    let machine_hours = (measured.eval_machine_seconds + train_seconds) / 3600.0;
+    let machine_hours =
+        (measured.eval_machine_seconds + train_seconds + measured.search_machine_seconds) / 3600.0;
     ArmCost {
         cost_per_request_usd,
         cost_per_request_basis,

@@ -302,7 +302,7 @@ pub fn decide(
         baseline_prompt_arm: baseline.map(|i| arms[i].arm.clone()),
         best_finetune_arm: baseline_of(&arms, &totals, target, ArmKind::Finetune)
             .map(|i| arms[i].arm.clone()),
-        prompt_ceiling: ceiling::prompt_ceiling(&arms, &totals),
+        prompt_ceiling: ceiling::prompt_ceiling(&arms, &totals, results),
         arms,
         break_even,
         comparisons,

@@ -31,7 +31,7 @@ mod index;
 mod svg;
 
 pub use break_even::BreakEven;
-pub use ceiling::PromptCeiling;
+pub use ceiling::{PromptCeiling, Searched};
 pub use compare::{Comparison, Disagreement, Error, compare, render_compare};
 pub use cost::{ArmCostInputs, ArmPricing};
 pub use decision::{DecisionReport, Verdict, decide, fail_under};

@@ -49,6 +49,7 @@ fn base_run(
         calls: Vec::new(),
         scores: Vec::new(),
         training: Vec::new(),
+        searches: Vec::new(),
     }
 }
 

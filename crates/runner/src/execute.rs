@@ -54,17 +54,57 @@ struct Work {
     to_answer: u64,
 }
 
-/// Stores the run's arms and items, starts every arm's pending work, waits for all of it and
-/// settles the run's status. `lanes` are the connected hosted providers in plan order.
+/// Stores the run's arms and items, searches the prompts of optimised arms (`search`), starts
+/// every arm's pending work, waits for all of it and settles the run's status. `lanes` are the
+/// connected hosted providers in plan order.
 pub(crate) async fn execute(
     mut inv: Invocation<'_>,
-    arms: Vec<Arm>,
+    mut arms: Vec<Arm>,
     lanes: Vec<(String, Lane)>,
 ) -> Result<RunSummary, Error> {
     let items_stored = store_arms_and_items(&inv, &arms).await?;
-    let shared = Arc::new(shared(&mut inv));
-    let mut work = pending_work(&inv, &arms).await?;
-    announce(&inv, std::mem::take(&mut work.starts)).await;
+    let embedders = std::mem::take(&mut inv.embedders);
+    crate::search::optimize_arms(&inv, &mut arms, &lanes, &embedders).await?;
+    let budget = budget(&inv).await?;
+    let pass = answer(&inv, embedders, &arms, lanes, items_stored, budget, true).await?;
+    if pass.budget_stopped {
+        note_budget_stop(inv.events, &pass.budget).await;
+    }
+    let status = settle(&inv, pass.written, pass.budget_stopped).await?;
+    finish(&inv, status, pass.tally, pass.to_answer).await
+}
+
+/// What one pass of [`answer`] did.
+pub(crate) struct Pass {
+    pub tally: Tally,
+    /// Items the pass had to answer over all its arms.
+    pub to_answer: u64,
+    pub budget_stopped: bool,
+    pub budget: Budget,
+    /// How the writer finished: a failed write fails the pass's caller.
+    pub written: Result<(), store::Error>,
+}
+
+/// One pass of answering: every pending item of `arms` over `inv.rows` (rendered from
+/// `inv.plan`), hosted arms through `lanes` within `budget`, local models and fine-tunes beside
+/// them, every answer written before it returns. It neither stores arms or items nor settles
+/// the run: the run's own pass and each rung of a prompt search are passes. `announce` tells
+/// the UI which arms start (the run's pass does; a search's notes say what it does instead).
+pub(crate) async fn answer(
+    inv: &Invocation<'_>,
+    embedders: crate::similar::Embedders,
+    arms: &[Arm],
+    lanes: Vec<(String, Lane)>,
+    first: JoinHandle<Result<(), store::Error>>,
+    mut budget: Budget,
+    announce_arms: bool,
+) -> Result<Pass, Error> {
+    let shared = Arc::new(shared(inv, embedders));
+    let mut work = pending_work(inv, arms).await?;
+    let starts = std::mem::take(&mut work.starts);
+    if announce_arms {
+        announce(inv, starts).await;
+    }
 
     // `stop` ends scheduling on the user's cancel and on a failed write alike.
     let stop = inv.cancel.child_token();
@@ -74,12 +114,11 @@ pub(crate) async fn execute(
         inv.run_id,
         stop.clone(),
         unwritten.clone(),
-        items_stored,
+        first,
     );
-    let mut budget = budget(&inv).await?;
-    let side_cx = side_context(&inv, &shared, &writer, &stop);
-    let hosted_cx = hosted_context(&inv, &side_cx, &mut budget, unwritten, &stop);
-    let side = spawn_side_work(&inv, side_cx, work.local, work.finetunes);
+    let side_cx = side_context(inv, &shared, &writer, &stop);
+    let hosted_cx = hosted_context(inv, &side_cx, &mut budget, unwritten, &stop);
+    let side = spawn_side_work(inv, side_cx, work.local, work.finetunes);
     let hosted_out = run_hosted(
         hosted_cx,
         inv.opts.jobs,
@@ -88,16 +127,18 @@ pub(crate) async fn execute(
         &mut work.hosted,
     )
     .await;
-    if hosted_out.budget_stopped {
-        note_budget_stop(inv.events, &budget).await;
-    }
 
     let mut tally = join_side_work(side).await;
     tally.answered += hosted_out.answered;
     tally.failed += hosted_out.failed;
     drop(shared);
-    let status = settle(&inv, writer, hosted_out.budget_stopped).await?;
-    finish(&inv, status, tally, work.to_answer).await
+    Ok(Pass {
+        tally,
+        to_answer: work.to_answer,
+        budget_stopped: hosted_out.budget_stopped,
+        budget,
+        written: writer.finish().await,
+    })
 }
 
 /// Stores the run's arms, and starts storing its items (see [`spawn_store_items`]).
@@ -157,14 +198,13 @@ fn hosted_context<'a>(
     }
 }
 
-/// Flushes the writer and stores how the run ended; a failed write fails the run, and is then
-/// the error returned.
+/// Stores how the run ended, given how its writer finished; a failed write fails the run, and
+/// is then the error returned.
 async fn settle(
     inv: &Invocation<'_>,
-    writer: writer::Writer,
+    write_result: Result<(), store::Error>,
     budget_stopped: bool,
 ) -> Result<RunStatus, Error> {
-    let write_result = writer.finish().await;
     let status = final_status(
         write_result.is_ok(),
         inv.cancel.is_cancelled(),
@@ -230,7 +270,7 @@ fn spawn_store_items(inv: &Invocation<'_>) -> JoinHandle<Result<(), store::Error
 }
 
 /// What every answering task shares: the items' ids and targets, the scorers, the parameters.
-fn shared(inv: &mut Invocation<'_>) -> Shared {
+fn shared(inv: &Invocation<'_>, embedders: crate::similar::Embedders) -> Shared {
     Shared {
         items: inv
             .rows
@@ -241,7 +281,7 @@ fn shared(inv: &mut Invocation<'_>) -> Shared {
             })
             .collect(),
         scorers: inv.plan.scorers.clone(),
-        embedders: std::mem::take(&mut inv.embedders),
+        embedders,
         store: inv.store.clone(),
         no_cache: inv.opts.no_cache,
     }
@@ -501,6 +541,7 @@ pub(crate) fn plan_without_rows(plan: &Plan) -> Plan {
         dataset: experiment::Dataset {
             eval: Vec::new(),
             train: Vec::new(),
+            dev: Vec::new(),
             fingerprint: d.fingerprint.clone(),
             input_field: d.input_field.clone(),
             target_field: d.target_field.clone(),
@@ -515,5 +556,6 @@ pub(crate) fn plan_without_rows(plan: &Plan) -> Plan {
         costs: plan.costs.clone(),
         declared_costs: plan.declared_costs.clone(),
         decision: plan.decision.clone(),
+        optimize: plan.optimize.clone(),
     }
 }

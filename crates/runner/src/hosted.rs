@@ -74,6 +74,18 @@ impl Lane {
             refused: None,
         }
     }
+
+    /// A lane of the same provider with nothing queued, for another pass over other items (the
+    /// client, and with it the provider's concurrency and rate limits, is shared).
+    pub(crate) fn fresh(&self) -> Self {
+        Self::new(
+            self.client.clone(),
+            self.base_url.clone(),
+            self.model.clone(),
+            self.pricing,
+            self.max_concurrency,
+        )
+    }
 }
 
 /// One prompt arm on a hosted provider, and what this invocation did with it.

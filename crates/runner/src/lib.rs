@@ -34,6 +34,8 @@ mod local;
 mod lookahead;
 mod plan;
 mod preflight;
+mod propose;
+mod search;
 mod similar;
 mod worker;
 mod worker_log;
@@ -395,7 +397,43 @@ async fn connect_providers(
         }
         arms.push(arm);
     }
+    connect_proposers(plan, &arms, secrets, &mut lanes, events).await?;
     Ok((arms, lanes))
+}
+
+/// The hosted providers that write instructions for the searches of `arms` (`propose:`), when
+/// no arm connected them already and their key is set (without it, the search goes on without
+/// proposals and says so).
+async fn connect_proposers(
+    plan: &Plan,
+    arms: &[Arm],
+    secrets: &Secrets,
+    lanes: &mut Vec<(String, Lane)>,
+    events: &events::Emitter,
+) -> Result<(), Error> {
+    for arm in arms {
+        let Some(p) = plan
+            .optimize_block(&arm.prompt().id)
+            .and_then(|b| b.propose.as_ref())
+        else {
+            continue;
+        };
+        if lanes.iter().any(|(id, _)| *id == p.provider) {
+            continue;
+        }
+        let Some(experiment::ProviderSpec::OpenAi(spec)) =
+            plan.providers.iter().find(|s| s.id() == p.provider)
+        else {
+            continue;
+        };
+        let Some(key) = secrets.get(&spec.api_key_env) else {
+            continue;
+        };
+        let pricing = domain::resolve_pricing(spec.pricing, &spec.model);
+        let lane = connect(spec, pricing, key, events).await?;
+        lanes.push((spec.id.clone(), lane));
+    }
+    Ok(())
 }
 
 /// The client of one hosted provider, priced as the plan resolved it ($0 when unknown).

@@ -15,7 +15,7 @@ use crate::events::Emitter;
 use crate::{Error, local};
 
 /// One loaded embedder per distinct `model:` of the run's `similar` scorers.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Embedders {
     by_model: HashMap<ModelSource, Arc<Embedder>>,
 }

@@ -37,6 +37,7 @@ mod multirow;
 mod open;
 mod results;
 mod runs;
+mod searches;
 mod training;
 mod upgrade;
 
@@ -270,6 +271,7 @@ mod tests {
                 "run_leases",
                 "runs",
                 "scores",
+                "searches",
                 "training"
             ]
         );

@@ -215,7 +215,10 @@ async fn contents(pool: &SqlitePool, path: &Path) -> Result<Contents> {
     .map(|row| row.try_get(0))
     .collect::<Result<_, _>>()
     .map_err(open_err(path))?;
-    if names.is_empty() {
+    // sqlx creates its migration table before, and outside, the transaction of the first
+    // migration: a file holding only that table is a database another process is creating
+    // right now, not another program's file.
+    if names.iter().all(|n| n == "_sqlx_migrations") {
         return Ok(Contents::Empty);
     }
     let has = |t: &str| names.iter().any(|n| n == t);

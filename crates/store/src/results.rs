@@ -166,6 +166,7 @@ impl Store {
         })
         .collect::<Result<Vec<_>>>()?;
 
+        let searches = crate::searches::read_searches(&mut tx, run).await?;
         tx.rollback().await.map_err(&err)?;
         Ok(RunResults {
             run: info,
@@ -174,6 +175,7 @@ impl Store {
             calls,
             scores,
             training,
+            searches,
         })
     }
 }

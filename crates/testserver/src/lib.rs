@@ -52,6 +52,8 @@ pub struct ServerConfig {
     /// `(key, answer)`: if the last user message contains `key`, answer `answer`. First match
     /// wins.
     pub rules: Vec<(String, String)>,
+    /// Rules that look at the whole conversation, checked before `rules`: see [`ContextRule`].
+    pub context_rules: Vec<ContextRule>,
     /// When no rule matches, one of these, chosen by a stable hash of the last user message
     /// ([`prompt_hash`]); `"ok"` when empty.
     pub default_answers: Vec<String>,
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
         Self {
             latency: Duration::ZERO,
             rules: Vec::new(),
+            context_rules: Vec::new(),
             default_answers: Vec::new(),
             faults: FaultPlan::default(),
             require_api_key: None,
@@ -84,6 +87,29 @@ impl Default for ServerConfig {
             logprobs: true,
             token_logprobs: HashMap::new(),
         }
+    }
+}
+
+/// Answer `answer` when every string of `context` appears in some message before the last one
+/// (a system message, a demonstration) and the last message contains `last_user`: how a test
+/// scripts a model that does well only with a given instruction and demonstrations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextRule {
+    pub context: Vec<String>,
+    pub last_user: String,
+    pub answer: String,
+}
+
+impl ContextRule {
+    pub(crate) fn matches(&self, texts: &[String]) -> bool {
+        let Some((last, before)) = texts.split_last() else {
+            return false;
+        };
+        last.contains(&self.last_user)
+            && self
+                .context
+                .iter()
+                .all(|c| before.iter().any(|t| t.contains(c.as_str())))
     }
 }
 

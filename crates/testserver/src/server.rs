@@ -33,6 +33,7 @@ pub(crate) const LOG_CAPACITY: usize = 100_000;
 pub(crate) struct Shared {
     pub latency: Duration,
     pub rules: Vec<(String, String)>,
+    pub context_rules: Vec<crate::ContextRule>,
     pub default_answers: Vec<String>,
     pub require_api_key: Option<String>,
     pub structured_outputs: bool,
@@ -54,6 +55,7 @@ impl Shared {
         Self {
             latency: config.latency,
             rules: config.rules,
+            context_rules: config.context_rules,
             default_answers: config.default_answers,
             require_api_key: config.require_api_key,
             structured_outputs: config.structured_outputs,
@@ -208,7 +210,10 @@ async fn chat_completions(
         (Err(refusal), None) => return refused(&refusal),
     };
     let prompt_tokens = texts.iter().map(|t| wire::count_tokens(t)).sum();
-    let scripted = wire::choose_answer(&shared.rules, &shared.default_answers, &last_user);
+    let scripted = match shared.context_rules.iter().find(|r| r.matches(&texts)) {
+        Some(rule) => rule.answer.clone(),
+        None => wire::choose_answer(&shared.rules, &shared.default_answers, &last_user),
+    };
     let (content, scripted_by) = structured::shaped_answer(&shape, &scripted);
     let (answer, cut) = wire::limit_answer(content, request.answer_limit());
     let logprobs = (request.logprobs == Some(true)).then(|| {

@@ -9,6 +9,7 @@
 
 mod choices;
 mod finetune;
+mod optimize;
 mod provider;
 mod scorer;
 
@@ -21,6 +22,7 @@ use crate::plan::ProviderSpec;
 use crate::yaml::{Node, Pos};
 
 pub(crate) use choices::{RawChoiceSet, RawChoices, check_labels};
+pub(crate) use optimize::RawOptimize;
 pub use provider::DEFAULT_OPENAI_BASE_URL;
 pub(crate) use scorer::scorer_spec;
 use {finetune::finetune, provider::provider, scorer::scorer};
@@ -37,6 +39,7 @@ const TOP: &[&str] = &[
     "budget",
     "costs",
     "decision",
+    "optimize",
 ];
 const DATASET: &[&str] = &["path", "train", "eval", "input", "target", "id", "split"];
 const SPLIT: &[&str] = &["eval", "train", "seed"];
@@ -97,6 +100,7 @@ pub(crate) struct RawSpec {
     pub declared_costs: BTreeSet<String>,
     pub decision_metric: Option<Spanned<String>>,
     pub quality_target: f64,
+    pub optimize: Vec<RawOptimize>,
 }
 
 pub(crate) struct RawDataset {
@@ -190,6 +194,11 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
         .get("generation")
         .and_then(|n| generation(cx, n))
         .unwrap_or_default();
+    let optimize = f
+        .list(cx, "optimize")
+        .into_iter()
+        .filter_map(|n| optimize::optimize(cx, n))
+        .collect();
     let scorers = f
         .list(cx, "scorers")
         .into_iter()
@@ -240,6 +249,7 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
         declared_costs,
         decision_metric,
         quality_target,
+        optimize,
     })
 }
 

@@ -289,6 +289,7 @@ pub(super) fn dataset(
         dataset: Some(Dataset {
             eval,
             train,
+            dev: Vec::new(),
             fingerprint,
             input_field: input.value.clone(),
             target_field: target.value.clone(),

@@ -8,6 +8,7 @@
 
 mod choices;
 mod data;
+mod optimize;
 mod weights;
 
 use std::collections::BTreeSet;
@@ -58,6 +59,7 @@ pub(crate) struct Validated {
     pub costs: CostAssumptions,
     pub declared_costs: BTreeSet<String>,
     pub decision: Decision,
+    pub optimize: Vec<crate::optimize::OptimizeSpec>,
 }
 
 pub(crate) fn validate(
@@ -73,12 +75,12 @@ pub(crate) fn validate(
         no_hint,
         raw.providers.iter().map(|p| p.id.as_ref()),
     );
-    unique(
-        cx,
-        "prompt",
-        no_hint,
-        raw.prompts.iter().map(|p| p.id.as_ref()),
-    );
+    let hint = if raw.optimize.is_empty() {
+        ""
+    } else {
+        " (prompts and `optimize` entries share ids: both name arms `id@provider`)"
+    };
+    unique(cx, "prompt", hint, optimize::ids(raw));
     unique(
         cx,
         "fine-tune",
@@ -162,7 +164,10 @@ pub(crate) fn validate(
             }
         }
     }
-    let dataset = data.and_then(|d| d.dataset);
+    let mut dataset = data.and_then(|d| d.dataset);
+    if let Some(ds) = dataset.as_mut() {
+        optimize::carve_dev(cx, raw, ds);
+    }
     if let Some(ds) = &dataset {
         for p in &raw.prompts {
             let k = p.few_shot.value;
@@ -265,6 +270,7 @@ pub(crate) fn validate(
                 template: p.template.as_ref()?.value.clone(),
                 few_shot: p.few_shot.value,
                 choices,
+                demos: None,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -284,6 +290,7 @@ pub(crate) fn validate(
             })
         })
         .collect::<Option<Vec<_>>>()?;
+    let optimize = optimize::blocks(cx, raw, &prompts, &providers, dataset.as_ref()?)?;
     Some(Validated {
         name,
         description: raw.description.clone(),
@@ -297,6 +304,7 @@ pub(crate) fn validate(
         costs: raw.costs.clone(),
         declared_costs: raw.declared_costs.clone(),
         decision: decision?,
+        optimize,
     })
 }
 

@@ -11,6 +11,7 @@ mod lease;
 mod open;
 mod results;
 mod runs;
+mod searches;
 mod training;
 mod upgrade;
 

@@ -161,6 +161,7 @@ async fn a_whole_run_round_trips() {
         calls,
         scores,
         training: vec![training],
+        searches: Vec::new(),
     };
     assert_eq!(got, expected);
     assert_eq!(got.run.status, RunStatus::Completed);

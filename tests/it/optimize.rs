@@ -1,0 +1,204 @@
+//! `optimize:` through the binary, on the test server with scripted answers: only one
+//! instruction, shown with demonstrations, gets every item right (without demonstrations it gets
+//! the positives only; every other prompt gets nothing). The search must find that candidate
+//! within its call budget, score it on eval like any arm, keep dev, eval and train apart, stop
+//! cleanly when its dollar budget ends, and never pay for an answer twice.
+
+use std::collections::BTreeSet;
+
+use testserver::{ContextRule, ServerConfig};
+
+use crate::support::Env;
+
+/// The instruction the scripted model rewards.
+const BEST: &str = "Label the review as positive or negative.";
+
+/// 120 reviews, alternately `good` (positive) and `bad` (negative).
+fn write_reviews(env: &Env) {
+    let mut s = String::new();
+    for i in 0..120 {
+        let (word, label) = if i % 2 == 0 {
+            ("good", "positive")
+        } else {
+            ("bad", "negative")
+        };
+        let row = serde_json::json!({"id": format!("r{i}"), "text": format!("a {word} film #{i}"), "label": label});
+        s.push_str(&format!("{row}\n"));
+    }
+    env.write("reviews.jsonl", &s);
+}
+
+fn server() -> ServerConfig {
+    let rule = |context: &[&str], word: &str, answer: &str| ContextRule {
+        context: context.iter().map(|s| (*s).to_owned()).collect(),
+        last_user: word.to_owned(),
+        answer: answer.to_owned(),
+    };
+    ServerConfig {
+        context_rules: vec![
+            rule(&[BEST, "Review:"], "good", "positive"),
+            rule(&[BEST, "Review:"], "bad", "negative"),
+            rule(&[BEST], "good", "positive"),
+        ],
+        default_answers: vec!["unsure".into()],
+        ..ServerConfig::default()
+    }
+}
+
+/// Eval 40, train 80 (of which the search's 40 dev items are carved); seeds `zero-shot` and
+/// `few-shot`; `budget` is the block's.
+fn write_spec(env: &Env, budget: &str) {
+    let url = env.server().base_url();
+    let spec = format!(
+        r#"name: opt
+dataset:
+  path: reviews.jsonl
+  input: text
+  target: label
+  split: {{ eval: 40, train: 80 }}
+providers:
+  - id: api
+    type: openai
+    model: gpt-test
+    base_url: {url}
+    api_key_env: OPENAI_API_KEY
+    pricing: {{ input_per_mtok: 1.0, output_per_mtok: 2.0 }}
+prompts:
+  - id: zero-shot
+    system: Classify.
+    template: "Review: {{{{text}}}}"
+  - id: few-shot
+    system: Classify.
+    template: "Review: {{{{text}}}}"
+    few_shot: 2
+optimize:
+  - id: opt
+    from: [zero-shot, few-shot]
+    instructions: ["Be brief.", "{BEST}"]
+    demos: {{ max: 2, candidates: 3 }}
+    dev: 40
+    budget: {budget}
+generation: {{ max_tokens: 8, temperature: 0 }}
+"#
+    );
+    env.write("spec.yaml", &spec);
+}
+
+async fn report(env: &Env) -> serde_json::Value {
+    let out = env.run(&["report", "--format", "json"]).await;
+    out.expect_code(0);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_finds_the_rewarded_instruction_and_demos() {
+    let env = Env::with_server(server()).await;
+    write_reviews(&env);
+    write_spec(&env, "{ max_calls: 400 }");
+    let out = env.run(&["run", "spec.yaml"]).await;
+    out.expect_code(0);
+
+    let store = store::Store::open_read_only(&env.db()).await.unwrap();
+    let run = store.latest_run(None).await.unwrap().unwrap();
+    let results = store.results(run.id).await.unwrap();
+    // 2 seeds + 3 instructions × 4 demo sets (none and three drawn) − the one grid cell equal
+    // to `zero-shot` = 13 candidates; rungs 13×20 and 7×40: 260 + 140 = 400 calls.
+    assert_eq!(results.searches.len(), 13, "{:?}", results.searches);
+    let searched = results
+        .calls
+        .iter()
+        .filter(|c| c.arm.starts_with("opt@api~"))
+        .count();
+    assert_eq!(searched, 400, "within max_calls");
+    let chosen: Vec<_> = results.searches.iter().filter(|s| s.chosen).collect();
+    assert_eq!(chosen.len(), 1, "{:?}", results.searches);
+    let winner = chosen[0];
+    assert_eq!(winner.instruction.as_deref(), Some(BEST), "{winner:?}");
+    let demos = winner.demo_ids.clone().unwrap_or_default();
+    assert!(!demos.is_empty(), "{winner:?}");
+    assert_eq!((winner.dev_items, winner.dev_score), (40, Some(1.0)));
+
+    // Dev, eval and train are disjoint: dev items are what candidates answered, eval the
+    // stored items, demonstrations come from train.
+    let eval: BTreeSet<&str> = results.items.iter().map(|i| i.item_id.as_str()).collect();
+    let dev: BTreeSet<&str> = results
+        .calls
+        .iter()
+        .filter(|c| c.arm.starts_with("opt@api~"))
+        .map(|c| c.item_id.as_str())
+        .collect();
+    assert_eq!((eval.len(), dev.len()), (40, 40));
+    assert!(eval.is_disjoint(&dev), "dev and eval overlap");
+    for s in &results.searches {
+        for d in s.demo_ids.iter().flatten() {
+            assert!(
+                !eval.contains(d.as_str()) && !dev.contains(d.as_str()),
+                "{d}"
+            );
+        }
+    }
+
+    let row = env.row(None, "opt@api").await;
+    assert_eq!(row["quality"], 1.0, "the chosen prompt on eval: {row}");
+    let zero = env.row(None, "zero-shot@api").await;
+    assert_eq!(zero["quality"], 0.0, "{zero}");
+
+    let r = report(&env).await;
+    let ceiling = &r["prompt_ceiling"];
+    assert_eq!(ceiling["arm"], "opt@api", "{ceiling}");
+    assert_eq!(ceiling["dev_quality"], 1.0, "{ceiling}");
+    assert_eq!(ceiling["searched"]["candidates"], 13, "{ceiling}");
+    assert_eq!(ceiling["searched"]["calls"], 400, "{ceiling}");
+    let reasons = r["reasons"].to_string();
+    assert!(
+        reasons.contains("Prompting's ceiling as searched"),
+        "{reasons}"
+    );
+
+    // A new run of the same spec searches again from the response cache: nothing is paid twice.
+    let sent = env.server().requests();
+    env.run(&["run", "spec.yaml", "--new"]).await.expect_code(0);
+    assert_eq!(env.server().requests(), sent, "answered from the cache");
+    let again = env.row(None, "opt@api").await;
+    assert_eq!(again["quality"], 1.0, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_stops_at_its_dollar_budget_and_the_run_completes() {
+    let env = Env::with_server(server()).await;
+    write_reviews(&env);
+    // Each call costs a few dozen micro-dollars; $0.002 buys a part of the first rung.
+    write_spec(&env, "{ max_calls: 400, max_cost_usd: 0.002 }");
+    let out = env.run(&["run", "spec.yaml"]).await;
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("the budget stopped the search"),
+        "{}",
+        out.stderr
+    );
+    let store = store::Store::open_read_only(&env.db()).await.unwrap();
+    let run = store.latest_run(None).await.unwrap().unwrap();
+    let results = store.results(run.id).await.unwrap();
+    let spent: f64 = results
+        .calls
+        .iter()
+        .filter(|c| c.arm.starts_with("opt@api~"))
+        .map(|c| c.cost_usd)
+        .sum();
+    assert!(spent > 0.0 && spent <= 0.002, "{spent}");
+    let searched = results
+        .calls
+        .iter()
+        .filter(|c| c.arm.starts_with("opt@api~"))
+        .count();
+    assert!(searched < 260, "{searched}");
+    // The optimised arm still answers every eval item: with the best prompt scored so far, or
+    // (here, where no candidate answered half of the first rung) with its first seed.
+    let row = env.row(None, "opt@api").await;
+    assert_eq!(
+        (&row["n"], &row["errors"], &row["unanswered"]),
+        (&40.into(), &0.into(), &0.into()),
+        "{row}"
+    );
+    assert_eq!(run.status, domain::RunStatus::Completed);
+}
