@@ -9,6 +9,7 @@
 mod datasets;
 mod errors;
 mod examples;
+mod optimize;
 mod plans;
 
 use std::path::{Path, PathBuf};
