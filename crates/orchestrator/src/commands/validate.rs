@@ -41,6 +41,8 @@ struct PrintedPlan<'a> {
     budget_max_cost_usd: Option<f64>,
     costs: &'a domain::CostAssumptions,
     decision: &'a domain::Decision,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    optimize: &'a [experiment::OptimizeSpec],
 }
 
 #[derive(serde::Serialize)]
@@ -49,6 +51,8 @@ struct PrintedDataset<'a> {
     target: &'a str,
     eval_items: usize,
     train_items: usize,
+    /// Rows carved from train for `optimize:` searches.
+    dev_items: usize,
     seed: u64,
     fingerprint: &'a str,
 }
@@ -64,6 +68,7 @@ fn plan_yaml(plan: &Plan) -> anyhow::Result<String> {
             target: &plan.dataset.target_field,
             eval_items: plan.dataset.eval.len(),
             train_items: plan.dataset.train.len(),
+            dev_items: plan.dataset.dev.len(),
             seed: plan.dataset.seed,
             fingerprint: &plan.dataset.fingerprint,
         },
@@ -76,6 +81,7 @@ fn plan_yaml(plan: &Plan) -> anyhow::Result<String> {
         budget_max_cost_usd: plan.budget_max_cost_usd,
         costs: &plan.costs,
         decision: &plan.decision,
+        optimize: &plan.optimize,
     };
     Ok(serde_yaml::to_string(&printed)?)
 }
@@ -108,11 +114,38 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
             arm.model()
         )?;
     }
+    for line in searches(&plan) {
+        outln!("{line}")?;
+    }
     for note in fetch_notes(&plan) {
         outln!("note: {note}")?;
     }
+    for warning in plan.warnings() {
+        errln!("warning: {warning}");
+    }
     warn_missing_keys(&plan)?;
     Ok(Exit::Ok)
+}
+
+/// One line per `optimize:` block: how many candidates its budget buys on its dev items.
+fn searches(plan: &Plan) -> Vec<String> {
+    use experiment::optimize::{affordable, schedule, schedule_calls};
+    plan.optimize
+        .iter()
+        .map(|b| {
+            let grid = b.candidates(plan, &[]).len();
+            let dev = b.dev.min(plan.dataset.dev.len());
+            let n = affordable(grid, dev, b.max_calls);
+            let proposed = b.propose.as_ref().map_or(String::new(), |p| {
+                format!(", plus up to {} instructions proposed by {}", p.n, p.provider)
+            });
+            format!(
+                "  search    {}: {n} of {grid} candidates on {dev} dev items, at most {} calls per provider{proposed}",
+                b.id,
+                schedule_calls(&schedule(n, dev))
+            )
+        })
+        .collect()
 }
 
 /// A warning on stderr per hosted provider whose API key is not set: `run` skips its arms.
