@@ -155,6 +155,15 @@ async fn the_search_finds_the_rewarded_instruction_and_demos() {
         "{reasons}"
     );
 
+    env.run(&["report", "--html", "report.html"])
+        .await
+        .expect_code(0);
+    let html = std::fs::read_to_string(env.path("report.html")).unwrap();
+    assert!(
+        html.contains("<h2>Prompt search</h2>") && html.contains(BEST) && html.contains(">chosen<"),
+        "the HTML report lists the candidates"
+    );
+
     // A new run of the same spec searches again from the response cache: nothing is paid twice.
     let sent = env.server().requests();
     env.run(&["run", "spec.yaml", "--new"]).await.expect_code(0);
@@ -201,4 +210,104 @@ async fn the_search_stops_at_its_dollar_budget_and_the_run_completes() {
         "{row}"
     );
     assert_eq!(run.status, domain::RunStatus::Completed);
+}
+
+/// The search on a local model (the tiny llama of `llm::testing`): candidates answer the dev
+/// split in-process, with their fixed demonstrations, and the winner answers eval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_model_is_searched_in_process() {
+    let env = Env::without_server();
+    write_reviews(&env);
+    llm::testing::write_tiny_gguf(&env.path("tiny.gguf"), 5).expect("writing the tiny model");
+    env.write(
+        "spec.yaml",
+        r#"name: opt-local
+dataset: { path: reviews.jsonl, input: text, target: label, split: { eval: 10, train: 50 } }
+providers:
+  - { id: tiny, type: local, model: ./tiny.gguf, batch_size: 8 }
+prompts:
+  - { id: plain, template: "Review: {{text}}", choices: [positive, negative] }
+optimize:
+  - { id: opt, from: [plain], instructions: [Be brief.], demos: { max: 2, candidates: 1 }, dev: 20, budget: { max_calls: 80 } }
+generation: { max_tokens: 4, temperature: 0 }
+"#,
+    );
+    env.run(&["run", "spec.yaml"]).await.expect_code(0);
+    let store = store::Store::open_read_only(&env.db()).await.unwrap();
+    let run = store.latest_run(None).await.unwrap().unwrap();
+    let results = store.results(run.id).await.unwrap();
+    // plain, then {none, Be brief.} × {no demos, one set} less the cell equal to plain: 4.
+    assert_eq!(results.searches.len(), 4, "{:?}", results.searches);
+    let dev_calls: Vec<_> = results
+        .calls
+        .iter()
+        .filter(|c| c.arm.starts_with("opt@tiny~"))
+        .collect();
+    assert_eq!(dev_calls.len(), 80);
+    assert!(
+        dev_calls
+            .iter()
+            .all(|c| c.error.is_none() && c.compute_seconds > 0.0)
+    );
+    assert_eq!(results.searches.iter().filter(|s| s.chosen).count(), 1);
+    let row = env.row(None, "opt@tiny").await;
+    assert_eq!(
+        (&row["n"], &row["errors"]),
+        (&10.into(), &0.into()),
+        "{row}"
+    );
+}
+
+/// The real SmolLM2 on held-out movie reviews (gated like the other slow tests): the optimised
+/// arm scores at least what the best hand-written prompt scores on the same eval items.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_smollm2_the_searched_prompt_is_at_least_the_best_written_one() {
+    if std::env::var("ORCHESTRATOR_SLOW_TESTS").as_deref() != Ok("1") {
+        eprintln!("skipping: set ORCHESTRATOR_SLOW_TESTS=1 to run it");
+        return;
+    }
+    let env = Env::without_server();
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../datasets/vader-movie/movie_snippets.jsonl"
+    );
+    std::fs::copy(data, env.path("movies.jsonl")).unwrap();
+    let model = models::smollm2_gguf();
+    let spec = format!(
+        r#"name: opt-smollm2
+dataset: {{ path: movies.jsonl, input: text, target: label, split: {{ eval: 40, train: 80, seed: 7 }} }}
+providers:
+  - {{ id: smollm2, type: local, model: {model}, batch_size: 16 }}
+prompts:
+  - id: labels
+    system: You label the sentiment of movie reviews.
+    template: "Review: {{{{text}}}}\nIs this review positive or negative?"
+    choices: [positive, negative]
+  - id: few-shot
+    system: You label the sentiment of movie reviews.
+    template: "Review: {{{{text}}}}\nIs this review positive or negative?"
+    few_shot: 2
+    choices: [positive, negative]
+optimize:
+  - id: opt
+    from: [labels, few-shot]
+    instructions: [Decide whether the review is positive or negative.]
+    demos: {{ max: 2, candidates: 2 }}
+    dev: 20
+    budget: {{ max_calls: 120 }}
+generation: {{ max_tokens: 4, temperature: 0 }}
+"#,
+        model = model.display()
+    );
+    env.write("spec.yaml", &spec);
+    env.run(&["run", "spec.yaml"]).await.expect_code(0);
+    let q = |row: serde_json::Value| row["quality"].as_f64().unwrap();
+    let best_written =
+        q(env.row(None, "labels@smollm2").await).max(q(env.row(None, "few-shot@smollm2").await));
+    let searched = q(env.row(None, "opt@smollm2").await);
+    eprintln!("best hand-written {best_written:.3}, searched {searched:.3}");
+    assert!(
+        searched + 1e-9 >= best_written,
+        "{searched} < {best_written}"
+    );
 }

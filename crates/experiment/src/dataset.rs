@@ -389,13 +389,27 @@ pub(crate) fn to_rows(
 /// SplitMix64 shuffle seeded by `seed` orders the rows, eval takes the first `eval`, train the
 /// next `train`, and each keeps file order. The eval set depends only on the seed and its size,
 /// so growing `train` never changes which items are evaluated.
+#[cfg(test)]
 pub(crate) fn split(rows: Vec<Row>, eval: usize, train: usize, seed: u64) -> (Vec<Row>, Vec<Row>) {
+    let (e, t, _) = split_with_rest(rows, eval, train, seed);
+    (e, t)
+}
+
+/// [`split`], and the rows it leaves out (in a fixed order of its shuffle): where an
+/// `optimize:` dev split is taken from first.
+pub(crate) fn split_with_rest(
+    rows: Vec<Row>,
+    eval: usize,
+    train: usize,
+    seed: u64,
+) -> (Vec<Row>, Vec<Row>, Vec<Row>) {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     SplitMix64::from_label(seed, "split", "").shuffle_prefix(&mut order, eval + train);
     let mut eval_idx: Vec<usize> = order.iter().take(eval).copied().collect();
     let mut train_idx: Vec<usize> = order.iter().skip(eval).take(train).copied().collect();
     eval_idx.sort_unstable();
     train_idx.sort_unstable();
+    let rest_idx: Vec<usize> = order.iter().skip(eval + train).copied().collect();
     let mut slots: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
     let mut take = |idx: Vec<usize>| -> Vec<Row> {
         idx.into_iter()
@@ -404,7 +418,8 @@ pub(crate) fn split(rows: Vec<Row>, eval: usize, train: usize, seed: u64) -> (Ve
     };
     let eval_rows = take(eval_idx);
     let train_rows = take(train_idx);
-    (eval_rows, train_rows)
+    let rest = take(rest_idx);
+    (eval_rows, train_rows, rest)
 }
 
 /// SHA-256 (hex) over the split description, the input and target field names, and the id

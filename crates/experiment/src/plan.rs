@@ -60,8 +60,9 @@ pub struct Dataset {
     /// `eval`.
     pub train: Vec<Row>,
     /// Rows an `optimize:` search scores its candidates on, in a seeded order (each rung of the
-    /// search uses a prefix): held out of the train split, so never an eval item, a training
-    /// example or a demonstration. Empty without `optimize:`.
+    /// search uses a prefix): rows the split left unused when there are enough, else rows held
+    /// out of the train split; never an eval item, a training example or a demonstration.
+    /// Empty without `optimize:`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dev: Vec<Row>,
     /// SHA-256 (hex) over the ids and fields of both splits and the split parameters.

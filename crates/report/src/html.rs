@@ -86,6 +86,7 @@ pub fn render_html(r: &DecisionReport, results: &RunResults) -> String {
     );
     verdict_section(&mut h, r);
     arms_section(&mut h, r);
+    search_section(&mut h, results);
     charts_section(&mut h, r, results);
     details_section(&mut h, r);
     disagreement_section(&mut h, r, results);
@@ -141,6 +142,50 @@ fn table(h: &mut String, headers: &[&str], rows: &[Vec<String>]) {
         h.push_str("</tr>");
     }
     h.push_str("</tbody></table></div>");
+}
+
+/// The candidates of each prompt search (`optimize:`): what each was, how far it got in the
+/// halving and its dev score; the chosen one is marked. Nothing when no search ran.
+fn search_section(h: &mut String, results: &RunResults) {
+    if results.searches.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Prompt search</h2><p class=\"muted\">Candidates scored on the dev split \
+         (never on eval), by successive halving: a candidate's dev items say how far it got. \
+         The chosen one answers the eval items as its optimised arm.</p>",
+    );
+    let rows: Vec<Vec<String>> = results
+        .searches
+        .iter()
+        .map(|s| {
+            let demos = s.demo_ids.as_ref().map_or_else(
+                || "per item (as written)".to_owned(),
+                |d| d.len().to_string(),
+            );
+            vec![
+                s.candidate.clone(),
+                s.seed_prompt.clone(),
+                s.instruction.clone().unwrap_or_else(|| "(none)".to_owned()),
+                demos,
+                s.dev_items.to_string(),
+                s.dev_score
+                    .map_or_else(|| "–".to_owned(), crate::figures::quality),
+                if s.chosen { "chosen" } else { "" }.to_owned(),
+            ]
+        })
+        .collect();
+    let headers = [
+        "candidate",
+        "seed",
+        "instruction",
+        "demos",
+        "dev items",
+        "dev score",
+        "",
+    ];
+    table(h, &headers, &rows);
+    h.push('\n');
 }
 
 fn verdict_section(h: &mut String, r: &DecisionReport) {

@@ -213,6 +213,20 @@ impl<'a> Search<'a> {
                 .await?;
             standings[i] = standing(standings[i], j, sub.rows, &scores);
         }
+        if let Some(&lead) = best(standings, alive, 1).first() {
+            self.inv
+                .events
+                .note(format!(
+                    "optimize {}: rung {} ({} candidates × {} dev items) done; leading: {} at {:.3}",
+                    self.arm.id(),
+                    j + 1,
+                    alive.len(),
+                    rung.items,
+                    self.candidates[lead].id,
+                    standings[lead].mean
+                ))
+                .await;
+        }
         if pass.budget_stopped {
             self.inv
                 .events

@@ -257,6 +257,7 @@ pub(super) fn dataset(
         .into_iter()
         .map(|rows| rows.into_iter().map(|(_, r)| r).collect::<Vec<Row>>());
     let first = splits.next().unwrap_or_default();
+    let mut spare = Vec::new();
     let (eval, train, description) = if d.path.is_some() {
         let n = first.len();
         let (e, t) = match split_sizes.map(|s| (s.eval.as_ref(), s.train.as_ref())) {
@@ -276,7 +277,8 @@ pub(super) fn dataset(
                 dataset: None,
             };
         }
-        let (eval, train) = dataset::split(first, e, t, seed);
+        let (eval, train, rest) = dataset::split_with_rest(first, e, t, seed);
+        spare = rest;
         (eval, train, format!("split eval={e} train={t} seed={seed}"))
     } else {
         let train = splits.next().unwrap_or_default();
@@ -289,7 +291,8 @@ pub(super) fn dataset(
         dataset: Some(Dataset {
             eval,
             train,
-            dev: Vec::new(),
+            // The rows the split left out, until `optimize::carve_dev` decides the dev split.
+            dev: spare,
             fingerprint,
             input_field: input.value.clone(),
             target_field: target.value.clone(),

@@ -1,6 +1,6 @@
 //! `optimize:` blocks against the rest of the spec: their seeds are prompts, their providers
-//! exist (a proposer is a hosted one), the dev split is carved out of the train split and is big
-//! enough, and the call budget buys a search of at least [`MIN_CANDIDATES`] candidates on
+//! exist (a proposer is a hosted one), the dev split is drawn from rows outside eval (those the
+//! split leaves unused, else the train split's) and is big enough, and the call budget buys a search of at least [`MIN_CANDIDATES`] candidates on
 //! [`FIRST_RUNG_ITEMS`] dev items. A search that cannot be afforded is refused here, before a
 //! database exists or a call is made.
 
@@ -20,20 +20,28 @@ pub(super) fn ids(raw: &RawSpec) -> impl Iterator<Item = Option<&Spanned<String>
         .chain(raw.optimize.iter().map(|o| o.id.as_ref()))
 }
 
-/// Moves the dev rows the blocks need (the largest `dev`) out of the train split: a seeded
-/// sample, kept in its sampled order so each rung's prefix is a random sample too; the train
-/// split keeps the rest in file order.
+/// Decides the dev split the blocks need (the largest `dev`): a seeded sample of the rows the
+/// eval/train split left out, when there are enough of them (`dataset` hands those over in
+/// `ds.dev`), so the train split stays whole; else a seeded sample moved out of the train split,
+/// which keeps the rest in file order. Either way the sample keeps its sampled order, so each
+/// rung's prefix is a random sample too. Without `optimize:` the dev split is empty.
 pub(super) fn carve_dev(cx: &mut Ctx<'_>, raw: &RawSpec, ds: &mut Dataset) {
+    let spare = std::mem::take(&mut ds.dev);
     let Some(largest) = raw.optimize.iter().max_by_key(|o| o.dev.value) else {
         return;
     };
     let n = largest.dev.value;
+    if spare.len() >= n {
+        ds.dev = sample(spare, n, ds.seed);
+        return;
+    }
     if n > ds.train.len() {
         cx.error(
             largest.dev.pos,
             format!(
-                "`dev: {n}` takes the search's items out of the train split, which has {} rows: \
-                 lower `dev` or give the train split more rows (`dataset.split.train`)",
+                "`dev: {n}` needs rows outside eval: the split leaves {} unused and the train \
+                 split has {}; lower `dev`, or leave rows out of `dataset.split`",
+                spare.len(),
                 ds.train.len()
             ),
         );
@@ -47,6 +55,13 @@ pub(super) fn carve_dev(cx: &mut Ctx<'_>, raw: &RawSpec, ds: &mut Dataset) {
         .collect();
     ds.dev = order[..n].iter().filter_map(|&i| slots[i].take()).collect();
     ds.train = slots.into_iter().flatten().collect();
+}
+
+/// `n` of `rows`, drawn with the split seed, in drawn order.
+fn sample(mut rows: Vec<Row>, n: usize, seed: u64) -> Vec<Row> {
+    SplitMix64::from_label(seed, "dev", "spare").shuffle_prefix(&mut rows, n);
+    rows.truncate(n);
+    rows
 }
 
 /// The validated blocks; None when one is broken (every problem is reported).

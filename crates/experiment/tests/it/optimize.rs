@@ -20,10 +20,14 @@ fn rows() -> String {
 }
 
 fn spec(block: &str) -> String {
+    spec_split(block, 70)
+}
+
+fn spec_split(block: &str, train: usize) -> String {
     format!(
         r#"
         name: t
-        dataset: {{ path: data.jsonl, input: text, target: label, split: {{ eval: 30, train: 70 }} }}
+        dataset: {{ path: data.jsonl, input: text, target: label, split: {{ eval: 30, train: {train} }} }}
         providers:
           - {{ id: api, type: openai, model: gpt-4o-mini }}
         prompts:
@@ -112,6 +116,31 @@ fn dev_is_carved_from_train_and_candidates_draw_demos_from_train() {
 }
 
 #[test]
+fn dev_comes_from_rows_the_split_leaves_unused_when_there_are_enough() {
+    let data = rows();
+    let block = "{ id: opt, from: [zs], instructions: [a, b], dev: 25 }";
+    let plan = Fixture::new(&spec_split(block, 40), &[("data.jsonl", &data)])
+        .load()
+        .unwrap();
+    let d = &plan.dataset;
+    assert_eq!((d.eval.len(), d.train.len(), d.dev.len()), (30, 40, 25));
+    let used: BTreeSet<&str> = d
+        .eval
+        .iter()
+        .chain(&d.train)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(d.dev.iter().all(|r| !used.contains(r.id.as_str())));
+    // Without `optimize:` the unused rows are no split at all.
+    let text = spec_split(block, 40);
+    let without = &text[..text.find("optimize:").unwrap()];
+    let plan = Fixture::new(without, &[("data.jsonl", &data)])
+        .load()
+        .unwrap();
+    assert!(plan.dataset.dev.is_empty() && plan.optimize.is_empty());
+}
+
+#[test]
 fn a_budget_below_four_candidates_on_twenty_items_is_refused() {
     check(
         "{ id: opt, from: [zs, fs], instructions: [a, b], dev: 40, budget: { max_calls: 79 } }",
@@ -132,7 +161,7 @@ fn a_small_or_oversized_dev_split_is_refused() {
     check(
         "{ id: opt, from: [zs], instructions: [a, b], dev: 71 }",
         expect![[r#"
-            $DIR/spec.yaml:9:55: `dev: 71` takes the search's items out of the train split, which has 70 rows: lower `dev` or give the train split more rows (`dataset.split.train`)
+            $DIR/spec.yaml:9:55: `dev: 71` needs rows outside eval: the split leaves 0 unused and the train split has 70; lower `dev`, or leave rows out of `dataset.split`
         "#]],
     );
 }
