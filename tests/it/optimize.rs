@@ -326,3 +326,48 @@ generation: {{ max_tokens: 4, temperature: 0 }}
         "{searched} vs {labels}, {few_shot}"
     );
 }
+
+/// `propose:` asks the hosted model once for instructions; the rewarded one arrives only that
+/// way here, and the search finds it. The call is stored under `opt@api~propose` and a rerun
+/// takes it from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposed_instructions_join_the_grid() {
+    let mut config = server();
+    config.rules = vec![(
+        "Write 2 different instructions".to_owned(),
+        format!("1. {BEST}\n2. Be brief."),
+    )];
+    let env = Env::with_server(config).await;
+    write_reviews(&env);
+    write_spec(&env, "{ max_calls: 400 }");
+    let spec = std::fs::read_to_string(env.path("spec.yaml")).unwrap();
+    let spec = spec.replace(
+        &format!("instructions: [\"Be brief.\", \"{BEST}\"]"),
+        "propose: { provider: api, n: 2 }",
+    );
+    assert!(spec.contains("propose:"), "{spec}");
+    env.write("spec.yaml", &spec);
+    env.run(&["run", "spec.yaml"]).await.expect_code(0);
+
+    let store = store::Store::open_read_only(&env.db()).await.unwrap();
+    let run = store.latest_run(None).await.unwrap().unwrap();
+    let results = store.results(run.id).await.unwrap();
+    let proposal: Vec<_> = results
+        .calls
+        .iter()
+        .filter(|c| c.arm == "opt@api~propose")
+        .collect();
+    assert_eq!(proposal.len(), 1);
+    assert!(proposal[0].cost_usd > 0.0, "{:?}", proposal[0]);
+    assert_eq!(results.searches.len(), 13, "{:?}", results.searches);
+    let winner = results.searches.iter().find(|s| s.chosen).unwrap();
+    assert_eq!(winner.instruction.as_deref(), Some(BEST), "{winner:?}");
+
+    let sent = env.server().requests();
+    env.run(&["run", "spec.yaml", "--new"]).await.expect_code(0);
+    assert_eq!(
+        env.server().requests(),
+        sent,
+        "the proposal and the search from the cache"
+    );
+}
