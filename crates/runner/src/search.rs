@@ -193,6 +193,7 @@ impl<'a> Search<'a> {
             run_id: self.inv.run_id,
             resumed: self.inv.resumed,
             rows: &self.dev_plan.dataset.eval[..rung.items],
+            // `answer` takes the embedders as an argument; this field is only the run's.
             embedders: Embedders::default(),
         };
         let lanes: Vec<(String, Lane)> = lanes
