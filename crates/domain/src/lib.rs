@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 mod choices;
 mod prices;
 mod results;
+mod review;
 mod specs;
 
 pub use choices::*;
@@ -18,6 +19,7 @@ pub use prices::{
     ArmPricing, BATCH_API_PRICE_FACTOR, PRICES_AS_OF, builtin_pricing, resolve_pricing,
 };
 pub use results::*;
+pub use review::{ReviewCorrection, ReviewCosts, ReviewSpec};
 pub use specs::*;
 
 /// Who speaks a chat message.

@@ -30,7 +30,7 @@ pub struct RunInfo {
     pub settings: Option<RunSettings>,
 }
 
-/// What a run's report assumes beyond its records: the spec's `costs:` and `decision:`.
+/// What a run's report assumes beyond its records: the spec's `costs:`, `decision:` and `review:`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
     pub costs: CostAssumptions,
@@ -38,6 +38,9 @@ pub struct RunSettings {
     /// unknown (a run of a version that did not record it).
     pub declared_costs: Option<BTreeSet<String>>,
     pub decision: Decision,
+    /// The spec's `review:`; `None` when it has none (every answer is automated).
+    #[serde(default)]
+    pub review: Option<crate::ReviewSpec>,
 }
 
 /// One arm of a run.

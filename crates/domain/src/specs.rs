@@ -311,6 +311,9 @@ pub struct CostAssumptions {
     pub finetune_hourly_usd: f64,
     /// Price hosted calls at batch-API rates (half price, hours of latency). Default false.
     pub batch_api: bool,
+    /// `costs.review`: what a human review costs; read only when the spec has `review:`.
+    #[serde(default)]
+    pub review: crate::ReviewCosts,
 }
 
 impl Default for CostAssumptions {
@@ -324,6 +327,7 @@ impl Default for CostAssumptions {
             mlops_hours_per_month: 8.0,
             finetune_hourly_usd: 0.60,
             batch_api: false,
+            review: crate::ReviewCosts::default(),
         }
     }
 }

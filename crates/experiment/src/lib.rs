@@ -148,5 +148,6 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Plan, SpecError> 
         declared_costs: v.declared_costs,
         decision: v.decision,
         optimize: v.optimize,
+        review: v.review,
     })
 }

@@ -49,6 +49,9 @@ pub struct Plan {
     /// The `optimize:` blocks: a searched prompt arm per block and provider.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub optimize: Vec<OptimizeSpec>,
+    /// `review:`: route low-confidence answers to people; `None` when the spec has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<domain::ReviewSpec>,
 }
 
 /// The eval and train rows, already split.
@@ -466,6 +469,7 @@ impl Plan {
             costs: self.costs.clone(),
             declared_costs: Some(self.declared_cost_assumptions()),
             decision: self.decision.clone(),
+            review: self.review,
         }
     }
 

@@ -417,6 +417,7 @@ mod tests {
                 meets_target: false,
                 cost: c,
                 measured,
+                review: None,
             }
         };
         let arms = [

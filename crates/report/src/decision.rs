@@ -35,6 +35,7 @@ use crate::ceiling::{self, PromptCeiling};
 use crate::cost::{self, ArmCost, ArmCostInputs, Measured, PricingUsed, Source};
 use crate::explain::Explainer;
 use crate::index::ResultIndex;
+use crate::review::{ArmReview, ReviewSummary};
 
 /// Bootstrap resamples and seed for every CI and paired test: scoring's defaults, so the report
 /// and the leaderboard print the same intervals.
@@ -108,6 +109,9 @@ pub struct DecisionReport {
     pub assumptions: Vec<Assumption>,
     /// Things that make the numbers less trustworthy (failed items, unknown prices, …).
     pub warnings: Vec<String>,
+    /// The run's `review:` and its calibration/test split; `None` without `review:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewSummary>,
 }
 
 /// One arm: its measured quality, its raw measurements and the cost model derived from them.
@@ -126,6 +130,10 @@ pub struct ArmReport {
     pub cost: ArmCost,
     /// Measured in the run, before any assumption.
     pub measured: Measured,
+    /// With `review:`: the threshold, coverage and risk–coverage curve. `quality` and its CI
+    /// are then those of what ships (reviewed answers count right).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ArmReview>,
 }
 
 /// The arm nearest the target when none reaches it.
@@ -186,8 +194,19 @@ pub fn decide(
     let metric = decision.metric.as_str();
     let target = decision.quality_target;
     let index = ResultIndex::new(results);
-    let binary = index.is_binary(metric);
+    // Quality is computed without the calibration items of `review:`; costs on the whole run.
+    let view = crate::review::quality_view(results);
+    let quality_index = ResultIndex::new(&view);
+    let binary = quality_index.is_binary(metric);
     let mut warnings = Vec::new();
+    let names: Vec<&str> = results.arms.iter().map(|a| a.arm.as_str()).collect();
+    let (review, arm_reviews) = match crate::review::review(results, metric, &names) {
+        Some((summary, per_arm)) => (Some(summary), per_arm),
+        None => (None, vec![None; names.len()]),
+    };
+    if let Some(why) = review.as_ref().and_then(|r| r.unavailable.as_ref()) {
+        warnings.push(format!("No review routing: {why}."));
+    }
 
     if !matches!(results.run.status, RunStatus::Completed) {
         warnings.push(format!(
@@ -196,7 +215,7 @@ pub fn decide(
         ));
     }
     warnings.extend(crate::settings::stored_input_warnings(results));
-    if !index.has_scores(metric) {
+    if !quality_index.has_scores(metric) {
         warnings.push(format!(
             "No scores were recorded for the metric `{metric}`: every arm's quality is 0."
         ));
@@ -204,8 +223,13 @@ pub fn decide(
 
     let mut per_arm_scores = Vec::with_capacity(results.arms.len());
     let mut arms = Vec::with_capacity(results.arms.len());
-    for info in &results.arms {
-        let (xs, _) = index.values(&info.arm, metric);
+    for (info, arm_review) in results.arms.iter().zip(arm_reviews) {
+        let xs = match &arm_review {
+            Some(r) => {
+                crate::review::system_values(&quality_index, &info.arm, metric, r.threshold())
+            }
+            None => quality_index.values(&info.arm, metric).0,
+        };
         let (q, (ci_low, ci_high)) = if xs.is_empty() {
             (0.0, (0.0, 0.0))
         } else {
@@ -216,7 +240,11 @@ pub fn decide(
         };
         let measured = cost::measure(results, &index, &info.arm);
         let pricing = cost::pricing_for(inputs, &info.arm, info.kind, &measured, costs);
-        let arm_cost = cost::arm_cost(info.kind, &measured, pricing, costs);
+        let mut arm_cost = cost::arm_cost(info.kind, &measured, pricing, costs);
+        if let Some(r) = &arm_review {
+            arm_cost =
+                arm_cost.with_review(crate::review::review_cost(r.reviewed_share, costs), costs);
+        }
         warnings.extend(arm_warnings(
             &info.arm, info.kind, &measured, &arm_cost, results,
         ));
@@ -230,6 +258,7 @@ pub fn decide(
             meets_target: q + EPS >= target,
             cost: arm_cost,
             measured,
+            review: arm_review,
         });
     }
 
@@ -309,11 +338,12 @@ pub fn decide(
         sensitivity,
         assumptions: assumptions(costs, inputs),
         warnings,
+        review,
     };
     let (reasons, would_change) = Explainer {
         r: &report,
         costs,
-        items: index.items.len(),
+        items: quality_index.items.len(),
     }
     .explain(recommended, baseline);
     report.reasons = reasons;

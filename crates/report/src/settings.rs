@@ -36,6 +36,7 @@ pub fn assumed_settings(results: &RunResults) -> Assumed {
                 metric,
                 quality_target: Decision::DEFAULT_QUALITY_TARGET,
             },
+            review: None,
         },
     }
 }

@@ -279,6 +279,9 @@ pub struct ArmSpec {
     pub latency_ms: f64,
     /// Answers that replace the generated one, by item index.
     pub answers: Vec<(usize, &'static str)>,
+    /// The confidence of each answer, by item index (stored as one token's log-probability);
+    /// empty: no confidence.
+    pub confidence: Vec<f64>,
 }
 
 impl ArmSpec {
@@ -292,6 +295,7 @@ impl ArmSpec {
             compute_seconds: 0.0,
             latency_ms: 400.0,
             answers: Vec::new(),
+            confidence: Vec::new(),
         }
     }
 
@@ -305,7 +309,14 @@ impl ArmSpec {
             compute_seconds: 0.36,
             latency_ms: 90.0,
             answers: Vec::new(),
+            confidence: Vec::new(),
         }
+    }
+
+    /// The same arm, answering item `i` with confidence `confidence[i]`.
+    pub fn with_confidence(mut self, confidence: Vec<f64>) -> Self {
+        self.confidence = confidence;
+        self
     }
 
     /// The answer to item `i`: the one given in `answers`, or else its label if the arm is
@@ -340,6 +351,7 @@ pub fn assumptions(daily: f64) -> CostAssumptions {
         mlops_hours_per_month: 2.0,
         finetune_hourly_usd: 1.0,
         batch_api: false,
+        review: domain::ReviewCosts::default(),
     }
 }
 
@@ -370,6 +382,7 @@ pub fn settings() -> RunSettings {
             .collect(),
         ),
         decision: decision(0.9),
+        review: None,
     }
 }
 
@@ -443,6 +456,7 @@ fn answer_item(results: &mut RunResults, spec: &ArmSpec, i: usize) {
         latency_ms: spec.latency_ms * (0.6 + 0.1 * (i % 9) as f64),
         cost_usd: if failed { 0.0 } else { cost_usd },
         compute_seconds: if failed { 0.0 } else { spec.compute_seconds },
+        token_logprobs: spec.confidence.get(i).map(|c| vec![c.ln() as f32]),
         ..call(spec.name, &id, outcome)
     });
     if !failed {

@@ -557,5 +557,6 @@ pub(crate) fn plan_without_rows(plan: &Plan) -> Plan {
         declared_costs: plan.declared_costs.clone(),
         decision: plan.decision.clone(),
         optimize: plan.optimize.clone(),
+        review: plan.review,
     }
 }

@@ -1,6 +1,6 @@
 //! Scores answers and aggregates scores: the scorers every arm is judged by, and the statistics
-//! (means, percentiles, bootstrap intervals, paired tests) the leaderboard, `compare` and the
-//! decision report print.
+//! (means, percentiles, bootstrap intervals, paired tests, selective-prediction thresholds with a
+//! guarantee) the leaderboard, `compare` and the decision report print.
 //!
 //! The crate does no IO and holds no state: strings and numbers in, numbers out. It knows
 //! nothing of runs, arms or the store; `runner` scores answers with it, `report` aggregates.
@@ -30,11 +30,16 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod scorers;
+mod selective;
 mod similar;
 mod stats;
 mod text;
 
 pub use scorers::{Scorer, score};
+pub use selective::{
+    CoveragePoint, Selection, Threshold, at_threshold, binomial_cdf, clopper_pearson_upper,
+    risk_coverage, select_threshold,
+};
 pub use similar::{cosine, similar_score};
 pub use stats::{
     DEFAULT_RESAMPLES, DEFAULT_SEED, McNemar, PairedDiff, bootstrap_ci, mcnemar, mean,

@@ -84,7 +84,7 @@ pub(crate) fn logprobs_from_row(row: &SqliteRow, table: &'static str) -> Result<
         .transpose()
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     table: &'static str,
     column: &'static str,
     text: String,

@@ -35,7 +35,7 @@ macro_rules! run_columns {
         "id, experiment, status, started_ms, finished_ms, dataset_fingerprint, spec_hash, \
          spec_json, daily_requests, horizon_days, hourly_rate_usd, prompt_iteration_hours, \
          data_prep_hours, mlops_hours_per_month, finetune_hourly_usd, batch_api, \
-         decision_metric, quality_target, declared_costs"
+         decision_metric, quality_target, declared_costs, review, review_costs"
     };
 }
 
@@ -123,7 +123,7 @@ impl Store {
             "UPDATE runs SET daily_requests = ?, horizon_days = ?, hourly_rate_usd = ?, \
              prompt_iteration_hours = ?, data_prep_hours = ?, mlops_hours_per_month = ?, \
              finetune_hourly_usd = ?, batch_api = ?, decision_metric = ?, quality_target = ?, \
-             declared_costs = ? WHERE id = ?",
+             declared_costs = ?, review = ?, review_costs = ? WHERE id = ?",
         )
         .bind(c.daily_requests)
         .bind(c.horizon_days)
@@ -136,6 +136,8 @@ impl Store {
         .bind(&settings.decision.metric)
         .bind(settings.decision.quality_target)
         .bind(declared)
+        .bind(settings.review.and_then(|r| serde_json::to_string(&r).ok()))
+        .bind(serde_json::to_string(&c.review).ok())
         .bind(run)
         .execute(&self.writer)
         .await
@@ -363,6 +365,7 @@ fn settings_from_row(row: &SqliteRow) -> Result<Option<RunSettings>> {
         mlops_hours_per_month,
         finetune_hourly_usd,
         batch_api,
+        review: json_column(row, "review_costs")?.unwrap_or_default(),
     };
     let declared: Option<String> = row.try_get("declared_costs").map_err(&get)?;
     Ok(Some(RunSettings {
@@ -378,6 +381,7 @@ fn settings_from_row(row: &SqliteRow) -> Result<Option<RunSettings>> {
             metric,
             quality_target,
         },
+        review: json_column(row, "review")?,
     }))
 }
 
@@ -476,4 +480,16 @@ pub(crate) async fn newest_resumable<'e>(
         }
     }
     Ok(None)
+}
+
+/// A nullable JSON column of `runs`, parsed.
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &'static str,
+) -> Result<Option<T>> {
+    let text: Option<String> = row
+        .try_get(column)
+        .map_err(db_err("reading a run's settings", None))?;
+    text.map(|t| crate::choice_columns::parse_json("runs", column, t))
+        .transpose()
 }

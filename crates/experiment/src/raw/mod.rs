@@ -11,6 +11,7 @@ mod choices;
 mod finetune;
 mod optimize;
 mod provider;
+mod review;
 mod scorer;
 
 use std::collections::BTreeSet;
@@ -40,6 +41,7 @@ const TOP: &[&str] = &[
     "costs",
     "decision",
     "optimize",
+    "review",
 ];
 const DATASET: &[&str] = &["path", "train", "eval", "input", "target", "id", "split"];
 const SPLIT: &[&str] = &["eval", "train", "seed"];
@@ -61,7 +63,7 @@ const GENERATION: &[&str] = &[
     "normalize_choices",
 ];
 const BUDGET: &[&str] = &["max_cost_usd"];
-const COSTS: &[&str] = &["traffic", "staff", "serving", "batch_api"];
+const COSTS: &[&str] = &["traffic", "staff", "serving", "batch_api", "review"];
 const TRAFFIC: &[&str] = &["daily_requests", "horizon_days"];
 const STAFF: &[&str] = &[
     "hourly_rate_usd",
@@ -101,6 +103,8 @@ pub(crate) struct RawSpec {
     pub decision_metric: Option<Spanned<String>>,
     pub quality_target: f64,
     pub optimize: Vec<RawOptimize>,
+    /// `review:`, when written (and readable).
+    pub review: Option<Spanned<domain::ReviewSpec>>,
 }
 
 pub(crate) struct RawDataset {
@@ -250,6 +254,10 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
         decision_metric,
         quality_target,
         optimize,
+        review: f.get("review").and_then(|n| {
+            let pos = n.pos;
+            review::review(cx, n).map(|value| Spanned { value, pos })
+        }),
     })
 }
 
@@ -441,6 +449,10 @@ fn costs(cx: &mut Ctx<'_>, node: &Node) -> Option<(CostAssumptions, BTreeSet<Str
     {
         let x = s.number(cx, "finetune_hourly_usd", non_negative, ge0);
         set("finetune_hourly_usd", &mut c.finetune_hourly_usd, x);
+    }
+    if let Some((r, written)) = f.get("review").and_then(|n| review::review_costs(cx, n)) {
+        c.review = r;
+        declared.extend(written.into_iter().map(str::to_owned));
     }
     if let Some(b) = f.bool(cx, "batch_api") {
         c.batch_api = b.value;

@@ -9,6 +9,7 @@
 mod choices;
 mod data;
 mod optimize;
+mod review;
 mod weights;
 
 use std::collections::BTreeSet;
@@ -60,6 +61,7 @@ pub(crate) struct Validated {
     pub declared_costs: BTreeSet<String>,
     pub decision: Decision,
     pub optimize: Vec<crate::optimize::OptimizeSpec>,
+    pub review: Option<domain::ReviewSpec>,
 }
 
 pub(crate) fn validate(
@@ -291,6 +293,9 @@ pub(crate) fn validate(
         })
         .collect::<Option<Vec<_>>>()?;
     let optimize = optimize::blocks(cx, raw, &prompts, &providers, dataset.as_ref()?)?;
+    if let (Some(r), Some(ds)) = (&raw.review, &dataset) {
+        review::check(cx, r, ds.eval.len());
+    }
     Some(Validated {
         name,
         description: raw.description.clone(),
@@ -305,6 +310,7 @@ pub(crate) fn validate(
         declared_costs: raw.declared_costs.clone(),
         decision: decision?,
         optimize,
+        review: raw.review.as_ref().map(|r| r.value),
     })
 }
 

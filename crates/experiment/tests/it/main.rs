@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod optimize;
 mod plans;
+mod review;
 
 use std::path::{Path, PathBuf};
 

@@ -203,6 +203,10 @@ async fn run_settings_round_trip_and_an_unknown_run_is_not_found() {
         costs: domain::CostAssumptions {
             batch_api: true,
             daily_requests: 5.0,
+            review: domain::ReviewCosts {
+                cost_per_review_usd: None,
+                minutes_per_review: Some(2.5),
+            },
             ..domain::CostAssumptions::default()
         },
         declared_costs: Some(["batch_api".to_owned(), "daily_requests".to_owned()].into()),
@@ -210,6 +214,13 @@ async fn run_settings_round_trip_and_an_unknown_run_is_not_found() {
             metric: "f1".into(),
             quality_target: 0.75,
         },
+        review: Some(domain::ReviewSpec {
+            target_accuracy: 0.95,
+            delta: 0.05,
+            calibration: 0.4,
+            correction: domain::ReviewCorrection::Bonferroni,
+            seed: 3,
+        }),
     };
     store.set_run_settings(run, &settings).await.unwrap();
     assert_eq!(
@@ -218,6 +229,7 @@ async fn run_settings_round_trip_and_an_unknown_run_is_not_found() {
     );
     let none_declared = domain::RunSettings {
         declared_costs: Some(Default::default()),
+        review: None,
         ..settings.clone()
     };
     store.set_run_settings(run, &none_declared).await.unwrap();

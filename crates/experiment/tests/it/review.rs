@@ -1,0 +1,135 @@
+//! `review:` and `costs.review:`: what a spec declares reaches the plan and the run's settings,
+//! and what cannot work is refused with its position before anything runs.
+
+use domain::{ReviewCorrection, ReviewCosts, ReviewSpec};
+use expect_test::{Expect, expect};
+
+use crate::Fixture;
+
+/// `n` rows, alternating labels.
+fn rows(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let label = if i % 2 == 0 { "positive" } else { "negative" };
+            format!("{{\"id\": \"r{i}\", \"text\": \"Review {i}.\", \"label\": \"{label}\"}}\n")
+        })
+        .collect()
+}
+
+fn spec(review: &str, costs: &str) -> String {
+    format!(
+        r#"
+        name: t
+        dataset: {{ path: data.jsonl, input: text, target: label }}
+        providers: [{{ type: openai, model: gpt-4o-mini }}]
+        prompts: [{{ id: zs, template: "Review: {{{{text}}}}" }}]
+        {review}
+        {costs}
+        "#
+    )
+}
+
+fn check(spec: &str, n: usize, expect: Expect) {
+    expect.assert_eq(&Fixture::new(spec, &[("data.jsonl", &rows(n))]).outcome());
+}
+
+#[test]
+fn a_review_block_reaches_the_run_settings_with_its_defaults() {
+    let text = spec(
+        "review: { target_accuracy: 0.9 }",
+        "costs: { review: { minutes_per_review: 2 } }",
+    );
+    let plan = Fixture::new(&text, &[("data.jsonl", &rows(200))])
+        .load()
+        .unwrap();
+    let expected = ReviewSpec {
+        target_accuracy: 0.9,
+        delta: 0.1,
+        calibration: 0.5,
+        correction: ReviewCorrection::FixedSequence,
+        seed: 7,
+    };
+    assert_eq!(plan.review, Some(expected));
+    let settings = plan.run_settings();
+    assert_eq!(settings.review, Some(expected));
+    assert_eq!(
+        settings.costs.review,
+        ReviewCosts {
+            cost_per_review_usd: None,
+            minutes_per_review: Some(2.0)
+        }
+    );
+    assert!(
+        settings
+            .declared_costs
+            .unwrap()
+            .contains("minutes_per_review")
+    );
+    let none = Fixture::new(&spec("", ""), &[("data.jsonl", &rows(10))])
+        .load()
+        .unwrap();
+    assert_eq!(none.review, None);
+}
+
+#[test]
+fn every_field_is_read_and_checked() {
+    let text = spec(
+        "review: { target_accuracy: 0.95, delta: 0.05, calibration: 0.4, correction: bonferroni, seed: 3 }",
+        "costs: { review: { cost_per_review_usd: 0.4 } }",
+    );
+    let plan = Fixture::new(&text, &[("data.jsonl", &rows(400))])
+        .load()
+        .unwrap();
+    let r = plan.review.unwrap();
+    assert_eq!(
+        (
+            r.target_accuracy,
+            r.delta,
+            r.calibration,
+            r.correction,
+            r.seed
+        ),
+        (0.95, 0.05, 0.4, ReviewCorrection::Bonferroni, 3)
+    );
+    check(
+        &spec(
+            "review: { target_accuracy: 1.0, delta: 0, calibration: 1, correction: holm }",
+            "costs: { review: { cost_per_review_usd: -1, seconds: 3 } }",
+        ),
+        100,
+        expect![[r#"
+            $DIR/spec.yaml:5:28: `target_accuracy` must be more than 0 and less than 1, found 1
+            $DIR/spec.yaml:5:40: `delta` must be more than 0 and less than 1, found 0
+            $DIR/spec.yaml:5:56: `calibration` must be more than 0 and less than 1, found 1
+            $DIR/spec.yaml:5:71: unknown `correction` `holm`: expected `fixed_sequence` or `bonferroni`
+            $DIR/spec.yaml:6:41: `cost_per_review_usd` must be zero or more, found -1
+            $DIR/spec.yaml:6:45: unknown field `seconds`, expected `cost_per_review_usd` or `minutes_per_review`
+        "#]],
+    );
+    check(
+        &spec("review: { delta: 0.1 }", ""),
+        100,
+        expect![[r#"
+            $DIR/spec.yaml:5:9: missing field `target_accuracy`
+        "#]],
+    );
+}
+
+#[test]
+fn a_calibration_split_too_small_to_pass_is_refused() {
+    // 60 items, half to calibrate: 30, fewer than the 45 that target 0.95 at delta 0.1 needs.
+    check(
+        &spec("review: { target_accuracy: 0.95 }", ""),
+        60,
+        expect![[r#"
+            $DIR/spec.yaml:5:9: `review`: the calibration split holds 30 of 60 eval items, and at `target_accuracy` 0.95 with `delta` 0.1 no threshold can pass on fewer than 45: add eval items, raise `calibration`, or lower the target
+        "#]],
+    );
+    check(
+        &spec("review: { target_accuracy: 0.5, calibration: 0.1 }", ""),
+        4,
+        expect![[r#"
+            $DIR/spec.yaml:5:9: `review.calibration` 0.1 of 4 eval items leaves 0 to calibrate and 4 to measure: both need items
+        "#]],
+    );
+}
