@@ -1,6 +1,7 @@
-//! The report's four charts as inline SVG: quality against cost per request (with CI whiskers and
+//! The report's charts as inline SVG: quality against cost per request (with CI whiskers and
 //! the Pareto frontier), total cost over the horizon against daily volume (with break-even
-//! points), training loss curves, and latency box plots.
+//! points), training loss curves, latency box plots, and, under `review:`, accuracy against
+//! coverage.
 //!
 //! Each takes the finished [`DecisionReport`] (and the run's records where it needs raw curves or
 //! latencies) and returns one `<svg>`; the drawing kit is `svg`, the page around them `html`.
@@ -323,6 +324,62 @@ fn arm_index(r: &DecisionReport, arm: &str) -> usize {
         .iter()
         .position(|a| a.arm == arm)
         .unwrap_or(r.arms.len())
+}
+
+/// Accuracy of the automated answers against coverage on the test items, one line per arm under
+/// review, with the threshold each chose (a marker) and the target accuracy (a dashed rule).
+pub(crate) fn risk_coverage_chart(r: &DecisionReport) -> String {
+    let Some(summary) = r.review.as_ref().filter(|s| s.unavailable.is_none()) else {
+        return placeholder("No review: the spec declares no `review:` block.");
+    };
+    let curves: Vec<(usize, &ArmReport)> = r
+        .arms
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.review.as_ref().is_some_and(|v| !v.curve.is_empty()))
+        .collect();
+    if curves.is_empty() {
+        return placeholder("No arm gave its answers a confidence, so every answer is reviewed.");
+    }
+    let target = summary.spec.target_accuracy;
+    let lowest = curves
+        .iter()
+        .flat_map(|(_, a)| a.review.iter().flat_map(|v| v.curve.iter()))
+        .map(|p| p.accuracy)
+        .fold(target, f64::min);
+    let x = Axis::linear(
+        0.0,
+        1.0,
+        "coverage (share answered automatically)",
+        fmt_quality,
+    );
+    let y = Axis::linear(lowest, 1.0, "accuracy of automated answers", fmt_quality);
+    let mut p = Plot::new(x, y);
+    p.hrule(
+        target,
+        "#888",
+        "5 4",
+        &format!("target {}", quality(target)),
+    );
+    for (i, a) in curves {
+        let Some(v) = &a.review else { continue };
+        let pts: Vec<(f64, f64)> = v.curve.iter().map(|c| (c.coverage, c.accuracy)).collect();
+        p.line(&pts, color(i), 2.0, None);
+        if let Some(acc) = v.automated_accuracy {
+            let tip = format!(
+                "{}: threshold {:.4} automates {} of the test items at accuracy {}",
+                a.arm,
+                v.threshold().unwrap_or(1.0),
+                crate::figures::percent(v.coverage),
+                quality(acc)
+            );
+            p.marker(v.coverage, acc, shape(a, 6.0), color(i), &tip);
+        }
+        if let Some(&(c, acc)) = pts.last() {
+            p.label(c, acc, -6.0, 16.0, &short(&a.arm, 24), "lbl");
+        }
+    }
+    p.finish("Accuracy against coverage", true)
 }
 
 pub(crate) fn latency_chart(r: &DecisionReport, results: &RunResults) -> String {

@@ -97,6 +97,8 @@ pub fn compare(results: &RunResults, a: &str, b: &str, metric: &str) -> Result<C
         });
     }
 
+    let view = crate::review::quality_view(results);
+    let results = view.as_ref();
     let index = ResultIndex::new(results);
     let (xa, errors_a) = index.values(a, metric);
     let (xb, errors_b) = index.values(b, metric);

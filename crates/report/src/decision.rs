@@ -336,7 +336,7 @@ pub fn decide(
         break_even,
         comparisons,
         sensitivity,
-        assumptions: assumptions(costs, inputs),
+        assumptions: assumptions(costs, inputs, review.is_some()),
         warnings,
         review,
     };
@@ -349,6 +349,13 @@ pub fn decide(
     report.reasons = reasons;
     if let Some(c) = &report.prompt_ceiling {
         report.reasons.push(ceiling::sentence(c, metric));
+    }
+    if let Some(s) = report
+        .review
+        .as_ref()
+        .and_then(|r| crate::review::sentence(r, &report.arms))
+    {
+        report.reasons.push(s);
     }
     report.would_change = would_change;
     report
@@ -498,7 +505,7 @@ fn paired(a: &ArmReport, xa: &[f64], b: &ArmReport, xb: &[f64], binary: bool) ->
     }
 }
 
-fn assumptions(costs: &CostAssumptions, inputs: &ArmCostInputs) -> Vec<Assumption> {
+fn assumptions(costs: &CostAssumptions, inputs: &ArmCostInputs, review: bool) -> Vec<Assumption> {
     let d = CostAssumptions::default();
     let source = |name: &str, differs: bool| match &inputs.declared {
         Some(set) if set.contains(name) => Source::Declared,
@@ -512,7 +519,7 @@ fn assumptions(costs: &CostAssumptions, inputs: &ArmCostInputs) -> Vec<Assumptio
         unit: unit.to_owned(),
         source: source(name, value != default),
     };
-    vec![
+    let mut list = vec![
         num(
             "daily_requests",
             costs.daily_requests,
@@ -556,5 +563,25 @@ fn assumptions(costs: &CostAssumptions, inputs: &ArmCostInputs) -> Vec<Assumptio
             unit: "hosted calls at half price".to_owned(),
             source: source("batch_api", costs.batch_api != d.batch_api),
         },
-    ]
+    ];
+    if review {
+        let r = &costs.review;
+        let minutes = num(
+            "minutes_per_review",
+            r.minutes(),
+            domain::ReviewCosts::DEFAULT_MINUTES,
+            "minutes",
+        );
+        let price = Assumption {
+            name: "cost_per_review_usd".to_owned(),
+            value: serde_json::json!(r.cost_per_review(costs.hourly_rate_usd)),
+            unit: "USD/review".to_owned(),
+            source: match r.cost_per_review_usd {
+                Some(_) => Source::Declared,
+                None => Source::Inferred,
+            },
+        };
+        list.extend([price, minutes]);
+    }
+    list
 }

@@ -177,8 +177,13 @@ impl Explainer<'_> {
 
     fn quality_vs_target(&self, i: usize) -> String {
         let a = &self.r.arms[i];
+        let reviewed = if a.review.is_some() {
+            " with review"
+        } else {
+            ""
+        };
         format!(
-            "{} {} ≥ {}, 95% CI {}–{}",
+            "{}{reviewed} {} ≥ {}, 95% CI {}–{}",
             self.r.metric,
             quality(a.quality),
             quality(self.r.quality_target),

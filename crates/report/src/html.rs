@@ -282,6 +282,14 @@ fn charts_section(h: &mut String, r: &DecisionReport, results: &RunResults) {
         &charts::latency_chart(r, results),
         "Box: 25th to 75th percentile, line at the median; whiskers: 5th to 95th percentile. Successful calls; cache hits left out when there are others.",
     );
+    if r.review.is_some() {
+        figure(
+            h,
+            "Accuracy against coverage",
+            &charts::risk_coverage_chart(r),
+            "Each line: the accuracy of an arm's answers on the test items if only the most confident share (the coverage) were answered automatically. Markers: the threshold chosen on the calibration items with the guarantee; the dashed rule is the target accuracy.",
+        );
+    }
     h.push_str("</div>\n");
 }
 
@@ -309,6 +317,10 @@ fn details_section(h: &mut String, r: &DecisionReport) {
                 esc(&b.formula)
             );
         }
+    }
+    if let Some((headers, rows)) = crate::review::rows(r) {
+        h.push_str("<h2>Review</h2><p class=\"muted\">Thresholds chosen on the calibration items, measured on the rest; reviewed answers count as right (the reviewer is simulated by the gold label).</p>");
+        table(h, &headers, &rows);
     }
     if !r.comparisons.is_empty() {
         h.push_str("<h2>Paired comparisons on the same items</h2>");

@@ -86,11 +86,14 @@ pub struct LeaderboardRow {
 /// ones: an item whose call failed or never ran, or whose answer has no `metric` score, counts
 /// 0 and is counted in `errors`, so an arm cannot rank higher by failing on hard items. The eval
 /// items are the run's stored items (or, when none were stored, the items its calls name). A
-/// run with no items gives every arm quality 0 with the interval [0, 0].
+/// run with no items gives every arm quality 0 with the interval [0, 0]. A run that declared
+/// `review:` leaves its calibration items out of every figure (see [`crate::review`]).
 ///
 /// An unknown `metric` is not an error here (every item counts as an error); check it with
 /// [`metrics`] first.
 pub fn leaderboard(results: &RunResults, metric: &str) -> Vec<LeaderboardRow> {
+    let view = crate::review::quality_view(results);
+    let results = view.as_ref();
     let index = ResultIndex::new(results);
     let scorers = metrics(results);
     let mut rows: Vec<LeaderboardRow> = results
@@ -116,7 +119,8 @@ pub fn metrics(results: &RunResults) -> Vec<String> {
 /// The value of `metric` for each eval item of the run, in item order, as `quality` counts it:
 /// the score of a successful call, else 0. `compare` and the leaderboard pair arms on these.
 pub fn metric_values(results: &RunResults, arm: &str, metric: &str) -> Vec<f64> {
-    ResultIndex::new(results).values(arm, metric).0
+    let view = crate::review::quality_view(results);
+    ResultIndex::new(&view).values(arm, metric).0
 }
 
 fn row(

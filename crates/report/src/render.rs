@@ -249,8 +249,14 @@ impl Doc {
         } else {
             self.line(&format!("Decision report: {}", r.experiment));
         }
+        let split = r.review.as_ref().map_or(String::new(), |s| {
+            format!(
+                " ({} set aside to calibrate review, {} for every quality figure)",
+                s.calibration_items, s.test_items
+            )
+        });
         self.line(&format!(
-            "Run {} ({}), metric `{}`, quality target {}, {} eval items.",
+            "Run {} ({}), metric `{}`, quality target {}, {} eval items{split}.",
             r.run_id,
             r.run_status,
             r.metric,
@@ -291,6 +297,12 @@ impl Doc {
         self.line("Cost per request:");
         self.list(&bases);
 
+        if let Some((h, rows)) = crate::review::rows(r) {
+            self.section(
+                "Review (thresholds chosen on the calibration items, measured on the rest)",
+            );
+            self.table(&h, &rows);
+        }
         if !r.break_even.is_empty() {
             self.section("Break-even daily volume");
             for b in &r.break_even {
@@ -299,7 +311,8 @@ impl Doc {
             }
         }
         if !r.comparisons.is_empty() {
-            self.section(&format!("Paired comparisons on the same {items} items"));
+            let compared = r.review.as_ref().map_or(items, |s| s.test_items);
+            self.section(&format!("Paired comparisons on the same {compared} items"));
             let (h, rows) = comparison_rows(r);
             self.table(&h, &rows);
         }

@@ -16,6 +16,8 @@ use scoring::{CoveragePoint, Selection};
 use serde::{Deserialize, Serialize};
 
 use crate::calibration::confidence;
+use crate::decision::ArmReport;
+use crate::figures::{count, percent, usd};
 use crate::index::{ResultIndex, succeeded};
 
 /// Most points a stored or drawn risk–coverage curve keeps.
@@ -254,6 +256,83 @@ fn thin(curve: Vec<CoveragePoint>) -> Vec<CoveragePoint> {
     (0..CURVE_POINTS)
         .map(|i| curve[i * last / (CURVE_POINTS - 1)])
         .collect()
+}
+
+/// The reason sentence of review: the guarantee, how the threshold was chosen, and per arm the
+/// share automated and reviewed with what review costs a day.
+pub(crate) fn sentence(summary: &ReviewSummary, arms: &[ArmReport]) -> Option<String> {
+    if summary.unavailable.is_some() {
+        return None;
+    }
+    let s = &summary.spec;
+    let per_arm: Vec<String> = arms
+        .iter()
+        .filter_map(|a| {
+            let r = a.review.as_ref()?;
+            let cost = a.cost.breakdown.review?;
+            Some(format!(
+                "`{}` automates {} and reviews {} ({} a day, {} a day)",
+                a.arm,
+                percent(r.coverage),
+                percent(r.reviewed_share),
+                count(cost.reviews_per_day),
+                usd(cost.daily_usd)
+            ))
+        })
+        .collect();
+    Some(format!(
+        "With review (accuracy of automated answers at least {} with probability {}; thresholds \
+         chosen on {} calibration items by {} testing, measured on the other {}; reviewed \
+         answers count as right, the reviewer simulated by the gold label): {}. Quality, costs \
+         and the verdict include review.",
+        percent(s.target_accuracy),
+        percent(1.0 - s.delta),
+        summary.calibration_items,
+        s.correction.as_str().replace('_', "-"),
+        summary.test_items,
+        per_arm.join("; ")
+    ))
+}
+
+/// Rows of the review table, shared by the text, Markdown and HTML reports; `None` without
+/// review.
+pub(crate) fn rows(r: &crate::DecisionReport) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
+    r.review.as_ref().filter(|s| s.unavailable.is_none())?;
+    let headers = vec![
+        "arm",
+        "threshold",
+        "calibration: automated / wrong",
+        "error bound",
+        "test: automated",
+        "accuracy automated",
+        "reviews/day",
+        "review $/day",
+        "review staff h/day",
+    ];
+    let rows = r
+        .arms
+        .iter()
+        .filter_map(|a| {
+            let v = a.review.as_ref()?;
+            let cost = a.cost.breakdown.review?;
+            let chosen = v.selection.chosen;
+            Some(vec![
+                a.arm.clone(),
+                chosen.map_or("none passed".to_owned(), |t| format!("{:.4}", t.threshold)),
+                chosen.map_or("–".to_owned(), |t| {
+                    format!("{} / {}", t.automated, t.errors)
+                }),
+                chosen.map_or("–".to_owned(), |t| format!("{:.3}", t.risk_bound)),
+                percent(v.coverage),
+                v.automated_accuracy
+                    .map_or("–".to_owned(), crate::figures::quality),
+                count(cost.reviews_per_day),
+                usd(cost.daily_usd),
+                crate::figures::hours(cost.staff_hours_per_day),
+            ])
+        })
+        .collect();
+    Some((headers, rows))
 }
 
 #[cfg(test)]

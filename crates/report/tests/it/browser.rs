@@ -167,7 +167,12 @@ fn report_renders_in_chromium_without_errors() {
         "probe missed the blocked request:\n{dom}"
     );
 
-    for (name, html) in [("stay", stay_page()), ("escalate", escalate_page())] {
+    let pages = [
+        ("stay", stay_page()),
+        ("escalate", escalate_page()),
+        ("review", review_page()),
+    ];
+    for (name, html) in pages {
         check_page(dir.path(), name, &html);
     }
 }
@@ -228,6 +233,46 @@ fn escalate_page() -> String {
     let r = report::decide(&results, &assumptions(20_000.0), &decision(0.9), &inputs);
     assert_eq!(r.verdict, report::Verdict::Escalate);
     report::render_html(&r, &results)
+}
+
+/// Review routing (`review:`): arms with confidences, the risk–coverage chart and review table.
+fn review_page() -> String {
+    let n = 200;
+    let arm = |name: &'static str, right: usize, finetune: bool| {
+        let correct: Vec<bool> = (0..n).map(|i| i < right).collect();
+        // Confidence falls with the item index, so the curve has a body.
+        let conf = (0..n)
+            .map(|i| 0.999 - i as f64 / (2.0 * n as f64))
+            .collect();
+        let spec = if finetune {
+            ArmSpec::finetune(name, correct)
+        } else {
+            ArmSpec::prompt(name, correct)
+        };
+        spec.with_confidence(conf)
+    };
+    let mut results = run(
+        n,
+        vec![
+            arm("few-shot@gpt-4o-mini", 150, false),
+            arm("smollm2-lora", 185, true),
+        ],
+    );
+    let settings = results.run.settings.as_mut().unwrap();
+    settings.costs.review.cost_per_review_usd = Some(0.4);
+    settings.review = Some(domain::ReviewSpec {
+        target_accuracy: 0.9,
+        delta: 0.1,
+        calibration: 0.5,
+        correction: domain::ReviewCorrection::FixedSequence,
+        seed: 7,
+    });
+    let s = results.run.settings.clone().unwrap();
+    let r = report::decide(&results, &s.costs, &s.decision, &inputs(&results));
+    assert!(r.arms.iter().all(|a| a.review.is_some()));
+    let html = report::render_html(&r, &results);
+    assert!(html.contains("Accuracy against coverage"));
+    html
 }
 
 /// Loads the page, checks that nothing went wrong, and takes a screenshot.

@@ -5,3 +5,4 @@
 
 mod browser;
 mod decide;
+mod review;
