@@ -23,6 +23,7 @@ mod optimize;
 mod preflight;
 mod report;
 mod resume;
+mod review;
 mod secrets;
 mod similar;
 mod support;

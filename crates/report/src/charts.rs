@@ -376,7 +376,7 @@ pub(crate) fn risk_coverage_chart(r: &DecisionReport) -> String {
             p.marker(v.coverage, acc, shape(a, 6.0), color(i), &tip);
         }
         if let Some(&(c, acc)) = pts.last() {
-            p.label(c, acc, -6.0, 16.0, &short(&a.arm, 24), "lbl");
+            p.label(c, acc, -6.0, -8.0, &short(&a.arm, 24), "lbl");
         }
     }
     p.finish("Accuracy against coverage", true)
