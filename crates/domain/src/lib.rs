@@ -12,6 +12,7 @@ mod choices;
 mod prices;
 mod results;
 mod review;
+mod serving;
 mod specs;
 
 pub use choices::*;
@@ -20,6 +21,7 @@ pub use prices::{
 };
 pub use results::*;
 pub use review::{ReviewCorrection, ReviewCosts, ReviewSpec};
+pub use serving::{ServingAssumptions, ServingMode};
 pub use specs::*;
 
 /// Who speaks a chat message.

@@ -307,13 +307,17 @@ pub struct CostAssumptions {
     pub data_prep_hours: f64,
     /// Engineer-hours a month to keep a self-hosted fine-tune running. Default 8.
     pub mlops_hours_per_month: f64,
-    /// Hourly price of the machine that serves a fine-tune 24/7. Default 0.60.
+    /// Hourly price of the machine that serves a fine-tune (24/7 in real time, by the hour in
+    /// batches). Default 0.60.
     pub finetune_hourly_usd: f64,
     /// Price hosted calls at batch-API rates (half price, hours of latency). Default false.
     pub batch_api: bool,
     /// `costs.review`: what a human review costs; read only when the spec has `review:`.
     #[serde(default)]
     pub review: crate::ReviewCosts,
+    /// `costs.serving.mode`, `batch_window_hours` and `utilisation`.
+    #[serde(default)]
+    pub serving: crate::ServingAssumptions,
 }
 
 impl Default for CostAssumptions {
@@ -328,6 +332,7 @@ impl Default for CostAssumptions {
             finetune_hourly_usd: 0.60,
             batch_api: false,
             review: crate::ReviewCosts::default(),
+            serving: crate::ServingAssumptions::default(),
         }
     }
 }

@@ -328,11 +328,13 @@ pub fn pricing_for(
     measured: &Measured,
     costs: &CostAssumptions,
 ) -> PricingUsed {
+    let batch = costs.batch_api || costs.serving.mode == domain::ServingMode::Batch;
     match inputs.arms.get(arm) {
-        // Batch rates in production when the provider says so, or the cost assumptions do.
+        // Batch rates in production when the provider says so, or the cost assumptions do
+        // (`batch_api`, or serving in batches).
         Some(ArmPricing::Hosted { pricing, batch_api }) => PricingUsed::Hosted {
             pricing: *pricing,
-            batch_api: *batch_api || costs.batch_api,
+            batch_api: *batch_api || batch,
         },
         Some(ArmPricing::Compute { cost_per_hour }) => PricingUsed::Compute {
             cost_per_hour: *cost_per_hour,
@@ -352,7 +354,7 @@ pub fn pricing_for(
         }
         None => PricingUsed::Hosted {
             pricing: None,
-            batch_api: costs.batch_api,
+            batch_api: batch,
         },
     }
 }

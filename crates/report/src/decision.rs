@@ -112,6 +112,9 @@ pub struct DecisionReport {
     /// The run's `review:` and its calibration/test split; `None` without `review:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewSummary>,
+    /// Every arm's cost and the verdict in each serving mode, the declared one first.
+    #[serde(default)]
+    pub serving: Vec<crate::serving::ModeOutcome>,
 }
 
 /// One arm: its measured quality, its raw measurements and the cost model derived from them.
@@ -239,12 +242,14 @@ pub fn decide(
             )
         };
         let measured = cost::measure(results, &index, &info.arm);
-        let pricing = cost::pricing_for(inputs, &info.arm, info.kind, &measured, costs);
-        let mut arm_cost = cost::arm_cost(info.kind, &measured, pricing, costs);
-        if let Some(r) = &arm_review {
-            arm_cost =
-                arm_cost.with_review(crate::review::review_cost(r.reviewed_share, costs), costs);
-        }
+        let arm_cost = crate::serving::arm_cost(
+            &info.arm,
+            info.kind,
+            &measured,
+            arm_review.as_ref(),
+            costs,
+            inputs,
+        );
         warnings.extend(arm_warnings(
             &info.arm, info.kind, &measured, &arm_cost, results,
         ));
@@ -336,10 +341,12 @@ pub fn decide(
         break_even,
         comparisons,
         sensitivity,
-        assumptions: assumptions(costs, inputs, review.is_some()),
+        assumptions: crate::settings::assumptions(costs, inputs, review.is_some()),
         warnings,
         review,
+        serving: Vec::new(),
     };
+    report.serving = crate::serving::both_modes(&report.arms, costs, inputs, target);
     let (reasons, would_change) = Explainer {
         r: &report,
         costs,
@@ -358,6 +365,12 @@ pub fn decide(
         report.reasons.push(s);
     }
     report.would_change = would_change;
+    report
+        .would_change
+        .extend(crate::serving::sentence(&report));
+    report
+        .warnings
+        .extend(crate::serving::window_warning(&report, costs));
     report
 }
 
@@ -503,85 +516,4 @@ fn paired(a: &ArmReport, xa: &[f64], b: &ArmReport, xb: &[f64], binary: bool) ->
         decisive: ci_low > 0.0 || ci_high < 0.0,
         mcnemar,
     }
-}
-
-fn assumptions(costs: &CostAssumptions, inputs: &ArmCostInputs, review: bool) -> Vec<Assumption> {
-    let d = CostAssumptions::default();
-    let source = |name: &str, differs: bool| match &inputs.declared {
-        Some(set) if set.contains(name) => Source::Declared,
-        Some(_) => Source::Default,
-        None if differs => Source::Declared,
-        None => Source::Default,
-    };
-    let num = |name: &str, value: f64, default: f64, unit: &str| Assumption {
-        name: name.to_owned(),
-        value: serde_json::json!(value),
-        unit: unit.to_owned(),
-        source: source(name, value != default),
-    };
-    let mut list = vec![
-        num(
-            "daily_requests",
-            costs.daily_requests,
-            d.daily_requests,
-            "requests/day",
-        ),
-        num("horizon_days", costs.horizon_days, d.horizon_days, "days"),
-        num(
-            "hourly_rate_usd",
-            costs.hourly_rate_usd,
-            d.hourly_rate_usd,
-            "USD/engineer-hour",
-        ),
-        num(
-            "prompt_iteration_hours",
-            costs.prompt_iteration_hours,
-            d.prompt_iteration_hours,
-            "engineer-hours",
-        ),
-        num(
-            "data_prep_hours",
-            costs.data_prep_hours,
-            d.data_prep_hours,
-            "engineer-hours",
-        ),
-        num(
-            "mlops_hours_per_month",
-            costs.mlops_hours_per_month,
-            d.mlops_hours_per_month,
-            "engineer-hours/month",
-        ),
-        num(
-            "finetune_hourly_usd",
-            costs.finetune_hourly_usd,
-            d.finetune_hourly_usd,
-            "USD/hour, 24/7",
-        ),
-        Assumption {
-            name: "batch_api".to_owned(),
-            value: serde_json::json!(costs.batch_api),
-            unit: "hosted calls at half price".to_owned(),
-            source: source("batch_api", costs.batch_api != d.batch_api),
-        },
-    ];
-    if review {
-        let r = &costs.review;
-        let minutes = num(
-            "minutes_per_review",
-            r.minutes(),
-            domain::ReviewCosts::DEFAULT_MINUTES,
-            "minutes",
-        );
-        let price = Assumption {
-            name: "cost_per_review_usd".to_owned(),
-            value: serde_json::json!(r.cost_per_review(costs.hourly_rate_usd)),
-            unit: "USD/review".to_owned(),
-            source: match r.cost_per_review_usd {
-                Some(_) => Source::Declared,
-                None => Source::Inferred,
-            },
-        };
-        list.extend([price, minutes]);
-    }
-    list
 }

@@ -318,6 +318,11 @@ fn details_section(h: &mut String, r: &DecisionReport) {
             );
         }
     }
+    if let Some((headers, rows)) = crate::serving::rows(r) {
+        h.push_str("<h2>Serving in real time and in batches</h2><p class=\"muted\">Real time: hosted calls at list price, a fine-tune's machine up 24/7. Batches: hosted calls at batch-API rates, self-hosted models paid by the machine-hour their traffic needs at the throughput measured in the run.</p>");
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        table(h, &headers, &rows);
+    }
     if let Some((headers, rows)) = crate::review::rows(r) {
         h.push_str("<h2>Review</h2><p class=\"muted\">Thresholds chosen on the calibration items, measured on the rest; reviewed answers count as right (the reviewer is simulated by the gold label).</p>");
         table(h, &headers, &rows);

@@ -16,6 +16,7 @@ pub mod html;
 pub mod leaderboard;
 pub mod render;
 pub mod review;
+pub mod serving;
 pub mod settings;
 // The fixture of this crate's unit and integration tests; `#[doc(hidden)]` because it is no
 // part of the report's API.

@@ -200,6 +200,7 @@ pub(crate) fn assumption_rows(r: &DecisionReport) -> (Vec<&'static str>, Vec<Vec
                 a.name.clone(),
                 match &a.value {
                     serde_json::Value::Number(n) => n.as_f64().map_or(n.to_string(), plain),
+                    serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 },
                 a.unit.clone(),
@@ -297,6 +298,11 @@ impl Doc {
         self.line("Cost per request:");
         self.list(&bases);
 
+        if let Some((h, rows)) = crate::serving::rows(r) {
+            self.section("Serving in real time and in batches");
+            let h: Vec<&str> = h.iter().map(String::as_str).collect();
+            self.table(&h, &rows);
+        }
         if let Some((h, rows)) = crate::review::rows(r) {
             self.section(
                 "Review (thresholds chosen on the calibration items, measured on the rest)",

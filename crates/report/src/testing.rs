@@ -352,6 +352,7 @@ pub fn assumptions(daily: f64) -> CostAssumptions {
         finetune_hourly_usd: 1.0,
         batch_api: false,
         review: domain::ReviewCosts::default(),
+        serving: domain::ServingAssumptions::default(),
     }
 }
 

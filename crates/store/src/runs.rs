@@ -35,7 +35,7 @@ macro_rules! run_columns {
         "id, experiment, status, started_ms, finished_ms, dataset_fingerprint, spec_hash, \
          spec_json, daily_requests, horizon_days, hourly_rate_usd, prompt_iteration_hours, \
          data_prep_hours, mlops_hours_per_month, finetune_hourly_usd, batch_api, \
-         decision_metric, quality_target, declared_costs, review, review_costs"
+         decision_metric, quality_target, declared_costs, review, review_costs, serving"
     };
 }
 
@@ -123,7 +123,7 @@ impl Store {
             "UPDATE runs SET daily_requests = ?, horizon_days = ?, hourly_rate_usd = ?, \
              prompt_iteration_hours = ?, data_prep_hours = ?, mlops_hours_per_month = ?, \
              finetune_hourly_usd = ?, batch_api = ?, decision_metric = ?, quality_target = ?, \
-             declared_costs = ?, review = ?, review_costs = ? WHERE id = ?",
+             declared_costs = ?, review = ?, review_costs = ?, serving = ? WHERE id = ?",
         )
         .bind(c.daily_requests)
         .bind(c.horizon_days)
@@ -138,6 +138,7 @@ impl Store {
         .bind(declared)
         .bind(settings.review.and_then(|r| serde_json::to_string(&r).ok()))
         .bind(serde_json::to_string(&c.review).ok())
+        .bind(serde_json::to_string(&c.serving).ok())
         .bind(run)
         .execute(&self.writer)
         .await
@@ -366,6 +367,7 @@ fn settings_from_row(row: &SqliteRow) -> Result<Option<RunSettings>> {
         finetune_hourly_usd,
         batch_api,
         review: json_column(row, "review_costs")?.unwrap_or_default(),
+        serving: json_column(row, "serving")?.unwrap_or_default(),
     };
     let declared: Option<String> = row.try_get("declared_costs").map_err(&get)?;
     Ok(Some(RunSettings {

@@ -71,7 +71,12 @@ const STAFF: &[&str] = &[
     "data_prep_hours",
     "mlops_hours_per_month",
 ];
-const SERVING: &[&str] = &["finetune_hourly_usd"];
+const SERVING: &[&str] = &[
+    "finetune_hourly_usd",
+    "mode",
+    "batch_window_hours",
+    "utilisation",
+];
 const DECISION: &[&str] = &["metric", "quality_target"];
 
 /// Settings from outside the spec that fill its defaults.
@@ -449,6 +454,15 @@ fn costs(cx: &mut Ctx<'_>, node: &Node) -> Option<(CostAssumptions, BTreeSet<Str
     {
         let x = s.number(cx, "finetune_hourly_usd", non_negative, ge0);
         set("finetune_hourly_usd", &mut c.finetune_hourly_usd, x);
+        let x = s.number(cx, "batch_window_hours", positive, "more than zero");
+        set("batch_window_hours", &mut c.serving.batch_window_hours, x);
+        let unit = |x: f64| x > 0.0 && x <= 1.0;
+        let x = s.number(cx, "utilisation", unit, "more than 0 and at most 1");
+        set("utilisation", &mut c.serving.utilisation, x);
+        if let Some(mode) = review::serving_mode(cx, &s) {
+            c.serving.mode = mode;
+            declared.insert("serving_mode".to_owned());
+        }
     }
     if let Some((r, written)) = f.get("review").and_then(|n| review::review_costs(cx, n)) {
         c.review = r;

@@ -1,9 +1,10 @@
-//! `review:` (route low-confidence answers to people, with a guarantee) and `costs.review:`
-//! (what one review costs), read with their positions and checked in range. Whether the decision
+//! `review:` (route low-confidence answers to people, with a guarantee), `costs.review:` (what
+//! one review costs) and `costs.serving.mode` (real time or batches): what shipping costs beyond
+//! the tokens, read with their positions and checked in range. Whether the decision
 //! metric is pass/fail, which review needs, is only known once answers are scored: the report
 //! says so then.
 
-use domain::{ReviewCorrection, ReviewCosts, ReviewSpec};
+use domain::{ReviewCorrection, ReviewCosts, ReviewSpec, ServingMode};
 
 use crate::decode::{Ctx, Fields, fields, one_of};
 use crate::yaml::Node;
@@ -42,20 +43,39 @@ pub(super) fn review(cx: &mut Ctx<'_>, node: &Node) -> Option<ReviewSpec> {
 }
 
 fn correction(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<ReviewCorrection> {
-    let s = f.string(cx, "correction")?;
-    let parsed = ReviewCorrection::parse(&s.value);
-    if parsed.is_none() {
-        let names: Vec<&str> = ReviewCorrection::ALL.iter().map(|c| c.as_str()).collect();
+    keyword(
+        cx,
+        f,
+        "correction",
+        "`correction`",
+        &ReviewCorrection::ALL,
+        |c| c.as_str(),
+    )
+}
+
+/// A key whose value is one of `all`, spelled as `name` spells it.
+fn keyword<T: Copy>(
+    cx: &mut Ctx<'_>,
+    f: &Fields<'_>,
+    key: &str,
+    what: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Option<T> {
+    let s = f.string(cx, key)?;
+    let found = all.iter().copied().find(|&x| name(x) == s.value);
+    if found.is_none() {
+        let names: Vec<&str> = all.iter().map(|&x| name(x)).collect();
         cx.error(
             s.pos,
             format!(
-                "unknown `correction` `{}`: expected {}",
+                "unknown {what} `{}`: expected {}",
                 s.value.escape_default(),
                 one_of(&names)
             ),
         );
     }
-    parsed
+    found
 }
 
 /// `costs.review:`, and the names of the fields written.
@@ -81,4 +101,11 @@ pub(super) fn review_costs(
         },
         declared,
     ))
+}
+
+/// `costs.serving.mode`.
+pub(super) fn serving_mode(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<ServingMode> {
+    keyword(cx, f, "mode", "serving `mode`", &ServingMode::ALL, |m| {
+        m.as_str()
+    })
 }

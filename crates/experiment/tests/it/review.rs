@@ -133,3 +133,40 @@ fn a_calibration_split_too_small_to_pass_is_refused() {
         "#]],
     );
 }
+
+#[test]
+fn the_serving_mode_is_read_with_its_window_and_utilisation() {
+    let text = spec(
+        "",
+        "costs: { serving: { mode: batch, batch_window_hours: 6, utilisation: 0.5, finetune_hourly_usd: 1.2 } }",
+    );
+    let plan = Fixture::new(&text, &[("data.jsonl", &rows(10))])
+        .load()
+        .unwrap();
+    let s = plan.costs.serving;
+    assert_eq!(
+        (s.mode, s.batch_window_hours, s.utilisation),
+        (domain::ServingMode::Batch, 6.0, 0.5)
+    );
+    let declared = plan.run_settings().declared_costs.unwrap();
+    for name in [
+        "serving_mode",
+        "batch_window_hours",
+        "utilisation",
+        "finetune_hourly_usd",
+    ] {
+        assert!(declared.contains(name), "{name}: {declared:?}");
+    }
+    check(
+        &spec(
+            "",
+            "costs: { serving: { mode: nightly, utilisation: 1.5, batch_window_hours: 0 } }",
+        ),
+        10,
+        expect![[r#"
+            $DIR/spec.yaml:6:27: unknown serving `mode` `nightly`: expected `realtime` or `batch`
+            $DIR/spec.yaml:6:49: `utilisation` must be more than 0 and at most 1, found 1.5
+            $DIR/spec.yaml:6:74: `batch_window_hours` must be more than zero, found 0
+        "#]],
+    );
+}

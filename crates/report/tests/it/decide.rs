@@ -400,12 +400,23 @@ fn json_carries_the_documented_fields() {
             "data_prep_hours",
             "mlops_hours_per_month",
             "finetune_hourly_usd",
+            "serving_mode",
+            "utilisation",
             "batch_api",
         ]
     );
-    // The fixture declares every field but batch_api.
+    // The fixture declares every field but the serving mode, utilisation and batch_api.
     assert_eq!(json["assumptions"][0]["source"], "declared");
     assert_eq!(json["assumptions"][7]["source"], "default");
+    assert_eq!(json["assumptions"][9]["source"], "default");
+    let modes: Vec<&str> = json["serving"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["realtime", "batch"]);
+    assert_eq!(json["serving"][0]["declared"], true);
 }
 
 #[test]
@@ -521,6 +532,7 @@ fn text_report_snapshot() {
           - `zero-shot@api` clears the target by +0.050 (about 5 more of 100 items right); if it fell below, the verdict would be: escalate to fine-tune `lora`.
           - At 0.1× the declared traffic (100 requests/day): stay with prompt arm `zero-shot@api` (unchanged).
           - At 10× the declared traffic (10,000 requests/day): stay with prompt arm `zero-shot@api` (unchanged).
+          - Served in batches (hosted calls at batch-API rates, self-hosted models only for the machine-hours their traffic needs), the verdict would be the same: stay with prompt arm `zero-shot@api` ($865.20 over the horizon).
 
         Arms (derived: the measurements below × the assumptions below):
           arm                kind  quality       95% CI  meets target  $/request  upfront  fixed/month  horizon total (365 d)  time to ship  staff share
@@ -536,6 +548,12 @@ fn text_report_snapshot() {
           - `zero-shot@api`: measured mean tokens 1000.0 in + 100.0 out × price $1/$10 per Mtok
           - `lora`: measured 0.360 compute s per request × $2/h
 
+        Serving in real time and in batches:
+          arm            realtime (declared): $/request    realtime (declared): horizon total  batch: $/request                  batch: horizon total
+          zero-shot@api                        $0.00200                                $1,230          $0.00100                               $865.20
+          lora                                $0.000200                               $15,229         $0.000167                                $6,463
+          verdict                                        stay with prompt arm `zero-shot@api`                    stay with prompt arm `zero-shot@api`
+
         Break-even daily volume:
           - `lora` vs `zero-shot@api`: 22,308 requests/day (`zero-shot@api` cheaper below, `lora` above)
               daily_requests = (A_ft − A_p) / (H × (c_p − c_ft)), A = upfront + H/30.4375 × fixed_monthly, H = 365 days: (($4004.02 + 11.9918 × $930) − ($500.2 + 11.9918 × $0)) / (365 × ($0.002 − $0.0002)) = $14656.2 / $0.657 = 22307.7 requests/day
@@ -549,15 +567,17 @@ fn text_report_snapshot() {
           - 10× (10,000 requests/day): stay with prompt arm `zero-shot@api`
 
         Assumptions (declared in the spec, or the default):
-          assumption              value                        unit    source
-          daily_requests          1,000                requests/day  declared
-          horizon_days              365                        days  declared
-          hourly_rate_usd           100           USD/engineer-hour  declared
-          prompt_iteration_hours      5              engineer-hours  declared
-          data_prep_hours            40              engineer-hours  declared
-          mlops_hours_per_month       2        engineer-hours/month  declared
-          finetune_hourly_usd         1              USD/hour, 24/7  declared
-          batch_api               false  hosted calls at half price   default
+          assumption                 value                              unit    source
+          daily_requests             1,000                      requests/day  declared
+          horizon_days                 365                              days  declared
+          hourly_rate_usd              100                 USD/engineer-hour  declared
+          prompt_iteration_hours         5                    engineer-hours  declared
+          data_prep_hours               40                    engineer-hours  declared
+          mlops_hours_per_month          2              engineer-hours/month  declared
+          finetune_hourly_usd            1   USD/hour of the serving machine  declared
+          serving_mode            realtime          how production is served   default
+          utilisation                  0.6  share of a batch machine's hours   default
+          batch_api                  false        hosted calls at half price   default
     "#]].assert_eq(&render_report(&r, ReportFormat::Text));
 }
 

@@ -207,6 +207,11 @@ async fn run_settings_round_trip_and_an_unknown_run_is_not_found() {
                 cost_per_review_usd: None,
                 minutes_per_review: Some(2.5),
             },
+            serving: domain::ServingAssumptions {
+                mode: domain::ServingMode::Batch,
+                batch_window_hours: 6.0,
+                utilisation: 0.5,
+            },
             ..domain::CostAssumptions::default()
         },
         declared_costs: Some(["batch_api".to_owned(), "daily_requests".to_owned()].into()),
