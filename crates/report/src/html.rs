@@ -89,8 +89,10 @@ pub fn render_html(r: &DecisionReport, results: &RunResults) -> String {
     search_section(&mut h, results);
     charts_section(&mut h, r, results);
     details_section(&mut h, r);
-    disagreement_section(&mut h, r, results);
-    outputs_section(&mut h, r, results);
+    // Item by item, the items quality was measured on (without review's calibration items).
+    let view = crate::review::quality_view(results);
+    disagreement_section(&mut h, r, &view);
+    outputs_section(&mut h, r, &view);
     let _ = write!(
         h,
         "<p class=\"muted\">One self-contained file: no scripts, no network requests. Figures \
