@@ -211,6 +211,25 @@ pub struct RunResults {
     /// empty for runs without one and for runs stored before searches existed.
     #[serde(default)]
     pub searches: Vec<SearchRecord>,
+    /// `bench-serving` measurements of the run's local arms, by arm then batch size.
+    #[serde(default)]
+    pub serving_bench: Vec<ServingBench>,
+}
+
+/// Throughput and latency of a local arm answering the run's eval prompts `batch_size` at a
+/// time (`orchestrator bench-serving`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingBench {
+    pub arm: String,
+    pub batch_size: u32,
+    /// Prompts answered in the measurement.
+    pub items: u32,
+    pub items_per_second: f64,
+    /// Per request: the time of the batch it was answered in.
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    /// Unix milliseconds.
+    pub measured_ms: i64,
 }
 
 /// What separates an optimised arm's id from its candidates' (`opt@smollm2~c03`); no id of

@@ -48,6 +48,10 @@ pub struct ServingAssumptions {
     /// Share of a self-hosted machine's hours spent answering, in (0, 1]: batch serving pays
     /// for `needed hours ÷ utilisation`. Default 0.6.
     pub utilisation: f64,
+    /// p95 latency a self-hosted arm must keep: the report costs it at the fastest batch size
+    /// `bench-serving` measured within it. None: the fastest measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_slo_ms: Option<f64>,
 }
 
 impl ServingAssumptions {
@@ -62,6 +66,7 @@ impl Default for ServingAssumptions {
             mode: ServingMode::Realtime,
             batch_window_hours: Self::BATCH_API_WINDOW_HOURS,
             utilisation: Self::DEFAULT_UTILISATION,
+            latency_slo_ms: None,
         }
     }
 }

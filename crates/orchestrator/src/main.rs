@@ -55,6 +55,7 @@ enum Command {
     Compare(commands::compare::Args),
     Report(commands::report::Args),
     Models(commands::models::Args),
+    BenchServing(commands::bench_serving::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
     // with the CPU settings they need before any thread exists. Returns only when nothing was
     // missing or the restart failed.
     let cpu_env = match cli.command {
-        Command::Run(_) => runner::cpu_env::apply(),
+        Command::Run(_) | Command::BenchServing(_) => runner::cpu_env::apply(),
         _ => Ok(()),
     };
     let bars = indicatif::MultiProgress::with_draw_target(
@@ -124,5 +125,6 @@ async fn dispatch(cli: Cli, bars: indicatif::MultiProgress) -> anyhow::Result<Ex
         Command::Compare(args) => commands::compare::execute(args, &db).await,
         Command::Report(args) => commands::report::execute(args, &db).await,
         Command::Models(args) => commands::models::execute(args, bars).await,
+        Command::BenchServing(args) => commands::bench_serving::execute(args, &db).await,
     }
 }

@@ -382,6 +382,48 @@ pub(crate) fn risk_coverage_chart(r: &DecisionReport) -> String {
     p.finish("Accuracy against coverage", true)
 }
 
+/// Items per second against p95 latency, one line per benchmarked arm through its batch
+/// sizes, with the SLO as a vertical rule.
+pub(crate) fn bench_chart(r: &DecisionReport) -> String {
+    if r.serving_bench.is_empty() {
+        return placeholder("No bench-serving measurements for this run.");
+    }
+    let b = &r.serving_bench;
+    let x_hi = b.iter().map(|m| m.latency_p95_ms).fold(0.0, f64::max);
+    let y_hi = b.iter().map(|m| m.items_per_second).fold(0.0, f64::max);
+    let slo = r
+        .assumptions
+        .iter()
+        .find(|a| a.name == "latency_slo_ms")
+        .and_then(|a| a.value.as_f64());
+    let x = Axis::linear(
+        0.0,
+        x_hi.max(slo.unwrap_or(0.0)) * 1.05,
+        "p95 latency per request",
+        fmt_ms,
+    );
+    let y = Axis::linear(0.0, y_hi * 1.1, "items per second", fmt_plain);
+    let mut p = Plot::new(x, y);
+    if let Some(s) = slo {
+        p.vrule(s, "#888", "5 4", &format!("SLO {} ms", trim(s)), true);
+    }
+    for (i, a) in r.arms.iter().enumerate() {
+        let pts: Vec<(f64, f64, u32)> = b
+            .iter()
+            .filter(|m| m.arm == a.arm)
+            .map(|m| (m.latency_p95_ms, m.items_per_second, m.batch_size))
+            .collect();
+        let line: Vec<(f64, f64)> = pts.iter().map(|&(x, y, _)| (x, y)).collect();
+        p.line(&line, color(i), 2.0, None);
+        for &(x, y, size) in &pts {
+            let tip = format!("{}: batch {size}, {y:.2} items/s, p95 {x:.0} ms", a.arm);
+            p.marker(x, y, shape(a, 5.0), color(i), &tip);
+            p.label(x, y, 6.0, -6.0, &format!("{size}"), "lbl");
+        }
+    }
+    p.finish("Throughput against latency", true)
+}
+
 pub(crate) fn latency_chart(r: &DecisionReport, results: &RunResults) -> String {
     let index = ResultIndex::new(results);
     let rows: Vec<(usize, Vec<f64>)> = r
@@ -475,6 +517,7 @@ mod tests {
                 cost: c,
                 measured,
                 review: None,
+                serving_bench: None,
             }
         };
         let arms = [

@@ -115,6 +115,9 @@ pub struct DecisionReport {
     /// Every arm's cost and the verdict in each serving mode, the declared one first.
     #[serde(default)]
     pub serving: Vec<crate::serving::ModeOutcome>,
+    /// The run's `bench-serving` measurements, by arm then batch size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serving_bench: Vec<domain::ServingBench>,
 }
 
 /// One arm: its measured quality, its raw measurements and the cost model derived from them.
@@ -137,6 +140,9 @@ pub struct ArmReport {
     /// are then those of what ships (reviewed answers count right).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ArmReview>,
+    /// The `bench-serving` measurement its serving cost uses (see `serving::chosen_bench`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_bench: Option<domain::ServingBench>,
 }
 
 /// The arm nearest the target when none reaches it.
@@ -242,14 +248,17 @@ pub fn decide(
             )
         };
         let measured = cost::measure(results, &index, &info.arm);
-        let arm_cost = crate::serving::arm_cost(
-            &info.arm,
-            info.kind,
-            &measured,
-            arm_review.as_ref(),
-            costs,
-            inputs,
-        );
+        let (serving_bench, bench_warning) =
+            crate::serving::chosen_bench(results, &info.arm, costs);
+        warnings.extend(bench_warning);
+        let parts = crate::serving::Parts {
+            arm: &info.arm,
+            kind: info.kind,
+            measured: &measured,
+            review: arm_review.as_ref(),
+            bench: serving_bench.as_ref(),
+        };
+        let arm_cost = crate::serving::arm_cost(&parts, costs, inputs);
         warnings.extend(arm_warnings(
             &info.arm, info.kind, &measured, &arm_cost, results,
         ));
@@ -264,6 +273,7 @@ pub fn decide(
             cost: arm_cost,
             measured,
             review: arm_review,
+            serving_bench,
         });
     }
 
@@ -345,6 +355,7 @@ pub fn decide(
         warnings,
         review,
         serving: Vec::new(),
+        serving_bench: results.serving_bench.clone(),
     };
     report.serving = crate::serving::both_modes(&report.arms, costs, inputs, target);
     let (reasons, would_change) = Explainer {

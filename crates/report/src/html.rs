@@ -284,6 +284,14 @@ fn charts_section(h: &mut String, r: &DecisionReport, results: &RunResults) {
         &charts::latency_chart(r, results),
         "Box: 25th to 75th percentile, line at the median; whiskers: 5th to 95th percentile. Successful calls; cache hits left out when there are others.",
     );
+    if !r.serving_bench.is_empty() {
+        figure(
+            h,
+            "Throughput against latency",
+            &charts::bench_chart(r),
+            "Each line: one local arm at the batch sizes bench-serving measured (labels), items per second against p95 latency per request. The dashed rule is the latency SLO, when declared.",
+        );
+    }
     if r.review.is_some() {
         figure(
             h,
@@ -323,6 +331,10 @@ fn details_section(h: &mut String, r: &DecisionReport) {
     if let Some((headers, rows)) = crate::serving::rows(r) {
         h.push_str("<h2>Serving in real time and in batches</h2><p class=\"muted\">Real time: hosted calls at list price, a fine-tune's machine up 24/7. Batches: hosted calls at batch-API rates, self-hosted models paid by the machine-hour their traffic needs at the throughput measured in the run.</p>");
         let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        table(h, &headers, &rows);
+    }
+    if let Some((headers, rows)) = crate::serving::bench_rows(r) {
+        h.push_str("<h2>Local throughput and latency</h2><p class=\"muted\">Measured by <code>orchestrator bench-serving</code> on the eval prompts; a request's latency is its batch's time. The serving cost uses the marked size.</p>");
         table(h, &headers, &rows);
     }
     if let Some((headers, rows)) = crate::review::rows(r) {

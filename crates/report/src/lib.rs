@@ -42,4 +42,5 @@ pub use format::{Format, ParseFormatError};
 pub use html::{HTML_MARKER, is_report_html, render_html};
 pub use leaderboard::{LeaderboardRow, leaderboard, metric_values, metrics, render_leaderboard};
 pub use render::{ReportFormat, render_report};
+pub use serving::render_serving_bench;
 pub use settings::{Assumed, assumed_settings};

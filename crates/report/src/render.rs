@@ -303,6 +303,10 @@ impl Doc {
             let h: Vec<&str> = h.iter().map(String::as_str).collect();
             self.table(&h, &rows);
         }
+        if let Some((h, rows)) = crate::serving::bench_rows(r) {
+            self.section("Local throughput and latency (bench-serving)");
+            self.table(&h, &rows);
+        }
         if let Some((h, rows)) = crate::review::rows(r) {
             self.section(
                 "Review (thresholds chosen on the calibration items, measured on the rest)",

@@ -12,29 +12,59 @@
 //!   (`finetune_hourly_usd` for a fine-tune, the device's `cost_per_hour` for a local prompt arm),
 //!   and no 24/7 machine. Upkeep hours stay.
 
-use domain::{ArmKind, CostAssumptions, ServingAssumptions, ServingMode};
+use domain::{ArmKind, CostAssumptions, RunResults, ServingAssumptions, ServingBench, ServingMode};
 use serde::{Deserialize, Serialize};
 
 use crate::cost::{self, ArmCost, ArmCostInputs, Measured, PricingUsed};
 use crate::decision::{ArmReport, DecisionReport, Verdict, pick, verdict_of};
 use crate::explain::describe_named;
 use crate::figures::usd;
-use crate::review::ArmReview;
+
+/// What the cost model of one arm reads.
+pub(crate) struct Parts<'a> {
+    pub arm: &'a str,
+    pub kind: ArmKind,
+    pub measured: &'a Measured,
+    pub review: Option<&'a crate::review::ArmReview>,
+    pub bench: Option<&'a ServingBench>,
+}
+
+impl<'a> Parts<'a> {
+    pub(crate) fn of(a: &'a ArmReport) -> Self {
+        Parts {
+            arm: &a.arm,
+            kind: a.kind,
+            measured: &a.measured,
+            review: a.review.as_ref(),
+            bench: a.serving_bench.as_ref(),
+        }
+    }
+}
 
 /// The cost model of one arm under `costs` (whose `serving.mode` decides), review included.
-pub(crate) fn arm_cost(
-    arm: &str,
-    kind: ArmKind,
-    measured: &Measured,
-    review: Option<&ArmReview>,
-    costs: &CostAssumptions,
-    inputs: &ArmCostInputs,
-) -> ArmCost {
-    let pricing = cost::pricing_for(inputs, arm, kind, measured, costs);
-    let mut c = cost::arm_cost(kind, measured, pricing, costs);
-    if costs.serving.mode == ServingMode::Batch {
-        c = in_batches(c, kind, measured, costs);
+/// With a `bench-serving` measurement, a self-hosted arm's machine time per request is
+/// `1 ÷ items per second` at the chosen batch size instead of the run's compute seconds.
+pub(crate) fn arm_cost(a: &Parts<'_>, costs: &CostAssumptions, inputs: &ArmCostInputs) -> ArmCost {
+    let (arm, kind) = (a.arm, a.kind);
+    let mut m = a.measured.clone();
+    let pricing = cost::pricing_for(inputs, arm, kind, &m, costs);
+    let benched = a
+        .bench
+        .filter(|_| matches!(pricing, PricingUsed::Compute { .. }) && m.mean_compute_seconds > 0.0);
+    if let Some(b) = benched {
+        m.mean_compute_seconds = 1.0 / b.items_per_second;
     }
+    let mut c = cost::arm_cost(kind, &m, pricing, costs);
+    if costs.serving.mode == ServingMode::Batch {
+        c = in_batches(c, kind, &m, costs);
+    }
+    if let Some(b) = benched {
+        c.cost_per_request_basis += &format!(
+            " (bench-serving: batch size {}, {:.2} items/s, p95 {:.0} ms)",
+            b.batch_size, b.items_per_second, b.latency_p95_ms
+        );
+    }
+    let review = a.review;
     match review {
         Some(r) => c.with_review(crate::review::review_cost(r.reviewed_share, costs), costs),
         None => c,
@@ -78,6 +108,101 @@ fn in_batches(mut c: ArmCost, kind: ArmKind, m: &Measured, costs: &CostAssumptio
     c
 }
 
+/// The measurement of `arm` the cost model uses: the fastest batch size whose p95 latency is
+/// within `latency_slo_ms` (any, without one); when none is, the fastest of the smallest
+/// latency, with a warning.
+pub(crate) fn chosen_bench(
+    results: &RunResults,
+    arm: &str,
+    costs: &CostAssumptions,
+) -> (Option<ServingBench>, Option<String>) {
+    let rows: Vec<&ServingBench> = results
+        .serving_bench
+        .iter()
+        .filter(|b| b.arm == arm)
+        .collect();
+    let fastest = |rows: &mut dyn Iterator<Item = &&ServingBench>| {
+        rows.max_by(|x, y| x.items_per_second.total_cmp(&y.items_per_second))
+            .map(|b| (*b).clone())
+    };
+    let slo = costs.serving.latency_slo_ms;
+    let within = fastest(
+        &mut rows
+            .iter()
+            .filter(|b| slo.is_none_or(|s| b.latency_p95_ms <= s)),
+    );
+    if within.is_some() || rows.is_empty() {
+        return (within, None);
+    }
+    let best = rows
+        .iter()
+        .min_by(|x, y| x.latency_p95_ms.total_cmp(&y.latency_p95_ms))
+        .map(|b| (*b).clone());
+    let warning = best.as_ref().map(|b| {
+        format!(
+            "`{arm}`: no measured batch size keeps p95 latency within the {} ms SLO; costed at \
+             batch size {} (p95 {:.0} ms).",
+            slo.unwrap_or_default(),
+            b.batch_size,
+            b.latency_p95_ms
+        )
+    });
+    (best, warning)
+}
+
+/// The `bench-serving` table: batch size, items per second, p50 and p95 latency.
+pub fn render_serving_bench(rows: &[ServingBench]) -> String {
+    let mut out = format!(
+        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>7}\n",
+        "arm", "batch", "items/s", "p50 ms", "p95 ms", "items"
+    );
+    for b in rows {
+        out.push_str(&format!(
+            "{:<24} {:>10} {:>10.2} {:>10.0} {:>10.0} {:>7}\n",
+            b.arm, b.batch_size, b.items_per_second, b.latency_p50_ms, b.latency_p95_ms, b.items
+        ));
+    }
+    out
+}
+
+/// Rows of the report's benchmark table: every measurement, the one each arm is costed at
+/// marked; `None` without measurements.
+pub(crate) fn bench_rows(r: &DecisionReport) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
+    if r.serving_bench.is_empty() {
+        return None;
+    }
+    let headers = vec![
+        "arm",
+        "batch size",
+        "items/s",
+        "p50 ms",
+        "p95 ms",
+        "costed at",
+    ];
+    let used = |b: &ServingBench| {
+        r.arms.iter().any(|a| {
+            a.serving_bench
+                .as_ref()
+                .is_some_and(|u| u.arm == b.arm && u.batch_size == b.batch_size)
+        })
+    };
+    let rows = r
+        .serving_bench
+        .iter()
+        .map(|b| {
+            vec![
+                b.arm.clone(),
+                b.batch_size.to_string(),
+                format!("{:.2}", b.items_per_second),
+                format!("{:.0}", b.latency_p50_ms),
+                format!("{:.0}", b.latency_p95_ms),
+                if used(b) { "yes" } else { "" }.to_owned(),
+            ]
+        })
+        .collect();
+    Some((headers, rows))
+}
+
 /// Machine-hours a day a self-hosted arm needs in batches at the declared traffic.
 pub fn machine_hours_per_day(m: &Measured, costs: &CostAssumptions) -> f64 {
     costs.daily_requests * m.mean_compute_seconds / 3600.0 / costs.serving.utilisation
@@ -114,14 +239,7 @@ pub(crate) fn both_modes(
     let mut other_costs = costs.clone();
     other_costs.serving.mode = costs.serving.mode.other();
     let other = outcome(arms, other_costs.serving.mode, false, target, |a| {
-        arm_cost(
-            &a.arm,
-            a.kind,
-            &a.measured,
-            a.review.as_ref(),
-            &other_costs,
-            inputs,
-        )
+        arm_cost(&Parts::of(a), &other_costs, inputs)
     });
     vec![declared, other]
 }

@@ -133,3 +133,73 @@ fn a_short_batch_window_is_a_warning_for_hosted_arms() {
     let names: Vec<&str> = report.assumptions.iter().map(|a| a.name.as_str()).collect();
     assert!(names.contains(&"batch_window_hours"));
 }
+
+fn bench(batch_size: u32, items_per_second: f64, p95: f64) -> domain::ServingBench {
+    domain::ServingBench {
+        arm: "ft".into(),
+        batch_size,
+        items: 64,
+        items_per_second,
+        latency_p50_ms: p95 * 0.8,
+        latency_p95_ms: p95,
+        measured_ms: 0,
+    }
+}
+
+/// bench-serving measured the fine-tune at 2, 6 and 10 items/s with p95 of 500, 900 and 2,000
+/// ms. Within an SLO of 1,000 ms the fastest is batch 4: 1/6 machine-second a request, so in
+/// real time (1/6) × $2/h ÷ 3600 = $0.0000925926 a request, and in batches at utilisation 0.5
+/// (1/6) ÷ 0.5 × $1/h ÷ 3600 = $0.0000925926 too.
+#[test]
+fn a_benchmark_within_the_slo_sets_the_machine_time_per_request() {
+    let mut r = results();
+    r.serving_bench = vec![
+        bench(1, 2.0, 500.0),
+        bench(4, 6.0, 900.0),
+        bench(16, 10.0, 2000.0),
+    ];
+    let mut costs = assumptions(1000.0);
+    costs.serving.latency_slo_ms = Some(1000.0);
+    costs.serving.utilisation = 0.5;
+    let report = decide(&r, &costs, &decision(0.9), &inputs(&r));
+    let ft = &report.arms[1];
+    assert_eq!(ft.serving_bench.as_ref().unwrap().batch_size, 4);
+    let per_request = 1.0 / 6.0 * 2.0 / 3600.0;
+    assert!(
+        close(ft.cost.cost_per_request_usd, per_request),
+        "{:?}",
+        ft.cost
+    );
+    assert!(
+        ft.cost
+            .cost_per_request_basis
+            .contains("bench-serving: batch size 4")
+    );
+    let batch = &report.serving[1].arms[1];
+    assert!(close(batch.cost_per_request_usd, 1.0 / 6.0 / 0.5 / 3600.0));
+    assert_eq!(report.serving_bench.len(), 3);
+    let (_, rows) = super::bench_rows(&report).unwrap();
+    let used: Vec<&str> = rows.iter().map(|row| row[5].as_str()).collect();
+    assert_eq!(used, ["", "yes", ""]);
+
+    // Without an SLO the fastest counts; with one nothing meets, the lowest latency, warned.
+    costs.serving.latency_slo_ms = None;
+    let report = decide(&r, &costs, &decision(0.9), &inputs(&r));
+    assert_eq!(
+        report.arms[1].serving_bench.as_ref().unwrap().batch_size,
+        16
+    );
+    costs.serving.latency_slo_ms = Some(100.0);
+    let report = decide(&r, &costs, &decision(0.9), &inputs(&r));
+    assert_eq!(report.arms[1].serving_bench.as_ref().unwrap().batch_size, 1);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("within the 100 ms SLO")),
+        "{:?}",
+        report.warnings
+    );
+    let html = crate::render_html(&report, &r);
+    assert!(html.contains("Throughput against latency") && html.contains("SLO 100 ms"));
+}

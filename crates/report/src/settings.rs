@@ -164,6 +164,14 @@ pub(crate) fn assumptions(
             source: source("batch_api", costs.batch_api != d.batch_api),
         },
     ];
+    if let Some(slo) = costs.serving.latency_slo_ms {
+        list.push(Assumption {
+            name: "latency_slo_ms".to_owned(),
+            value: serde_json::json!(slo),
+            unit: "ms, p95 per request".to_owned(),
+            source: Source::Declared,
+        });
+    }
     if costs.serving.mode == domain::ServingMode::Batch {
         list.push(num(
             "batch_window_hours",

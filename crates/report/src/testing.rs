@@ -50,6 +50,7 @@ fn base_run(
         scores: Vec::new(),
         training: Vec::new(),
         searches: Vec::new(),
+        serving_bench: Vec::new(),
     }
 }
 

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod bench;
 mod budget;
 mod call;
 mod events;
@@ -41,6 +42,7 @@ mod worker;
 mod worker_log;
 mod writer;
 
+pub use bench::{BenchError, BenchRequest, bench_serving};
 pub use events::{ArmStart, Event};
 /// Process settings for local models on the CPU; `run` applies them before it starts.
 pub use lease::observed_status;

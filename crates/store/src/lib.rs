@@ -38,6 +38,7 @@ mod open;
 mod results;
 mod runs;
 mod searches;
+mod serving_bench;
 mod training;
 mod upgrade;
 
@@ -272,6 +273,7 @@ mod tests {
                 "runs",
                 "scores",
                 "searches",
+                "serving_bench",
                 "training"
             ]
         );

@@ -167,6 +167,7 @@ impl Store {
         .collect::<Result<Vec<_>>>()?;
 
         let searches = crate::searches::read_searches(&mut tx, run).await?;
+        let serving_bench = crate::serving_bench::read_serving_bench(&mut tx, run).await?;
         tx.rollback().await.map_err(&err)?;
         Ok(RunResults {
             run: info,
@@ -176,6 +177,7 @@ impl Store {
             scores,
             training,
             searches,
+            serving_bench,
         })
     }
 }

@@ -76,6 +76,7 @@ const SERVING: &[&str] = &[
     "mode",
     "batch_window_hours",
     "utilisation",
+    "latency_slo_ms",
 ];
 const DECISION: &[&str] = &["metric", "quality_target"];
 
@@ -459,6 +460,10 @@ fn costs(cx: &mut Ctx<'_>, node: &Node) -> Option<(CostAssumptions, BTreeSet<Str
         let unit = |x: f64| x > 0.0 && x <= 1.0;
         let x = s.number(cx, "utilisation", unit, "more than 0 and at most 1");
         set("utilisation", &mut c.serving.utilisation, x);
+        if let Some(x) = s.number(cx, "latency_slo_ms", positive, "more than zero") {
+            c.serving.latency_slo_ms = Some(x.value);
+            declared.insert("latency_slo_ms".to_owned());
+        }
         if let Some(mode) = review::serving_mode(cx, &s) {
             c.serving.mode = mode;
             declared.insert("serving_mode".to_owned());

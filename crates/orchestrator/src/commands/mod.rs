@@ -10,6 +10,7 @@ use store::Store;
 
 use crate::exit::bad_input;
 
+pub mod bench_serving;
 pub mod compare;
 pub mod leaderboard;
 pub mod models;

@@ -153,6 +153,25 @@ async fn a_whole_run_round_trips() {
         .await
         .unwrap();
 
+    let bench = |batch_size: u32, items_per_second: f64| domain::ServingBench {
+        arm: "p@local".into(),
+        batch_size,
+        items: 16,
+        items_per_second,
+        latency_p50_ms: 1000.0 * f64::from(batch_size) / items_per_second,
+        latency_p95_ms: 1100.0 * f64::from(batch_size) / items_per_second,
+        measured_ms: 1_700_000_000_000,
+    };
+    store
+        .put_serving_bench(run, &[bench(4, 6.0), bench(1, 2.0)])
+        .await
+        .unwrap();
+    // Measured again: the newer figure replaces the older.
+    store
+        .put_serving_bench(run, &[bench(4, 7.0)])
+        .await
+        .unwrap();
+
     let got = store.results(run).await.unwrap();
     let expected = RunResults {
         run: store.run(run).await.unwrap().unwrap(),
@@ -162,6 +181,7 @@ async fn a_whole_run_round_trips() {
         scores,
         training: vec![training],
         searches: Vec::new(),
+        serving_bench: vec![bench(1, 2.0), bench(4, 7.0)],
     };
     assert_eq!(got, expected);
     assert_eq!(got.run.status, RunStatus::Completed);

@@ -211,6 +211,7 @@ async fn run_settings_round_trip_and_an_unknown_run_is_not_found() {
                 mode: domain::ServingMode::Batch,
                 batch_window_hours: 6.0,
                 utilisation: 0.5,
+                latency_slo_ms: Some(800.0),
             },
             ..domain::CostAssumptions::default()
         },
