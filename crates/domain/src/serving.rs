@@ -25,10 +25,6 @@ impl ServingMode {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == s)
-    }
-
     /// The other mode, which the report sets beside the declared one.
     pub fn other(self) -> Self {
         match self {
