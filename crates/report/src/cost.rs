@@ -369,6 +369,10 @@ pub fn pricing_for(
 ///   spend`;
 /// - fixed monthly: fine-tune, `finetune_hourly_usd × 730 + mlops_hours_per_month × rate`;
 ///   prompt arms, 0 (the model charges serving and upkeep to the fine-tune only);
+/// - served in batches (`costs.serving.mode: batch`, see `serving`): a compute-priced arm pays
+///   `mean compute seconds ÷ utilisation` per request at its serving machine's price
+///   (`finetune_hourly_usd` for a fine-tune, its device's for a local prompt arm), and a
+///   fine-tune has no 24/7 machine: its fixed monthly cost is the upkeep alone;
 /// - time-to-ship: the same declared staff hours, plus measured eval, training and search hours.
 pub fn arm_cost(
     kind: ArmKind,
@@ -376,7 +380,11 @@ pub fn arm_cost(
     pricing: PricingUsed,
     costs: &CostAssumptions,
 ) -> ArmCost {
-    let (cost_per_request_usd, cost_per_request_basis) = per_request(measured, pricing);
+    let batch = costs.serving.mode == domain::ServingMode::Batch;
+    let (cost_per_request_usd, cost_per_request_basis) = batch
+        .then(|| per_request_in_batches(kind, measured, pricing, costs))
+        .flatten()
+        .unwrap_or_else(|| per_request(measured, pricing));
     let rate = costs.hourly_rate_usd;
     let train_seconds = measured.train_seconds.unwrap_or(0.0);
     let (human_hours, train_usd, serving_monthly_usd, upkeep_monthly_usd) = match kind {
@@ -389,7 +397,11 @@ pub fn arm_cost(
             (
                 costs.data_prep_hours,
                 train_seconds / 3600.0 * hourly,
-                costs.finetune_hourly_usd * SERVING_HOURS_PER_MONTH,
+                if batch {
+                    0.0
+                } else {
+                    costs.finetune_hourly_usd * SERVING_HOURS_PER_MONTH
+                },
                 costs.mlops_hours_per_month * rate,
             )
         }
@@ -430,6 +442,41 @@ pub fn arm_cost(
             review: None,
         },
     }
+}
+
+/// A self-hosted arm served in batches: the machine-hours its traffic needs, per request;
+/// `None` for hosted arms (their batch rate is in their pricing) and without compute seconds.
+fn per_request_in_batches(
+    kind: ArmKind,
+    m: &Measured,
+    pricing: PricingUsed,
+    costs: &CostAssumptions,
+) -> Option<(f64, String)> {
+    let PricingUsed::Compute { cost_per_hour, .. } = pricing else {
+        return None;
+    };
+    if m.mean_compute_seconds <= 0.0 {
+        return None;
+    }
+    let hourly = match kind {
+        ArmKind::Finetune => costs.finetune_hourly_usd,
+        ArmKind::Prompt => cost_per_hour,
+    };
+    let u = costs.serving.utilisation;
+    Some((
+        m.mean_compute_seconds / u * hourly / 3600.0,
+        format!(
+            "measured {:.3} compute s per request ÷ utilisation {u} × ${hourly}/h, served in \
+             batches ({:.1} machine-hours a day)",
+            m.mean_compute_seconds,
+            machine_hours_per_day(m, costs)
+        ),
+    ))
+}
+
+/// Machine-hours a day a self-hosted arm needs in batches at the declared traffic.
+pub fn machine_hours_per_day(m: &Measured, costs: &CostAssumptions) -> f64 {
+    costs.daily_requests * m.mean_compute_seconds / 3600.0 / costs.serving.utilisation
 }
 
 fn per_request(m: &Measured, pricing: PricingUsed) -> (f64, String) {

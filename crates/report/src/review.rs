@@ -28,15 +28,11 @@ const CURVE_POINTS: usize = 101;
 pub struct ArmReview {
     /// The threshold search on the calibration items.
     pub selection: Selection,
-    /// Test items, and the share of them the threshold automates.
-    pub test_items: usize,
+    /// Share of the test items the threshold automates (the report's `ReviewSummary` counts
+    /// them); the arm's `quality` is then that of what ships.
     pub coverage: f64,
     /// Accuracy of the automated test answers; `None` when none is automated.
     pub automated_accuracy: Option<f64>,
-    /// `1 − coverage`: the share a person answers.
-    pub reviewed_share: f64,
-    /// Accuracy of what ships: automated answers as scored, reviewed ones right.
-    pub system_accuracy: f64,
     /// Accuracy against coverage on the test items, highest confidence first (at most 101
     /// points).
     pub curve: Vec<CoveragePoint>,
@@ -129,6 +125,11 @@ impl ArmReview {
     /// The chosen threshold; `None` when every answer goes to review.
     pub fn threshold(&self) -> Option<f64> {
         self.selection.chosen.map(|t| t.threshold)
+    }
+
+    /// `1 − coverage`: the share a person answers.
+    pub fn reviewed_share(&self) -> f64 {
+        1.0 - self.coverage
     }
 }
 
@@ -237,11 +238,8 @@ fn arm_review(
         None => (0.0, None),
     };
     ArmReview {
-        test_items: test.len(),
         coverage,
         automated_accuracy,
-        reviewed_share: 1.0 - coverage,
-        system_accuracy: coverage * automated_accuracy.unwrap_or(1.0) + (1.0 - coverage),
         curve: thin(scoring::risk_coverage(&test_pairs)),
         selection,
     }
@@ -274,7 +272,7 @@ pub(crate) fn sentence(summary: &ReviewSummary, arms: &[ArmReport]) -> Option<St
                 "`{}` automates {} and reviews {} ({} a day, {} a day)",
                 a.arm,
                 percent(r.coverage),
-                percent(r.reviewed_share),
+                percent(r.reviewed_share()),
                 count(cost.reviews_per_day),
                 usd(cost.daily_usd)
             ))

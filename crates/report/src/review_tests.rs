@@ -80,8 +80,12 @@ fn a_confident_arm_automates_its_right_answers_and_reviews_the_rest() {
         "{r:?}"
     );
     assert_eq!(r.automated_accuracy, Some(1.0));
-    assert!((r.reviewed_share + r.coverage - 1.0).abs() < 1e-12);
-    assert!((r.system_accuracy - 1.0).abs() < 1e-12);
+    assert!((r.reviewed_share() + r.coverage - 1.0).abs() < 1e-12);
+    // What ships is right everywhere: the automated answers are, and people answer the rest.
+    let view = quality_view(&results);
+    let shipped = system_values(&ResultIndex::new(&view), FEW_SHOT, "equals", r.threshold());
+    assert_eq!(shipped.len(), 200);
+    assert!(shipped.iter().all(|&v| v == 1.0), "{shipped:?}");
     let last = r.curve.last().unwrap();
     assert!((last.coverage - 1.0).abs() < 1e-12);
     assert!((last.accuracy - (right_in_test as f64 / 200.0)).abs() < 1e-12);
@@ -110,7 +114,11 @@ fn an_arm_without_confidences_reviews_everything() {
     let r = arms[0].as_ref().unwrap();
     assert_eq!(r.selection.chosen, None);
     assert_eq!(
-        (r.coverage, r.reviewed_share, r.system_accuracy),
+        (
+            r.coverage,
+            r.reviewed_share(),
+            r.automated_accuracy.unwrap_or(1.0)
+        ),
         (0.0, 1.0, 1.0)
     );
     assert!(r.curve.is_empty());

@@ -11,6 +11,10 @@
 //!   `mean compute seconds ÷ utilisation` per request at the serving machine's hourly price
 //!   (`finetune_hourly_usd` for a fine-tune, the device's `cost_per_hour` for a local prompt arm),
 //!   and no 24/7 machine. Upkeep hours stay.
+//!
+//! The arithmetic of each mode is `cost::arm_cost`'s (which reads `costs.serving.mode`); this
+//! module feeds it a `bench-serving` measurement when there is one, adds review, and recosts
+//! every arm under the other mode.
 
 use domain::{ArmKind, CostAssumptions, RunResults, ServingAssumptions, ServingBench, ServingMode};
 use serde::{Deserialize, Serialize};
@@ -55,9 +59,6 @@ pub(crate) fn arm_cost(a: &Parts<'_>, costs: &CostAssumptions, inputs: &ArmCostI
         m.mean_compute_seconds = 1.0 / b.items_per_second;
     }
     let mut c = cost::arm_cost(kind, &m, pricing, costs);
-    if costs.serving.mode == ServingMode::Batch {
-        c = in_batches(c, kind, &m, costs);
-    }
     if let Some(b) = benched {
         c.cost_per_request_basis += &format!(
             " (bench-serving: batch size {}, {:.2} items/s, p95 {:.0} ms)",
@@ -66,46 +67,9 @@ pub(crate) fn arm_cost(a: &Parts<'_>, costs: &CostAssumptions, inputs: &ArmCostI
     }
     let review = a.review;
     match review {
-        Some(r) => c.with_review(crate::review::review_cost(r.reviewed_share, costs), costs),
+        Some(r) => c.with_review(crate::review::review_cost(r.reviewed_share(), costs), costs),
         None => c,
     }
-}
-
-/// Self-hosted serving by the hour instead of 24/7 (hosted batch rates come from
-/// `cost::pricing_for`).
-fn in_batches(mut c: ArmCost, kind: ArmKind, m: &Measured, costs: &CostAssumptions) -> ArmCost {
-    let PricingUsed::Compute { cost_per_hour, .. } = c.breakdown.pricing else {
-        return c;
-    };
-    if m.mean_compute_seconds <= 0.0 {
-        return c;
-    }
-    let hourly = match kind {
-        ArmKind::Finetune => costs.finetune_hourly_usd,
-        ArmKind::Prompt => cost_per_hour,
-    };
-    let u = costs.serving.utilisation;
-    let per_request = m.mean_compute_seconds / u * hourly / 3600.0;
-    let months = costs.horizon_days / cost::DAYS_PER_MONTH;
-    let traffic = costs.horizon_days * costs.daily_requests * per_request;
-    let saved_fixed = c.breakdown.serving_monthly_usd;
-    c.cost_per_request_usd = per_request;
-    c.cost_per_request_basis = format!(
-        "measured {:.3} compute s per request ÷ utilisation {u} × ${hourly}/h, served in batches \
-         ({:.1} machine-hours a day)",
-        m.mean_compute_seconds,
-        machine_hours_per_day(m, costs)
-    );
-    c.horizon_total_usd += traffic - c.breakdown.traffic_usd - months * saved_fixed;
-    c.fixed_monthly_usd -= saved_fixed;
-    c.breakdown.serving_monthly_usd = 0.0;
-    c.breakdown.traffic_usd = traffic;
-    c.staff_share = if c.horizon_total_usd > 0.0 {
-        c.breakdown.staff_horizon_usd / c.horizon_total_usd
-    } else {
-        0.0
-    };
-    c
 }
 
 /// The measurement of `arm` the cost model uses: the fastest batch size whose p95 latency is
@@ -201,11 +165,6 @@ pub(crate) fn bench_rows(r: &DecisionReport) -> Option<(Vec<&'static str>, Vec<V
         })
         .collect();
     Some((headers, rows))
-}
-
-/// Machine-hours a day a self-hosted arm needs in batches at the declared traffic.
-pub fn machine_hours_per_day(m: &Measured, costs: &CostAssumptions) -> f64 {
-    costs.daily_requests * m.mean_compute_seconds / 3600.0 / costs.serving.utilisation
 }
 
 /// One serving mode: each arm's cost and the verdict under it.

@@ -58,7 +58,7 @@ fn batches_halve_hosted_prices_and_pay_self_hosting_by_the_hour() {
         "{f:?}"
     );
     let m = &report.arms[1].measured;
-    assert!(close(super::machine_hours_per_day(m, &costs), 0.2));
+    assert!(close(crate::cost::machine_hours_per_day(m, &costs), 0.2));
 
     // The other mode, real time, as `decide.rs` computes it by hand: 500.2 + 730 and
     // 4004.02 + 73 + 930 × months.

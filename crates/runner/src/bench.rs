@@ -139,25 +139,44 @@ fn measure(
             .map_err(|e| BenchError::Model(format!("adapter {}: {e}", dir.display())))?;
     }
     // Warm-up: the first forward pass pays for allocation and page faults.
-    let _ = model.answer_each(&t.prompts[..1], &t.params);
+    answered(model.answer_each(&t.prompts[..1], &t.params))?;
     sizes
         .iter()
-        .map(|&size| Ok(one_size(arm, &mut model, t, size.max(1))))
+        .map(|&size| one_size(arm, &mut model, t, size.max(1)))
         .collect()
 }
 
-fn one_size(arm: &str, model: &mut llm::LocalModel, t: &Target, size: usize) -> ServingBench {
+/// A timing is only worth having when every prompt was answered: a prompt that fails (one past
+/// the model's context, say) returns early and would flatter the figures.
+fn answered(outcomes: Vec<Result<llm::Generation, llm::Error>>) -> Result<(), BenchError> {
+    let failed: Vec<llm::Error> = outcomes.into_iter().filter_map(Result::err).collect();
+    match failed.first() {
+        None => Ok(()),
+        Some(first) => Err(BenchError::Model(format!(
+            "{} prompt(s) could not be answered, so the timing would mean nothing; the first: \
+             {first}",
+            failed.len()
+        ))),
+    }
+}
+
+fn one_size(
+    arm: &str,
+    model: &mut llm::LocalModel,
+    t: &Target,
+    size: usize,
+) -> Result<ServingBench, BenchError> {
     model.set_max_batch(size);
     let mut latencies = Vec::with_capacity(t.prompts.len());
     let started = Instant::now();
     for chunk in t.prompts.chunks(size) {
         let batch = Instant::now();
-        let _ = model.answer_each(chunk, &t.params);
+        answered(model.answer_each(chunk, &t.params))?;
         let ms = batch.elapsed().as_secs_f64() * 1000.0;
         latencies.extend(std::iter::repeat_n(ms, chunk.len()));
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
-    ServingBench {
+    Ok(ServingBench {
         arm: arm.to_owned(),
         batch_size: size as u32,
         items: t.prompts.len() as u32,
@@ -167,5 +186,5 @@ fn one_size(arm: &str, model: &mut llm::LocalModel, t: &Target, size: usize) -> 
         measured_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
-    }
+    })
 }

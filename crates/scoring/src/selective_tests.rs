@@ -150,8 +150,9 @@ fn the_guarantee_holds_over_200_calibration_samples() {
                 correction.as_str()
             );
             assert!(violations as f64 <= delta * trials as f64, "{what}");
-            // Power, as the SciPy replay of this test measured it (fixed sequence chose a
-            // threshold in 179 and 160 of 200, Bonferroni in 104 and 23).
+            // Power, as this test measured it (StdRng seed 11): fixed sequence chose a threshold
+            // in 182 (calibrated, 13 violations) and 158 (overconfident, 9) of 200, Bonferroni
+            // in 111 and 23 (0 violations each).
             if correction == ReviewCorrection::FixedSequence {
                 assert!(chosen >= trials * 3 / 4, "too little power: {what}");
             }
@@ -188,6 +189,7 @@ fn the_guarantee_holds_on_the_test_half_over_200_resplits() {
             correction.as_str()
         );
         assert!(misses as f64 <= delta * trials as f64, "{what}");
+        // Measured (StdRng seed 5): fixed sequence 7 misses, 132 chosen; Bonferroni 2, 74.
         if correction == ReviewCorrection::FixedSequence {
             assert!(chosen >= trials / 2, "too little power: {what}");
         }

@@ -61,3 +61,34 @@ async fn a_fine_tune_is_measured_with_its_adapter_at_each_batch_size() {
         "{broken:?}"
     );
 }
+
+/// Prompts past the tiny model's 512-token context (every other row) fail, and a timing that skipped
+/// them would flatter the arm: the benchmark refuses instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_that_cannot_be_answered_fails_the_benchmark() {
+    let b = Bench::new().await;
+    let mut rows = String::new();
+    for i in 0..16 {
+        let text = if i % 2 == 1 {
+            "forty thousand words ".repeat(100)
+        } else {
+            format!("<q{i}> ?")
+        };
+        let row = serde_json::json!({ "id": format!("item-{i}"), "text": text, "label": "yes" });
+        rows.push_str(&format!("{row}\n"));
+    }
+    std::fs::write(b.path("data.jsonl"), rows).unwrap();
+    let model = b.path("tiny.gguf");
+    llm::testing::write_tiny_gguf(&model, 5).unwrap();
+    let plan = b.plan(&spec(&model));
+    let request = BenchRequest {
+        sizes: vec![2],
+        items: 6,
+    };
+    let (tx, _rx) = tokio::sync::mpsc::channel(8);
+    let out = bench_serving(&plan, "plain@tiny", None, &request, tx).await;
+    assert!(
+        matches!(&out, Err(BenchError::Model(m)) if m.contains("could not be answered")),
+        "{out:?}"
+    );
+}
