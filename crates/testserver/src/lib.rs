@@ -5,8 +5,10 @@
 //! refuses them with a 400 when told to, as servers without them do. It counts requests and
 //! keeps a request log so tests can assert what a client actually sent.
 //!
-//! It is a test double, not an emulator: one endpoint (`POST /v1/chat/completions`), no
-//! streaming, and token counts are whitespace words. The log records whether a request carried
+//! It also serves OpenAI's files and batches endpoints (the Batch API), with a compressed
+//! completion time and its own faults: see [`BatchConfig`].
+//!
+//! It is a test double, not an emulator: no streaming, and token counts are whitespace words. The log records whether a request carried
 //! an `Authorization` header and whether it matched `require_api_key`, never the key itself.
 //!
 //! ```no_run
@@ -24,6 +26,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod batches;
 mod faults;
 mod server;
 mod structured;
@@ -38,6 +41,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use batches::BatchConfig;
 pub use faults::{Fault, FaultPlan, FaultRule, Trigger};
 pub use structured::DEFAULT_LOGPROB;
 pub use wire::{count_tokens, prompt_hash};
@@ -72,6 +76,8 @@ pub struct ServerConfig {
     /// whitespace tokens, reported when a request asks for `logprobs`. Tokens beyond a list, of
     /// answers not listed, and a structured answer's JSON framing get [`DEFAULT_LOGPROB`].
     pub token_logprobs: HashMap<String, Vec<f32>>,
+    /// How the files and batches endpoints behave.
+    pub batch: BatchConfig,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +92,7 @@ impl Default for ServerConfig {
             structured_outputs: true,
             logprobs: true,
             token_logprobs: HashMap::new(),
+            batch: BatchConfig::default(),
         }
     }
 }
@@ -212,6 +219,17 @@ impl TestServer {
     pub fn requests_log(&self) -> Vec<RequestLogEntry> {
         let log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
         log.iter().cloned().collect()
+    }
+
+    /// Batches created so far through `POST /v1/batches` (those whose response was lost too).
+    pub fn batches_created(&self) -> u64 {
+        self.shared.batch.created()
+    }
+
+    /// How many lines with this `custom_id` went into created batches: a client that never
+    /// submits an item twice keeps this at most 1.
+    pub fn batch_lines_for(&self, custom_id: &str) -> u64 {
+        self.shared.batch.lines_for(custom_id)
     }
 
     /// Requests being handled right now.

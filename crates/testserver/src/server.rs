@@ -1,9 +1,10 @@
-//! The HTTP side: one axum route, `POST /v1/chat/completions`, that authenticates, counts and logs
-//! a request, applies the configured latency and fault, and writes the response.
+//! The HTTP side: `POST /v1/chat/completions`, which authenticates, counts and logs a request,
+//! applies the configured latency and fault, and writes the response; and the routes of the
+//! files and batches endpoints, whose handlers are `batches.rs`.
 //!
 //! It keeps per-request work small (one JSON parse, a few atomics, two short mutex holds) so one
 //! process can hold hundreds of requests in flight for a benchmark. It is not a general
-//! OpenAI emulator: no streaming, no tools, no other endpoints.
+//! OpenAI emulator: no streaming, no tools, no embeddings.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -16,11 +17,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::batches::{self, BatchState};
 use crate::faults::{Fault, FaultState};
 use crate::structured::{self, Refusal, Shape};
 use crate::wire::{self, ChatRequest};
@@ -48,7 +50,11 @@ pub(crate) struct Shared {
     pub log: Mutex<VecDeque<RequestLogEntry>>,
     /// Cancelled on shutdown: ends latency sleeps and stalls so the server stops promptly.
     pub cancel: CancellationToken,
+    /// Files and batches (`batches.rs`).
+    pub batch: BatchState,
 }
+
+pub(crate) type SharedState = Arc<Shared>;
 
 impl Shared {
     pub(crate) fn new(config: ServerConfig, cancel: CancellationToken) -> Self {
@@ -69,6 +75,7 @@ impl Shared {
             per_prompt: Mutex::new(HashMap::new()),
             log: Mutex::new(VecDeque::new()),
             cancel,
+            batch: BatchState::new(config.batch),
         }
     }
 
@@ -83,6 +90,30 @@ impl Shared {
         }
     }
 
+    /// The answer this server gives `request` in `shape`: by context rule, then by rule, then
+    /// by hash, shaped, cut at the request's token limit, with logprobs when asked for.
+    pub(crate) fn scripted(&self, request: &ChatRequest, shape: &Shape) -> Scripted {
+        let texts = request.texts();
+        let last_user = request.last_user_message();
+        let scripted = match self.context_rules.iter().find(|r| r.matches(&texts)) {
+            Some(rule) => rule.answer.clone(),
+            None => wire::choose_answer(&self.rules, &self.default_answers, &last_user),
+        };
+        let (content, scripted_by) = structured::shaped_answer(shape, &scripted);
+        let (answer, cut) = wire::limit_answer(content, request.answer_limit());
+        let logprobs = (request.logprobs == Some(true)).then(|| {
+            let scripts = &self.token_logprobs;
+            structured::logprobs_block(&answer, &scripted_by, scripts, request.top_logprobs)
+        });
+        Scripted {
+            model: request.model.clone(),
+            prompt_tokens: texts.iter().map(|t| wire::count_tokens(t)).sum(),
+            answer,
+            cut,
+            logprobs,
+        }
+    }
+
     fn record(&self, entry: RequestLogEntry) {
         // Poisoning would mean a handler panicked while holding the lock; the data is still a
         // consistent map or queue, so keep serving.
@@ -94,6 +125,24 @@ impl Shared {
             log.pop_front();
         }
         log.push_back(entry);
+    }
+}
+
+/// A successful answer, ready to be written as a `chat.completion` body.
+pub(crate) struct Scripted {
+    model: String,
+    prompt_tokens: u32,
+    pub answer: String,
+    cut: bool,
+    logprobs: Option<Value>,
+}
+
+impl Scripted {
+    /// The `chat.completion` body, its id numbered `index`.
+    pub(crate) fn body(&self, index: u64) -> Vec<u8> {
+        let (model, answer) = (&self.model, &self.answer);
+        let logprobs = self.logprobs.as_ref();
+        wire::completion_body(index, model, answer, self.cut, self.prompt_tokens, logprobs)
     }
 }
 
@@ -118,6 +167,11 @@ impl Drop for InFlight<'_> {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/files", post(batches::upload))
+        .route("/v1/files/{id}/content", get(batches::content))
+        .route("/v1/batches", post(batches::create).get(batches::list))
+        .route("/v1/batches/{id}", get(batches::retrieve))
+        .route("/v1/batches/{id}/cancel", post(batches::cancel))
         .with_state(shared)
 }
 
@@ -209,21 +263,9 @@ async fn chat_completions(
         (Err(_), Some(_)) => Shape::Text,
         (Err(refusal), None) => return refused(&refusal),
     };
-    let prompt_tokens = texts.iter().map(|t| wire::count_tokens(t)).sum();
-    let scripted = match shared.context_rules.iter().find(|r| r.matches(&texts)) {
-        Some(rule) => rule.answer.clone(),
-        None => wire::choose_answer(&shared.rules, &shared.default_answers, &last_user),
-    };
-    let (content, scripted_by) = structured::shaped_answer(&shape, &scripted);
-    let (answer, cut) = wire::limit_answer(content, request.answer_limit());
-    let logprobs = (request.logprobs == Some(true)).then(|| {
-        let scripts = &shared.token_logprobs;
-        structured::logprobs_block(&answer, &scripted_by, scripts, request.top_logprobs)
-    });
-    let completion = || {
-        let logprobs = logprobs.as_ref();
-        wire::completion_body(index, &model, &answer, cut, prompt_tokens, logprobs)
-    };
+    let scripted = shared.scripted(&request, &shape);
+    let answer = scripted.answer.clone();
+    let completion = || scripted.body(index);
 
     match fault {
         None => json_response(StatusCode::OK, completion()),
@@ -352,7 +394,7 @@ fn retry_after_value(secs: f64) -> String {
     }
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -296,4 +296,5 @@ async fn bad_json_is_a_400_in_openai_shape() {
     server.shutdown().await;
 }
 
+mod batches;
 mod structured;
