@@ -40,26 +40,28 @@ const PROMPT_USAGE_FLOOR: u32 = 256;
 /// provider should go through clones of one `Client`.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
-    retry: RetryPolicy,
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) retry: RetryPolicy,
 }
 
-struct Inner {
-    endpoint: Endpoint,
+pub(crate) struct Inner {
+    pub(crate) endpoint: Endpoint,
     openai: async_openai::Client<OpenAIConfig>,
+    /// The same connection pool, for the batch endpoints (`batch.rs`).
+    pub(crate) http: reqwest::Client,
     permits: Semaphore,
     limiter: Option<RateLimiter>,
-    redactor: Redactor,
-    reasoning_model: bool,
+    pub(crate) redactor: Redactor,
+    pub(crate) reasoning_model: bool,
     /// What the endpoint has refused so far (structured outputs, logprobs).
     support: Support,
 }
 
 /// What one [`Client::chat`] call asks for, beyond its request.
-struct Call<'a> {
-    messages: &'a [Message],
-    choices: Option<&'a Choices>,
-    extras: Extras,
+pub(crate) struct Call<'a> {
+    pub(crate) messages: &'a [Message],
+    pub(crate) choices: Option<&'a Choices>,
+    pub(crate) extras: Extras,
 }
 
 /// Attempts made by one call and when the first began.
@@ -81,8 +83,8 @@ impl Clock {
 }
 
 /// A failed attempt, classified.
-struct Failed {
-    error: CallError,
+pub(crate) struct Failed {
+    pub(crate) error: CallError,
     retry_after: Option<Duration>,
     retryable: bool,
 }
@@ -159,11 +161,12 @@ impl Client {
         // `with_http_service` replaces async-openai's executor, and with it its built-in
         // retry layer: see transport.rs for why.
         let openai = async_openai::Client::build(http.clone(), config)
-            .with_http_service(ChatTransport::new(http));
+            .with_http_service(ChatTransport::new(http.clone()));
 
         let reasoning_model = is_reasoning_model(&endpoint.model);
         let inner = Inner {
             openai,
+            http,
             permits: Semaphore::new(endpoint.max_concurrency),
             limiter: endpoint.requests_per_minute.map(RateLimiter::per_minute),
             redactor: Redactor::new(endpoint.api_key.clone()),
@@ -286,15 +289,20 @@ impl Client {
         match tokio::time::timeout(timeout, inner.openai.chat().create(request)).await {
             Err(_) => Err(Failed::new(CallError::Timeout { after: timeout })),
             Ok(Err(e)) => Err(self.classify(e, timeout)),
-            Ok(Ok(response)) => self.answer(response, call, max_tokens),
+            Ok(Ok(response)) => {
+                let pricing = inner.endpoint.pricing;
+                self.answer(response, call, max_tokens, pricing)
+            }
         }
     }
 
-    fn answer(
+    /// Reads a chat completion into an [`Answer`] priced at `pricing`.
+    pub(crate) fn answer(
         &self,
         response: CreateChatCompletionResponse,
         call: &Call<'_>,
         max_tokens: Option<u32>,
+        pricing: domain::Pricing,
     ) -> Result<Answer, Failed> {
         let messages = call.messages;
         let Some(choice) = response.choices.into_iter().next() else {
@@ -331,7 +339,7 @@ impl Client {
                 }
             }
         };
-        let cost_usd = self.inner.endpoint.pricing.cost(
+        let cost_usd = pricing.cost(
             u64::from(usage.prompt_tokens),
             u64::from(usage.completion_tokens),
         );
@@ -453,7 +461,7 @@ impl Client {
 
 /// The readable part of an error body: OpenAI's `{"error": {"message", "type", "code"}}` as
 /// `message (type: .., code: ..)`, anything else as it came.
-fn error_summary(body: &str) -> String {
+pub(crate) fn error_summary(body: &str) -> String {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
         return body.to_owned();
     };
@@ -474,7 +482,7 @@ fn error_summary(body: &str) -> String {
 
 /// An error and its sources, joined by `: ` (reqwest's own message hides the root cause,
 /// e.g. "connection refused", in its sources).
-fn chain(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain(error: &(dyn StdError + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -58,6 +58,11 @@ pub enum CallError {
     /// (another attempt would be billed again); a new run retries it.
     #[error("no answer: {reason}")]
     NoAnswer { reason: String },
+    /// A batch did not answer this request (OpenAI's per-line `error`: `batch_expired`,
+    /// `batch_cancelled`, ...); nothing was billed. Whether to ask again in real time is the
+    /// caller's choice, so it is not retried here.
+    #[error("not answered in the batch: {code}: {message}")]
+    Batch { code: String, message: String },
 }
 
 impl CallError {
@@ -73,7 +78,9 @@ impl CallError {
             | CallError::Connection { .. }
             | CallError::Truncated { .. }
             | CallError::Malformed { .. } => true,
-            CallError::InvalidRequest { .. } | CallError::NoAnswer { .. } => false,
+            CallError::InvalidRequest { .. }
+            | CallError::NoAnswer { .. }
+            | CallError::Batch { .. } => false,
         }
     }
 

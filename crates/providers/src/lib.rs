@@ -12,12 +12,16 @@
 //! This crate knows nothing of scoring, the store's schema or the terminal: it never prints,
 //! it logs with `tracing`.
 //!
+//! The same [`Client`] speaks OpenAI's Batch API (`batch.rs`): a JSONL file of requests, a batch
+//! polled to its end, its lines read into the same answers, priced at batch rates.
+//!
 //! Also here, because they are about calls: [`cache_key`] for the response cache and
 //! [`estimate_tokens`] for dry runs. The price table is `domain::builtin_pricing`: the plan
 //! resolves prices, and an [`Endpoint`] is handed the one it records calls at.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod batch;
 mod cache_key;
 mod choices;
 mod client;
@@ -29,6 +33,7 @@ mod transport;
 
 use std::time::Duration;
 
+pub use batch::{BatchRequest, BatchStatus, RemoteBatch};
 pub use cache_key::cache_key;
 pub use client::Client;
 pub use error::{CallError, Error};

@@ -349,4 +349,5 @@ async fn client_debug_does_not_show_the_key() {
 }
 
 mod answers;
+mod batch;
 mod choices;
