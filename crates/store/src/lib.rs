@@ -30,6 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
 
+mod api_batches;
 mod batch;
 mod choice_columns;
 mod lease;
@@ -42,6 +43,7 @@ mod serving_bench;
 mod training;
 mod upgrade;
 
+pub use api_batches::ApiBatch;
 pub use batch::{CACHE_KEYS_PER_QUERY, CachedAnswer, WriteBatch};
 pub use lease::{Claim, LeaseHolder, LeaseOwner, Liveness, NewRun};
 pub use open::known_schema;
@@ -264,6 +266,8 @@ mod tests {
         assert_eq!(
             tables,
             [
+                "api_batch_items",
+                "api_batches",
                 "arms",
                 "cache",
                 "calls",
