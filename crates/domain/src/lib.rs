@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod batch_api;
 mod choices;
 mod prices;
 mod results;
@@ -15,6 +16,7 @@ mod review;
 mod serving;
 mod specs;
 
+pub use batch_api::{BatchFailure, BatchSpec};
 pub use choices::*;
 pub use prices::{
     ArmPricing, BATCH_API_PRICE_FACTOR, PRICES_AS_OF, builtin_pricing, resolve_pricing,

@@ -149,5 +149,6 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Plan, SpecError> 
         decision: v.decision,
         optimize: v.optimize,
         review: v.review,
+        batch: v.batch,
     })
 }

@@ -52,6 +52,9 @@ pub struct Plan {
     /// `review:`: route low-confidence answers to people; `None` when the spec has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<domain::ReviewSpec>,
+    /// `batch:`: how `run --batch` uses the Batch API (defaults when the spec has none).
+    #[serde(default)]
+    pub batch: domain::BatchSpec,
 }
 
 /// The eval and train rows, already split.

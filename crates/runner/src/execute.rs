@@ -558,5 +558,6 @@ pub(crate) fn plan_without_rows(plan: &Plan) -> Plan {
         decision: plan.decision.clone(),
         optimize: plan.optimize.clone(),
         review: plan.review,
+        batch: plan.batch,
     }
 }

@@ -7,6 +7,7 @@
 //! (files, fields, templates): `validate` does that with these structs. Nothing here leaves the
 //! crate.
 
+mod batch;
 mod choices;
 mod finetune;
 mod optimize;
@@ -42,6 +43,7 @@ const TOP: &[&str] = &[
     "decision",
     "optimize",
     "review",
+    "batch",
 ];
 const DATASET: &[&str] = &["path", "train", "eval", "input", "target", "id", "split"];
 const SPLIT: &[&str] = &["eval", "train", "seed"];
@@ -111,6 +113,8 @@ pub(crate) struct RawSpec {
     pub optimize: Vec<RawOptimize>,
     /// `review:`, when written (and readable).
     pub review: Option<Spanned<domain::ReviewSpec>>,
+    /// `batch:`, or its defaults.
+    pub batch: domain::BatchSpec,
 }
 
 pub(crate) struct RawDataset {
@@ -264,6 +268,10 @@ pub(crate) fn spec(cx: &mut Ctx<'_>, root: &Node, defaults: &Defaults) -> Option
             let pos = n.pos;
             review::review(cx, n).map(|value| Spanned { value, pos })
         }),
+        batch: f
+            .get("batch")
+            .and_then(|n| batch::batch(cx, n))
+            .unwrap_or_default(),
     })
 }
 

@@ -54,7 +54,7 @@ fn correction(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<ReviewCorrection> {
 }
 
 /// A key whose value is one of `all`, spelled as `name` spells it.
-fn keyword<T: Copy>(
+pub(super) fn keyword<T: Copy>(
     cx: &mut Ctx<'_>,
     f: &Fields<'_>,
     key: &str,

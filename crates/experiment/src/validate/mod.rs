@@ -62,6 +62,7 @@ pub(crate) struct Validated {
     pub decision: Decision,
     pub optimize: Vec<crate::optimize::OptimizeSpec>,
     pub review: Option<domain::ReviewSpec>,
+    pub batch: domain::BatchSpec,
 }
 
 pub(crate) fn validate(
@@ -311,6 +312,7 @@ pub(crate) fn validate(
         decision: decision?,
         optimize,
         review: raw.review.as_ref().map(|r| r.value),
+        batch: raw.batch,
     })
 }
 

@@ -72,7 +72,7 @@ fn unknown_key_without_a_close_match_lists_the_known_ones() {
         prompts: [{ id: zs, template: "{{text}}" }]
         "#,
         expect![[r#"
-            $DIR/spec.yaml:2:1: unknown field `colour`, expected `name`, `description`, `dataset`, `providers`, `prompts`, `finetunes`, `generation`, `scorers`, `budget`, `costs`, `decision`, `optimize` or `review`
+            $DIR/spec.yaml:2:1: unknown field `colour`, expected `name`, `description`, `dataset`, `providers`, `prompts`, `finetunes`, `generation`, `scorers`, `budget`, `costs`, `decision`, `optimize`, `review` or `batch`
             $DIR/spec.yaml:3:58: unknown field `wibble`, expected `path`, `train`, `eval`, `input`, `target`, `id` or `split`
         "#]],
     );

@@ -170,3 +170,47 @@ fn the_serving_mode_is_read_with_its_window_and_utilisation() {
         "#]],
     );
 }
+
+#[test]
+fn a_batch_block_is_read_with_its_defaults_and_checked() {
+    let load = |block: &str| {
+        Fixture::new(&spec(block, ""), &[("data.jsonl", &rows(10))])
+            .load()
+            .unwrap()
+            .batch
+    };
+    assert_eq!(load(""), domain::BatchSpec::default());
+    let b = load(
+        "batch: { on_failure: fail, poll_seconds: 0.5, max_poll_seconds: 2, max_requests: 3 }",
+    );
+    assert_eq!(
+        (
+            b.on_failure,
+            b.poll_seconds,
+            b.max_poll_seconds,
+            b.max_requests
+        ),
+        (domain::BatchFailure::Fail, 0.5, 2.0, 3)
+    );
+    assert_eq!(load("batch: { poll_seconds: 300 }").max_poll_seconds, 300.0);
+    check(
+        &spec(
+            "batch: { on_failure: retry, poll_seconds: 0, max_requests: 0, window: 1 }",
+            "",
+        ),
+        10,
+        expect![[r#"
+            $DIR/spec.yaml:5:22: unknown `on_failure` `retry`: expected `realtime` or `fail`
+            $DIR/spec.yaml:5:43: `poll_seconds` must be more than 0, found 0
+            $DIR/spec.yaml:5:60: `max_requests` must be at least 1, found 0
+            $DIR/spec.yaml:5:63: unknown field `window`, expected `on_failure`, `poll_seconds`, `max_poll_seconds` or `max_requests`
+        "#]],
+    );
+    check(
+        &spec("batch: { poll_seconds: 10, max_poll_seconds: 5 }", ""),
+        10,
+        expect![[r#"
+            $DIR/spec.yaml:5:46: `max_poll_seconds` must be at least `poll_seconds` (10), found 5
+        "#]],
+    );
+}
