@@ -38,6 +38,12 @@ impl Budget {
         }
     }
 
+    /// Reserves `estimate` dollars whatever the limit: for calls already paid for, such as the
+    /// requests of a batch submitted by an earlier invocation.
+    pub(crate) fn commit(&mut self, estimate: f64) {
+        self.reserved += estimate;
+    }
+
     /// Replaces a reservation with what the call really cost.
     pub(crate) fn settle(&mut self, estimate: f64, actual: f64) {
         self.reserved = (self.reserved - estimate).max(0.0);

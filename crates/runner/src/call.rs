@@ -42,6 +42,37 @@ pub(crate) fn unsent(arm: &str, item_id: &str, reason: &str) -> CallRecord {
     }
 }
 
+/// The records of item `item` of `arm` answered from the cache: no call, no cost.
+pub(crate) async fn from_cache(
+    shared: &Arc<Shared>,
+    arm: &str,
+    item: usize,
+    answer: &CachedAnswer,
+) -> Written {
+    let call = CallRecord {
+        arm: arm.to_owned(),
+        item_id: shared.items[item].id.clone(),
+        response: Some(answer.text.clone()),
+        prompt_tokens: answer.prompt_tokens,
+        completion_tokens: answer.completion_tokens,
+        latency_ms: 0.0,
+        cost_usd: 0.0,
+        attempts: 0,
+        cache_hit: true,
+        error: None,
+        compute_seconds: 0.0,
+        truncated: answer.truncated,
+        choice: answer.choice.clone(),
+        token_logprobs: answer.token_logprobs.clone(),
+    };
+    let scores = shared.score_all_blocking(arm, item, &answer.text).await;
+    Written {
+        call,
+        scores,
+        cache: None,
+    }
+}
+
 /// Asks the provider for one item's answer and scores it. The cache was consulted before this
 /// task was spawned; this is a paid call.
 pub(crate) async fn answer(
@@ -51,12 +82,25 @@ pub(crate) async fn answer(
     item: usize,
     messages: Vec<Message>,
 ) -> Answered {
-    let row = &shared.items[item];
     let outcome = client.chat(&messages, &params).await;
     let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
-    match outcome.result {
+    let attempts = outcome.attempts;
+    record(&shared, &arm, item, outcome.result, (latency_ms, attempts)).await
+}
+
+/// The records of item `item`'s answer (scored) or failure, taking `latency_ms` over `attempts`
+/// HTTP attempts: for a real-time call and for a line of a batch alike.
+pub(crate) async fn record(
+    shared: &Arc<Shared>,
+    arm: &Arc<str>,
+    item: usize,
+    result: Result<providers::Answer, providers::CallError>,
+    (latency_ms, attempts): (f64, u32),
+) -> Answered {
+    let row = &shared.items[item];
+    match result {
         Ok(answer) => {
-            let scores = shared.score_all_blocking(&arm, item, &answer.text).await;
+            let scores = shared.score_all_blocking(arm, item, &answer.text).await;
             let cached = CachedAnswer {
                 text: answer.text.clone(),
                 prompt_tokens: answer.usage.prompt_tokens,
@@ -73,7 +117,7 @@ pub(crate) async fn answer(
                 completion_tokens: answer.usage.completion_tokens,
                 latency_ms,
                 cost_usd: answer.cost_usd,
-                attempts: outcome.attempts,
+                attempts,
                 cache_hit: false,
                 error: None,
                 compute_seconds: 0.0,
@@ -106,7 +150,7 @@ pub(crate) async fn answer(
                 completion_tokens: 0,
                 latency_ms,
                 cost_usd: 0.0,
-                attempts: outcome.attempts,
+                attempts,
                 cache_hit: false,
                 error: Some(error.clone()),
                 compute_seconds: 0.0,

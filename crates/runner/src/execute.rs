@@ -70,7 +70,7 @@ pub(crate) async fn execute(
     if pass.budget_stopped {
         note_budget_stop(inv.events, &pass.budget).await;
     }
-    let status = settle(&inv, pass.written, pass.budget_stopped).await?;
+    let status = settle(&inv, pass.written, pass.budget_stopped, pass.batches_open).await?;
     finish(&inv, status, pass.tally, pass.to_answer).await
 }
 
@@ -80,6 +80,8 @@ pub(crate) struct Pass {
     /// Items the pass had to answer over all its arms.
     pub to_answer: u64,
     pub budget_stopped: bool,
+    /// Batches left open for a later run to collect.
+    pub batches_open: bool,
     pub budget: Budget,
     /// How the writer finished: a failed write fails the pass's caller.
     pub written: Result<(), store::Error>,
@@ -119,6 +121,27 @@ pub(crate) async fn answer(
     let side_cx = side_context(inv, &shared, &writer, &stop);
     let hosted_cx = hosted_context(inv, &side_cx, &mut budget, unwritten, &stop);
     let side = spawn_side_work(inv, side_cx, work.local, work.finetunes);
+    // The run's own pass collects open batches, and sends new ones with `--batch`, before
+    // anything is asked in real time; a search's passes never do.
+    let batched = match announce_arms {
+        true => {
+            let stage = crate::batch_api::Stage {
+                plan: inv.plan,
+                store: inv.store,
+                run_id: inv.run_id,
+                shared: hosted_cx.shared.clone(),
+                writer: hosted_cx.writer.clone(),
+                unwritten: hosted_cx.unwritten.clone(),
+                events: inv.events,
+                stop: &stop,
+                budget: &mut *hosted_cx.budget,
+                submit: inv.opts.batch,
+            };
+            let (hosted, pending) = (&mut work.hosted, &mut work.hosted_pending);
+            crate::batch_api::stage(stage, &lanes, hosted, pending).await
+        }
+        false => crate::batch_api::StageOutcome::default(),
+    };
     let hosted_out = run_hosted(
         hosted_cx,
         inv.opts.jobs,
@@ -129,15 +152,21 @@ pub(crate) async fn answer(
     .await;
 
     let mut tally = join_side_work(side).await;
-    tally.answered += hosted_out.answered;
-    tally.failed += hosted_out.failed;
+    tally.answered += hosted_out.answered + batched.answered;
+    tally.failed += hosted_out.failed + batched.failed;
     drop(shared);
+    let written = writer.finish().await;
+    if written.is_ok() && !batched.collected.is_empty() {
+        // Only now are the batches' answers stored: until then a rerun collects them again.
+        inv.store.collect_api_batches(&batched.collected).await?;
+    }
     Ok(Pass {
         tally,
         to_answer: work.to_answer,
-        budget_stopped: hosted_out.budget_stopped,
+        budget_stopped: hosted_out.budget_stopped || batched.budget_stopped,
+        batches_open: batched.left_open > 0,
         budget,
-        written: writer.finish().await,
+        written,
     })
 }
 
@@ -204,10 +233,12 @@ async fn settle(
     inv: &Invocation<'_>,
     write_result: Result<(), store::Error>,
     budget_stopped: bool,
+    batches_open: bool,
 ) -> Result<RunStatus, Error> {
+    // Open batches hold answers to come: like a cancelled run, this one is resumed to finish.
     let status = final_status(
         write_result.is_ok(),
-        inv.cancel.is_cancelled(),
+        inv.cancel.is_cancelled() || batches_open,
         budget_stopped,
     );
     inv.store.set_run_status(inv.run_id, status).await?;

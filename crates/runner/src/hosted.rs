@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{CallRecord, GenerationParams, Pricing};
+use domain::{GenerationParams, Pricing};
 use experiment::{Plan, PromptSpec};
 use providers::Client;
 use store::CachedAnswer;
@@ -461,72 +461,61 @@ impl Scheduler<'_> {
     /// Answers item `item` of arm `arm` from the cache: no call, no cost.
     async fn hit(&mut self, arm: usize, item: usize, answer: &CachedAnswer) {
         let name = self.arms[arm].arm.clone();
-        let call = CallRecord {
-            arm: name.to_string(),
-            item_id: self.cx.shared.items[item].id.clone(),
-            response: Some(answer.text.clone()),
-            prompt_tokens: answer.prompt_tokens,
-            completion_tokens: answer.completion_tokens,
-            latency_ms: 0.0,
-            cost_usd: 0.0,
-            attempts: 0,
-            cache_hit: true,
-            error: None,
-            compute_seconds: 0.0,
-            truncated: answer.truncated,
-            choice: answer.choice.clone(),
-            token_logprobs: answer.token_logprobs.clone(),
-        };
-        let scores = self
-            .cx
-            .shared
-            .score_all_blocking(&name, item, &answer.text)
-            .await;
-        let written = Written {
-            call,
-            scores,
-            cache: None,
-        };
+        let written = crate::call::from_cache(&self.cx.shared, &name, item, answer).await;
         self.deliver(arm, written, None).await;
     }
 
     /// Counts a finished item, reports it, and hands its records to the writer.
     async fn deliver(&mut self, arm: usize, written: Written, failed: Option<String>) {
-        let arm = &mut self.arms[arm];
-        arm.cost_usd += written.call.cost_usd;
-        if let Some(error) = failed {
-            arm.errors += 1;
+        if failed.is_some() {
             self.out.failed += 1;
-            self.cx
-                .events
-                .send(Event::CallFailed {
-                    arm: arm.arm.to_string(),
-                    item: written.call.item_id.clone(),
-                    error,
-                })
-                .await;
         } else {
-            arm.done += 1;
             self.out.answered += 1;
         }
-        let now = Instant::now();
-        let finished = arm.done + arm.errors >= arm.total;
-        if finished
-            || arm
-                .last_progress
-                .is_none_or(|last| now.duration_since(last) >= PROGRESS_INTERVAL)
-        {
-            arm.last_progress = Some(now);
-            self.cx.events.progress(progress_of(arm));
-        }
-        if self.cx.writer.send(written).await.is_err() {
-            // The writer failed and has already cancelled `stop`; the loop winds down.
-            tracing::debug!("result writer gone");
-        }
+        let arm = &mut self.arms[arm];
+        deliver(arm, written, failed, self.cx.events, &self.cx.writer).await;
     }
 }
 
-fn progress_of(arm: &HostedArm) -> Event {
+/// Counts a finished item on its arm, reports it (progress at most every
+/// [`PROGRESS_INTERVAL`], a failure always), and hands its records to the writer.
+pub(crate) async fn deliver(
+    arm: &mut HostedArm,
+    written: Written,
+    failed: Option<String>,
+    events: &Emitter,
+    writer: &mpsc::Sender<Written>,
+) {
+    arm.cost_usd += written.call.cost_usd;
+    if let Some(error) = failed {
+        arm.errors += 1;
+        events
+            .send(Event::CallFailed {
+                arm: arm.arm.to_string(),
+                item: written.call.item_id.clone(),
+                error,
+            })
+            .await;
+    } else {
+        arm.done += 1;
+    }
+    let now = Instant::now();
+    let finished = arm.done + arm.errors >= arm.total;
+    if finished
+        || arm
+            .last_progress
+            .is_none_or(|last| now.duration_since(last) >= PROGRESS_INTERVAL)
+    {
+        arm.last_progress = Some(now);
+        events.progress(progress_of(arm));
+    }
+    if writer.send(written).await.is_err() {
+        // The writer failed and has already cancelled `stop`; the loop winds down.
+        tracing::debug!("result writer gone");
+    }
+}
+
+pub(crate) fn progress_of(arm: &HostedArm) -> Event {
     Event::ArmProgress {
         arm: arm.arm.to_string(),
         done: arm.done,

@@ -23,6 +23,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod batch_api;
+mod batch_collect;
+mod batch_submit;
 mod bench;
 mod budget;
 mod call;
@@ -75,6 +78,9 @@ pub struct RunOptions {
     pub takeover: bool,
     /// Estimate only: nothing is spent or written (`--dry-run`).
     pub dry_run: bool,
+    /// Send hosted arms' pending items through their provider's Batch API (`--batch`).
+    /// Batches an earlier invocation left open are collected either way.
+    pub batch: bool,
     /// Where fine-tune jobs keep their files (`<db dir>/.orchestrator`).
     pub artifacts_dir: PathBuf,
     /// The `finetune-worker` binary; found by [`find_worker`] when None.
@@ -131,6 +137,7 @@ impl Default for RunOptions {
             new: false,
             takeover: false,
             dry_run: false,
+            batch: false,
             artifacts_dir: PathBuf::from(".orchestrator"),
             worker: None,
             grace: DEFAULT_GRACE,

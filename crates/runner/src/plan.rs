@@ -82,7 +82,10 @@ pub struct ArmEstimate {
 pub fn estimate(plan: &Plan, opts: &RunOptions) -> Result<Estimate, Error> {
     let arms = select_arms(plan, opts.arms.as_deref())?;
     let rows = eval_rows(plan, opts.limit);
-    let out: Vec<ArmEstimate> = arms.iter().map(|a| estimate_arm(plan, a, rows)).collect();
+    let out: Vec<ArmEstimate> = arms
+        .iter()
+        .map(|a| estimate_arm(plan, a, rows, opts.batch))
+        .collect();
     let total_usd = out.iter().filter_map(|a| a.cost_usd).sum();
     Ok(Estimate {
         experiment: plan.name.clone(),
@@ -92,8 +95,9 @@ pub fn estimate(plan: &Plan, opts: &RunOptions) -> Result<Estimate, Error> {
     })
 }
 
-/// One arm's line of the estimate: a hosted arm's upper bound over `rows`, or why there is none.
-fn estimate_arm(plan: &Plan, arm: &Arm, rows: &[Row]) -> ArmEstimate {
+/// One arm's line of the estimate: a hosted arm's upper bound over `rows` (at batch rates with
+/// `--batch`), or why there is none.
+fn estimate_arm(plan: &Plan, arm: &Arm, rows: &[Row], batch: bool) -> ArmEstimate {
     let max_tokens = plan.generation.max_tokens;
     let items = rows.len() as u64;
     let mut e = ArmEstimate {
@@ -116,10 +120,11 @@ fn estimate_arm(plan: &Plan, arm: &Arm, rows: &[Row]) -> ArmEstimate {
         } => {
             let mut tokens = 0;
             let mut cost = 0.0;
+            let pricing = pricing.map(|p| if batch { p.at_batch_rates() } else { p });
             for row in rows {
                 let messages = plan.render(prompt, row);
                 tokens += prompt_tokens_upper_bound(&messages);
-                if let Some(p) = pricing {
+                if let Some(p) = &pricing {
                     cost += call_cost_upper_bound(&messages, max_tokens, p);
                 }
             }
@@ -127,6 +132,8 @@ fn estimate_arm(plan: &Plan, arm: &Arm, rows: &[Row]) -> ArmEstimate {
             e.cost_usd = Some(cost);
             if pricing.is_none() {
                 e.note = Some(format!("no known price for model {}", provider.model));
+            } else if batch {
+                e.note = Some("through the Batch API, at batch rates".to_string());
             }
         }
         Arm::Local { provider, .. } => {

@@ -1,6 +1,7 @@
 //! `orchestrator run FILE`: runs (or resumes) an experiment with progress bars, Ctrl-C handling
 //! and the exit codes of the run's outcome. `--dry-run` prints the plan and its estimated cost
-//! and touches neither the network nor the database.
+//! and touches neither the network nor the database. `--batch` sends hosted arms through the
+//! Batch API and waits for the batches (Ctrl-C stops waiting; a rerun collects them).
 //!
 //! Exit codes: 0 completed (also when the budget stopped it, with a warning); 3 finished with
 //! failed items; 130 interrupted by Ctrl-C (rerun the same command to resume).
@@ -45,6 +46,11 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Send hosted arms through their provider's Batch API (half price, answers within 24 h)
+    /// and wait for the batches; a rerun (with or without --batch) collects batches left open.
+    #[arg(long)]
+    pub batch: bool,
+
     /// Start a new run even if an unfinished run of this spec could be resumed.
     #[arg(long)]
     pub new: bool,
@@ -65,6 +71,7 @@ pub async fn execute(args: Args, db: &Path, bars: MultiProgress) -> anyhow::Resu
         new: args.new,
         takeover: args.takeover,
         dry_run: args.dry_run,
+        batch: args.batch,
         artifacts_dir: artifacts_dir(db),
         worker: None,
         grace: runner::DEFAULT_GRACE,
