@@ -14,7 +14,7 @@ use crate::support::Env;
 const BEST: &str = "Label the review as positive or negative.";
 
 /// 120 reviews, alternately `good` (positive) and `bad` (negative).
-fn write_reviews(env: &Env) {
+pub(crate) fn write_reviews(env: &Env) {
     let mut s = String::new();
     for i in 0..120 {
         let (word, label) = if i % 2 == 0 {
@@ -28,7 +28,7 @@ fn write_reviews(env: &Env) {
     env.write("reviews.jsonl", &s);
 }
 
-fn server() -> ServerConfig {
+pub(crate) fn server() -> ServerConfig {
     let rule = |context: &[&str], word: &str, answer: &str| ContextRule {
         context: context.iter().map(|s| (*s).to_owned()).collect(),
         last_user: word.to_owned(),
@@ -47,7 +47,7 @@ fn server() -> ServerConfig {
 
 /// Eval 40, train 80 (of which the search's 40 dev items are carved); seeds `zero-shot` and
 /// `few-shot`; `budget` is the block's.
-fn write_spec(env: &Env, budget: &str) {
+pub(crate) fn write_spec(env: &Env, budget: &str) {
     let url = env.server().base_url();
     let spec = format!(
         r#"name: opt

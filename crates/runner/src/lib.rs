@@ -40,6 +40,7 @@ mod plan;
 mod preflight;
 mod propose;
 mod search;
+mod search_estimate;
 mod similar;
 mod worker;
 mod worker_log;
@@ -193,6 +194,16 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("writing results to the store failed")]
     Write(#[source] store::Error),
+    #[error(
+        "arm {arm}: {what} (${limit}) cannot buy the smallest prompt search, 4 candidates on 20 \
+         dev items, which costs at least ${least:.4}; raise it"
+    )]
+    SearchBudget {
+        arm: String,
+        limit: f64,
+        what: &'static str,
+        least: f64,
+    },
     #[error("scorer {scorer}: the embedding model did not load: {reason}")]
     Embedder { scorer: String, reason: String },
 }
@@ -209,6 +220,7 @@ impl Error {
                     | Error::NothingToRun { .. }
                     | Error::InProgress { .. }
                     | Error::Client { .. }
+                    | Error::SearchBudget { .. }
             ),
         }
     }

@@ -8,7 +8,7 @@ use experiment::{Arm, Plan, Row};
 use serde::Serialize;
 
 use crate::budget::{call_cost_upper_bound, prompt_tokens_upper_bound};
-use crate::{Error, RunOptions, preflight};
+use crate::{Error, RunOptions, preflight, search_estimate};
 
 /// The arms selected by `--arms` (all of them without it), in the plan's order.
 pub(crate) fn select_arms(plan: &Plan, filter: Option<&[String]>) -> Result<Vec<Arm>, Error> {
@@ -40,6 +40,41 @@ pub fn check_options(plan: &Plan, opts: &RunOptions) -> Result<(), Error> {
     if !opts.dry_run {
         let missing = preflight::missing_for(plan, &selected, &opts.secrets);
         preflight::refuse_if_nothing_runs(&selected, &missing)?;
+    }
+    refuse_unaffordable_searches(plan, &selected)
+}
+
+/// Refuses a hosted optimised arm whose dollar budget (its block's `max_cost_usd`, or the run's
+/// `budget.max_cost_usd`) cannot buy even the smallest search: 4 candidates on 20 dev items.
+fn refuse_unaffordable_searches(plan: &Plan, selected: &[Arm]) -> Result<(), Error> {
+    for arm in selected {
+        let Arm::Hosted {
+            prompt,
+            pricing: Some(pricing),
+            ..
+        } = arm
+        else {
+            continue;
+        };
+        let Some(block) = plan.optimize_block(&prompt.id) else {
+            continue;
+        };
+        let limits = [
+            block
+                .max_cost_usd
+                .map(|l| (l, "its optimize block's budget.max_cost_usd")),
+            plan.budget_max_cost_usd
+                .map(|l| (l, "the run's budget.max_cost_usd")),
+        ];
+        let least = search_estimate::least_cost(plan, block, pricing);
+        if let Some((limit, what)) = limits.into_iter().flatten().find(|(l, _)| *l < least) {
+            return Err(Error::SearchBudget {
+                arm: arm.id().to_owned(),
+                limit,
+                what,
+                least,
+            });
+        }
     }
     Ok(())
 }
@@ -75,6 +110,10 @@ pub struct ArmEstimate {
     pub cost_usd: Option<f64>,
     /// Why there is no figure, or what it assumes.
     pub note: Option<String>,
+    /// An optimised arm's prompt search: the most calls it makes on dev items ...
+    pub search_calls: Option<u64>,
+    /// ... and, hosted, the most they can cost (part of `total_usd`, not of `cost_usd`).
+    pub search_cost_usd: Option<f64>,
 }
 
 /// Estimates the run without spending anything or touching the store. Cached answers and items
@@ -86,7 +125,11 @@ pub fn estimate(plan: &Plan, opts: &RunOptions) -> Result<Estimate, Error> {
         .iter()
         .map(|a| estimate_arm(plan, a, rows, opts.batch))
         .collect();
-    let total_usd = out.iter().filter_map(|a| a.cost_usd).sum();
+    let total_usd = out
+        .iter()
+        .flat_map(|a| [a.cost_usd, a.search_cost_usd])
+        .flatten()
+        .sum();
     Ok(Estimate {
         experiment: plan.name.clone(),
         arms: out,
@@ -110,7 +153,18 @@ fn estimate_arm(plan: &Plan, arm: &Arm, rows: &[Row], batch: bool) -> ArmEstimat
         max_completion_tokens: items * u64::from(max_tokens),
         cost_usd: None,
         note: None,
+        search_calls: None,
+        search_cost_usd: None,
     };
+    if let Some(block) = plan.optimize_block(&arm.prompt().id) {
+        let pricing = match arm {
+            Arm::Hosted { pricing, .. } => pricing.as_ref(),
+            _ => None,
+        };
+        let search = search_estimate::estimate(plan, block, pricing);
+        e.search_calls = Some(search.calls as u64);
+        e.search_cost_usd = search.cost_usd;
+    }
     match arm {
         Arm::Hosted {
             provider,

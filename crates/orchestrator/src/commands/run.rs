@@ -253,6 +253,15 @@ fn print_estimate(e: &Estimate) -> std::io::Result<()> {
                 .as_deref()
                 .map_or_else(String::new, |n| format!("  ({n})")),
         )?;
+        if let Some(calls) = a.search_calls {
+            let cost = a
+                .search_cost_usd
+                .map_or_else(|| "local compute".to_string(), dollars);
+            outln!(
+                "{:<width$}  prompt search: up to {calls} calls on dev items, {cost}",
+                ""
+            )?;
+        }
     }
     outln!(
         "estimated cost (upper bound, before cache hits): {}",
