@@ -298,3 +298,31 @@ async fn a_db_that_is_not_ours_is_refused_and_left_alone() {
         .await;
     out.expect_code(1);
 }
+
+/// `--db` with a URL of a scheme this version cannot open is refused (exit 1, naming the scheme
+/// and what is supported, never the URL's password) instead of becoming a file name; `sqlite:`
+/// URLs name files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_url_of_another_scheme_is_refused() {
+    let env = Env::without_server();
+    env.write_dataset(8);
+    env.write_spec(&SpecOptions::default());
+    for url in ["postgres://me:s3cret@localhost/orch", "mysql://h/d"] {
+        let out = env.run(&["runs", "--db", url]).await;
+        out.expect_code(1);
+        assert!(
+            out.stderr.contains("unsupported URL scheme"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("sqlite:"), "{}", out.stderr);
+        assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+    }
+    assert!(
+        !env.path("postgres:").exists(),
+        "no folder named after the URL"
+    );
+    let out = env.run(&["runs", "--db", "sqlite:missing.db"]).await;
+    out.expect_code(1);
+    assert!(out.stderr.contains("missing.db"), "{}", out.stderr);
+}

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::{ArgAction, Parser, Subcommand};
 
 mod commands;
+mod db_url;
 mod exit;
 mod logging;
 mod output;
@@ -27,7 +28,7 @@ use exit::Exit;
 #[derive(Debug, Parser)]
 #[command(name = "orchestrator", version, propagate_version = true)]
 struct Cli {
-    /// The SQLite database that holds runs and results.
+    /// The SQLite database that holds runs and results: a path, or a `sqlite:` URL.
     #[arg(
         long,
         global = true,
@@ -116,7 +117,7 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli, bars: indicatif::MultiProgress) -> anyhow::Result<Exit> {
-    let db = cli.db;
+    let db = db_url::database_path(&cli.db)?;
     match cli.command {
         Command::Validate(args) => commands::validate::execute(args).await,
         Command::Run(args) => commands::run::execute(args, &db, bars).await,
