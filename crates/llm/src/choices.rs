@@ -7,8 +7,9 @@
 //! and its own earlier tokens only (with RoPE positions continuing the prompt's), so the prompt is
 //! computed once for all labels and no KV cache is copied per label. A single-token label costs
 //! nothing beyond the prompt; a label of `n` tokens adds `n - 1` query rows. As in generation,
-//! the prefix all prompts share is computed once, and prompts are sorted by length into batches
-//! of at most [`LocalModel::max_batch`], left-padded.
+//! the prefix all prompts share is computed once (and kept for the next call while its prompts
+//! start with it: `prefix_cache.rs`), and prompts are sorted by length into batches of at most
+//! [`LocalModel::max_batch`], left-padded.
 //!
 //! Not here: the softmax over labels and the acc / acc_norm ranking (`domain::choices`),
 //! free-text generation (`generate.rs`).
@@ -19,7 +20,6 @@ use candle_core::{D, DType, Device, Tensor};
 use domain::Message;
 
 use crate::Error;
-use crate::generate::{MIN_SHARED_PREFIX, common_prefix_len};
 use crate::local_model::LocalModel;
 use crate::model::{KvCache, MASK_VALUE};
 
@@ -126,17 +126,11 @@ impl LocalModel {
         labels: &[Vec<u32>],
     ) -> Result<Vec<(usize, ChoiceScores)>, Error> {
         let ids: Vec<Vec<u32>> = prompts.iter().map(|(_, p)| p.clone()).collect();
-        // As in generation: the shared prefix once, each prompt keeping a token of its own.
-        let min_len = ids.iter().map(Vec::len).min().unwrap_or(0);
-        let shared = common_prefix_len(&ids).min(min_len.saturating_sub(1));
-        let (prefix, prefix_seconds) = match ids.first() {
-            Some(first) if ids.len() > 1 && shared >= MIN_SHARED_PREFIX => {
-                let started = Instant::now();
-                let cache = self.prefill_prefix(first.get(..shared).unwrap_or_default())?;
-                (Some(cache), started.elapsed().as_secs_f64())
-            }
-            _ => (None, 0.0),
-        };
+        // As in generation: the shared prefix once (or kept from an earlier call), each prompt
+        // keeping a token of its own.
+        let shared = self.shared_prefix(&ids)?;
+        let prefix_seconds = shared.seconds;
+        let prefix = shared.cache;
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids.get(i).map_or(0, Vec::len));
         let mut out = Vec::with_capacity(ids.len());
@@ -145,7 +139,7 @@ impl LocalModel {
                 .iter()
                 .filter_map(|&i| ids.get(i).map(Vec::as_slice))
                 .collect();
-            let scored = self.score_batch(&batch, labels, prefix.as_ref())?;
+            let scored = self.score_batch(&batch, labels, prefix.as_deref())?;
             for (&i, s) in chunk.iter().zip(scored) {
                 if let Some((index, _)) = prompts.get(i) {
                     out.push((*index, s));

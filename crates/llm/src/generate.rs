@@ -135,21 +135,14 @@ impl LocalModel {
         }
         // The prefix every prompt shares (system prompt, instructions, few-shot examples) is
         // computed once; each prompt keeps at least one token of its own for the logits.
-        let min_len = prompts.iter().map(Vec::len).min().unwrap_or(0);
-        let shared = common_prefix_len(prompts).min(min_len.saturating_sub(1));
+        // (Kept from an earlier call when these prompts still start with it.)
         let mut stats = GenerationStats::default();
-        let prefix = if prompts.len() > 1 && shared >= MIN_SHARED_PREFIX {
-            let started = Instant::now();
-            let ids = prompts.first().map(|p| &p[..shared]).unwrap_or_default();
-            let cache = self.prefill_prefix(ids)?;
-            stats.shared_prefix_tokens = shared;
-            stats.prefill_tokens = shared;
-            stats.prefill_seconds = started.elapsed().as_secs_f64();
-            stats.shared_prefix_seconds = stats.prefill_seconds;
-            Some(cache)
-        } else {
-            None
-        };
+        let shared = self.shared_prefix(prompts)?;
+        stats.shared_prefix_tokens = shared.len();
+        stats.prefill_tokens = shared.computed;
+        stats.prefill_seconds = shared.seconds;
+        stats.shared_prefix_seconds = shared.seconds;
+        let prefix = shared.cache;
         let mut order: Vec<usize> = (0..prompts.len()).collect();
         order.sort_by_key(|&i| prompts.get(i).map_or(0, Vec::len));
         let mut out: Vec<Option<Generation>> = vec![None; prompts.len()];
@@ -158,7 +151,7 @@ impl LocalModel {
                 .iter()
                 .filter_map(|&i| prompts.get(i).map(Vec::as_slice))
                 .collect();
-            let (gens, s) = self.generate_batch(&batch, params, prefix.as_ref())?;
+            let (gens, s) = self.generate_batch(&batch, params, prefix.as_deref())?;
             stats.add(&s);
             for (&i, g) in chunk.iter().zip(gens) {
                 if let Some(slot) = out.get_mut(i) {

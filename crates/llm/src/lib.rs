@@ -39,6 +39,7 @@ pub mod lora;
 pub mod model;
 pub mod ops;
 pub mod per_prompt;
+mod prefix_cache;
 pub mod proc_stats;
 pub mod testing;
 pub mod tokenizer;

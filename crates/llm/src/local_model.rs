@@ -12,6 +12,7 @@ use candle_nn::VarBuilder;
 
 use crate::chat::ChatTemplate;
 use crate::model::Llama;
+use crate::prefix_cache::PrefixCache;
 use crate::tokenizer::Tokenizer;
 use crate::weights::{self, meta_str};
 use crate::{Error, device};
@@ -27,6 +28,8 @@ pub struct LocalModel {
     /// Token ids that end an answer: EOS and the template's end-of-turn token.
     pub(crate) stop_ids: Vec<u32>,
     pub(crate) max_batch: usize,
+    /// The last shared prompt prefix computed, reused by later calls (`prefix_cache.rs`).
+    pub(crate) prefix: PrefixCache,
 }
 
 impl LocalModel {
@@ -88,6 +91,7 @@ impl LocalModel {
             chat,
             stop_ids,
             max_batch: DEFAULT_MAX_BATCH,
+            prefix: PrefixCache::default(),
         }
     }
 
@@ -95,8 +99,10 @@ impl LocalModel {
         &self.model
     }
 
-    /// For the trainer: add LoRA, switch training mode, merge.
+    /// For the trainer: add LoRA, switch training mode, merge. The weights may change, so the
+    /// kept prompt prefix is forgotten.
     pub fn model_mut(&mut self) -> &mut Llama {
+        self.prefix.clear();
         &mut self.model
     }
 

@@ -353,6 +353,46 @@ fn a_shared_prompt_prefix_is_computed_once_and_changes_nothing() {
     }
 }
 
+/// A prompt search sends one candidate's items in several calls: the prefix they share is
+/// computed by the first call and kept for the next, and forgotten when the weights change.
+#[test]
+fn a_kept_prefix_serves_the_next_call_until_the_weights_change() {
+    let t = tiny::build(true, 17);
+    let mut m = load(&t.gguf);
+    let prefix: Vec<u32> = (1..=12).map(|i| 20 + i).collect();
+    let call = |rests: [&[u32]; 2]| -> Vec<Vec<u32>> {
+        rests.iter().map(|r| [&prefix[..], r].concat()).collect()
+    };
+    let first = call([&[100], &[101, 102]]);
+    let second = call([&[103], &[104, 105]]);
+    let (_, a) = m.generate_ids_with_stats(&first, &greedy(6)).unwrap();
+    let (gens, b) = m.generate_ids_with_stats(&second, &greedy(6)).unwrap();
+    assert_eq!((a.shared_prefix_tokens, b.shared_prefix_tokens), (12, 12));
+    assert_eq!(
+        b.prefill_tokens + 12,
+        a.prefill_tokens,
+        "the prefix was not computed again"
+    );
+    for (p, g) in second.iter().zip(&gens) {
+        let expected = greedy_recompute(&m, p, 6);
+        assert_eq!(m.tokenizer().decode(&expected, true).unwrap(), g.text);
+    }
+
+    let cfg = lora_cfg(2);
+    m.model_mut().add_lora(&cfg, 3).unwrap();
+    let adapter = random_adapter(&m, &cfg);
+    m.model_mut().set_lora_tensors(&cfg, &adapter).unwrap();
+    let (gens, c) = m.generate_ids_with_stats(&second, &greedy(6)).unwrap();
+    assert_eq!(
+        c.prefill_tokens, a.prefill_tokens,
+        "new weights: the prefix is computed anew"
+    );
+    for (p, g) in second.iter().zip(&gens) {
+        let expected = greedy_recompute(&m, p, 6);
+        assert_eq!(m.tokenizer().decode(&expected, true).unwrap(), g.text);
+    }
+}
+
 #[test]
 fn sampling_is_seeded_and_independent_of_batching() {
     let t = tiny::build(false, 8);
