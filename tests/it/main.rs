@@ -22,6 +22,7 @@ mod full_run;
 mod hostile_output;
 mod local;
 mod optimize;
+mod optimize_bootstrap;
 mod optimize_limits;
 mod preflight;
 mod report;

@@ -54,11 +54,16 @@ pub struct ProposeSpec {
     pub n: usize,
 }
 
-/// `demos: { max, candidates }`: demo sets drawn from the train split, 1 to `max` rows each.
+/// `demos: { max, candidates, bootstrap }`: demo sets drawn from the train split, 1 to `max`
+/// rows each; with `bootstrap: N`, drawn only from those of the first N train rows that the
+/// first seed prompt answers right (DSPy's BootstrapFewShot: a demonstration is a trace that
+/// passed the metric), which the runner finds before the search.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 pub struct DemoSearch {
     pub max: usize,
     pub candidates: usize,
+    #[serde(default)]
+    pub bootstrap: usize,
 }
 
 /// One prompt the search may try.
@@ -94,6 +99,18 @@ impl OptimizeSpec {
     pub fn candidates(&self, plan: &Plan, proposed: &[String]) -> Vec<Candidate> {
         let d = &plan.dataset;
         self.candidates_over(&plan.prompts, &d.train, d.seed, proposed)
+    }
+
+    /// [`Self::candidates`] with demo sets drawn from `demo_rows` (train rows the bootstrap
+    /// kept) instead of the whole train split.
+    pub fn candidates_with_demos(
+        &self,
+        plan: &Plan,
+        proposed: &[String],
+        demo_rows: &[Row],
+    ) -> Vec<Candidate> {
+        let d = &plan.dataset;
+        self.candidates_over(&plan.prompts, demo_rows, d.seed, proposed)
     }
 
     /// [`Self::candidates`] over the plan's parts, for `validate`, which has no plan yet.

@@ -27,6 +27,7 @@ mod batch_api;
 mod batch_collect;
 mod batch_submit;
 mod bench;
+mod bootstrap;
 mod budget;
 mod call;
 mod events;

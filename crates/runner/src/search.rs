@@ -48,7 +48,11 @@ pub(crate) async fn optimize_arms(
             proposed.insert(block.id.clone(), found);
         }
         let extra = proposed.get(&block.id).map_or(&[][..], Vec::as_slice);
-        let search = Search::new(inv, block, arm, extra);
+        let pool = crate::bootstrap::demo_pool(inv, block, arm, lanes, embedders).await?;
+        if inv.cancel.is_cancelled() {
+            return Ok(());
+        }
+        let search = Search::new(inv, block, arm, extra, pool.as_deref());
         if let Some(winner) = search.run(lanes, embedders).await? {
             set_prompt(arm, winner);
         }
@@ -92,9 +96,13 @@ impl<'a> Search<'a> {
         block: &'a OptimizeSpec,
         arm: &'a Arm,
         proposed: &[String],
+        demo_pool: Option<&[experiment::Row]>,
     ) -> Self {
         let plan = inv.plan;
-        let mut candidates = block.candidates(plan, proposed);
+        let mut candidates = match demo_pool {
+            Some(rows) => block.candidates_with_demos(plan, proposed, rows),
+            None => block.candidates(plan, proposed),
+        };
         let dev: Vec<_> = plan.dataset.dev.iter().take(block.dev).cloned().collect();
         let available = candidates.len();
         candidates.truncate(affordable(available, dev.len(), block.max_calls));
@@ -291,7 +299,7 @@ impl<'a> Search<'a> {
 
 /// What the search of optimised arm `arm` may still spend: the block's `max_cost_usd` less
 /// what its candidates (and proposal call) cost so far, within what the run's budget has left.
-async fn search_budget(
+pub(crate) async fn search_budget(
     inv: &Invocation<'_>,
     block: &OptimizeSpec,
     arm: &str,

@@ -3,6 +3,8 @@
 //! their price (for `--dry-run`) and a floor (for refusing a budget that cannot buy the least
 //! search `validate` allows: [`MIN_CANDIDATES`] candidates on [`FIRST_RUNG_ITEMS`] dev items).
 //!
+//! The calls of `demos.bootstrap` are counted too; demo sets are then drawn from whichever
+//! train rows pass, which the estimate cannot know, so it prices sets drawn from the whole split.
 //! Proposed instructions (`propose:`) are not known before the run: each of the `n` is counted
 //! as long as the longest written instruction. Pure arithmetic over the plan; no IO.
 
@@ -81,12 +83,31 @@ pub(crate) fn estimate(
         }
         block.max_cost_usd.map_or(total, |m| total.min(m))
     });
+    let (boot_calls, boot_cost) = bootstrap(plan, block, pricing);
     SearchEstimate {
         candidates: k,
         available: all.len(),
-        calls: schedule_calls(&rungs),
-        cost_usd,
+        calls: schedule_calls(&rungs) + boot_calls,
+        cost_usd: cost_usd.map(|c| {
+            let total = c + boot_cost.unwrap_or(0.0);
+            block.max_cost_usd.map_or(total, |m| total.min(m))
+        }),
     }
+}
+
+/// The calls of `demos.bootstrap` (the first seed on the first N train rows) and their most.
+fn bootstrap(plan: &Plan, block: &OptimizeSpec, pricing: Option<&Pricing>) -> (usize, Option<f64>) {
+    let n = block.demos.bootstrap.min(plan.dataset.train.len());
+    let Some(seed) = block.from.first().and_then(|p| plan.prompt(p)) else {
+        return (0, None);
+    };
+    let cost = pricing.map(|p| {
+        plan.dataset.train[..n]
+            .iter()
+            .map(|r| call_cost_upper_bound(&plan.render(seed, r), plan.generation.max_tokens, p))
+            .sum()
+    });
+    (n, cost)
 }
 
 /// The least the smallest search can cost on a provider priced `pricing`: its

@@ -18,7 +18,7 @@ const OPTIMIZE: &[&str] = &[
     "budget",
 ];
 const PROPOSE: &[&str] = &["provider", "n"];
-const DEMOS: &[&str] = &["max", "candidates"];
+const DEMOS: &[&str] = &["max", "candidates", "bootstrap"];
 const BUDGET: &[&str] = &["max_calls", "max_cost_usd"];
 
 /// Defaults: demo sets of up to 4 rows, 8 of them; 50 dev items; 2,000 calls.
@@ -38,6 +38,8 @@ pub(crate) struct RawOptimize {
     pub propose: Option<(Spanned<String>, usize)>,
     pub demos_max: Spanned<usize>,
     pub demo_sets: usize,
+    /// `demos.bootstrap`: train rows the first seed answers first (0: off).
+    pub bootstrap: Spanned<usize>,
     pub dev: Spanned<usize>,
     pub max_calls: Spanned<usize>,
     pub max_cost_usd: Option<f64>,
@@ -70,7 +72,7 @@ pub(super) fn optimize(cx: &mut Ctx<'_>, node: &Node) -> Option<RawOptimize> {
         Some((provider, n))
     });
     let at = |value| Spanned { value, pos: f.pos };
-    let (demos_max, demo_sets) = match f
+    let (demos_max, demo_sets, bootstrap) = match f
         .get("demos")
         .and_then(|n| fields(cx, n, "`demos`", DEMOS, &[]))
     {
@@ -81,8 +83,12 @@ pub(super) fn optimize(cx: &mut Ctx<'_>, node: &Node) -> Option<RawOptimize> {
             }),
             d.usize_in(cx, "candidates", 0, 1000)
                 .map_or(DEFAULT_DEMO_SETS, |s| s.value),
+            d.usize_in(cx, "bootstrap", 0, 100_000).unwrap_or(Spanned {
+                value: 0,
+                pos: d.pos,
+            }),
         ),
-        None => (at(DEFAULT_DEMOS_MAX), DEFAULT_DEMO_SETS),
+        None => (at(DEFAULT_DEMOS_MAX), DEFAULT_DEMO_SETS, at(0)),
     };
     let dev = f.usize(cx, "dev", 1).unwrap_or(at(DEFAULT_DEV));
     let (max_calls, max_cost_usd) = match f
@@ -108,6 +114,7 @@ pub(super) fn optimize(cx: &mut Ctx<'_>, node: &Node) -> Option<RawOptimize> {
         propose,
         demos_max,
         demo_sets,
+        bootstrap,
         dev,
         max_calls,
         max_cost_usd,

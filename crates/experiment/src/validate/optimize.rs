@@ -147,6 +147,19 @@ fn block(
         );
         ok = false;
     }
+    let b = &o.bootstrap;
+    if b.value > 0 && (b.value > dataset.train.len() || b.value < o.demos_max.value) {
+        cx.error(
+            b.pos,
+            format!(
+                "`bootstrap: {}` must be between `demos.max` ({}) and the train split's {} rows",
+                b.value,
+                o.demos_max.value,
+                dataset.train.len()
+            ),
+        );
+        ok = false;
+    }
     let floor = MIN_CANDIDATES * FIRST_RUNG_ITEMS;
     if o.max_calls.value < floor {
         cx.error(
@@ -168,6 +181,7 @@ fn block(
         demos: DemoSearch {
             max: o.demos_max.value,
             candidates: o.demo_sets,
+            bootstrap: o.bootstrap.value,
         },
         dev: o.dev.value,
         max_calls: o.max_calls.value,

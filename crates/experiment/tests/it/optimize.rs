@@ -189,3 +189,31 @@ fn references_and_too_few_candidates_are_refused() {
         "#]],
     );
 }
+
+#[test]
+fn a_bootstrap_pool_is_read_and_bounded_by_demos_and_train() {
+    let data = rows();
+    let block =
+        "{ id: opt, from: [zs, fs], demos: { max: 3, candidates: 4, bootstrap: 20 }, dev: 25 }";
+    let plan = Fixture::new(&spec(block), &[("data.jsonl", &data)])
+        .load()
+        .unwrap();
+    assert_eq!(plan.optimize[0].demos.bootstrap, 20);
+    // The pool's rows are the demo sets' only source.
+    let pool = &plan.dataset.train[..6];
+    let ids: BTreeSet<&str> = pool.iter().map(|r| r.id.as_str()).collect();
+    for c in plan.optimize[0].candidates_with_demos(&plan, &[], pool) {
+        if c.id == "c00" || c.id == "c01" {
+            continue; // the seeds as written
+        }
+        for id in c.prompt.demos.iter().flatten() {
+            assert!(ids.contains(id.as_str()), "{id} is not in the pool");
+        }
+    }
+    check(
+        "{ id: opt, from: [zs, fs], demos: { max: 3, bootstrap: 2 }, dev: 25 }",
+        expect![[r#"
+            $DIR/spec.yaml:9:60: `bootstrap: 2` must be between `demos.max` (3) and the train split's 45 rows
+        "#]],
+    );
+}
