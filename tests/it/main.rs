@@ -16,6 +16,7 @@ mod budget;
 mod cache;
 mod choices;
 mod concurrent;
+mod data_check;
 mod dry_run;
 mod faults;
 mod full_run;

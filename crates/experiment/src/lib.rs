@@ -16,6 +16,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod data_check;
 mod dataset;
 mod decode;
 mod diagnostic;

@@ -57,6 +57,8 @@ enum Command {
     Report(commands::report::Args),
     Models(commands::models::Args),
     BenchServing(commands::bench_serving::Args),
+    /// Check an experiment's data (`data check FILE`).
+    Data(commands::data::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,7 +79,7 @@ fn main() -> ExitCode {
     // with the CPU settings they need before any thread exists. Returns only when nothing was
     // missing or the restart failed.
     let cpu_env = match cli.command {
-        Command::Run(_) | Command::BenchServing(_) => runner::cpu_env::apply(),
+        Command::Run(_) | Command::BenchServing(_) | Command::Data(_) => runner::cpu_env::apply(),
         _ => Ok(()),
     };
     let bars = indicatif::MultiProgress::with_draw_target(
@@ -127,5 +129,6 @@ async fn dispatch(cli: Cli, bars: indicatif::MultiProgress) -> anyhow::Result<Ex
         Command::Report(args) => commands::report::execute(args, &db).await,
         Command::Models(args) => commands::models::execute(args, bars).await,
         Command::BenchServing(args) => commands::bench_serving::execute(args, &db).await,
+        Command::Data(args) => commands::data::execute(args).await,
     }
 }

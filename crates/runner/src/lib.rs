@@ -34,6 +34,7 @@ mod events;
 mod execute;
 mod grace;
 mod hosted;
+mod label_probs;
 mod lease;
 mod local;
 mod lookahead;
@@ -49,6 +50,9 @@ mod writer;
 
 pub use bench::{BenchError, BenchRequest, bench_serving};
 pub use events::{ArmStart, Event};
+pub use label_probs::{
+    LabelIssues, LabelProbs, ProbeError, RowProbs, Suspect, label_issues, label_probabilities,
+};
 /// Process settings for local models on the CPU; `run` applies them before it starts.
 pub use lease::observed_status;
 pub use llm::cpu_env;

@@ -29,12 +29,14 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod label_issues;
 mod scorers;
 mod selective;
 mod similar;
 mod stats;
 mod text;
 
+pub use label_issues::{LabelIssue, class_thresholds, label_issues};
 pub use scorers::{Scorer, score};
 pub use selective::{
     CoveragePoint, Selection, Threshold, at_threshold, binomial_cdf, clopper_pearson_upper,

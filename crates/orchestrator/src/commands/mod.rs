@@ -12,6 +12,7 @@ use crate::exit::bad_input;
 
 pub mod bench_serving;
 pub mod compare;
+pub mod data;
 pub mod leaderboard;
 pub mod models;
 pub mod report;

@@ -1,0 +1,217 @@
+//! `orchestrator data check FILE`: what is wrong with an experiment's data before anything is
+//! spent on it. Without a model: each split's label distribution, repeated inputs (exact, or
+//! the same once normalised) and those repeated with different labels, eval items whose input
+//! is also in train or dev, empty and overlong inputs (`experiment::data_check`). With
+//! `--arm` (a prompt arm with `choices` on a local provider): the rows whose label is probably
+//! wrong, by confident learning over that arm's label probabilities (`scoring::label_issues`),
+//! lowest self-confidence first. As a table or `--format json`; `--suspects FILE` writes the
+//! suspect rows as JSON lines for review. Touches no database.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use experiment::data_check::{self, DataChecks};
+use serde::Serialize;
+
+use crate::exit::{Exit, bad_input};
+use crate::output::{errln, out, outln};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DataCommand {
+    /// Check an experiment's data: label distributions, duplicates, leakage, empty and
+    /// overlong inputs, and with --arm the rows whose label is probably wrong.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The experiment spec (YAML).
+    pub file: PathBuf,
+    /// A prompt arm with `choices` on a local provider (e.g. zero-shot-labels@smollm2): its
+    /// label probabilities rank the rows whose label is probably wrong.
+    #[arg(long)]
+    pub arm: Option<String>,
+    /// Score at most the first N rows of train and of eval with --arm.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Inputs estimated longer than this many tokens are reported as overlong.
+    #[arg(long, default_value_t = 2048)]
+    pub max_input_tokens: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the suspect rows (id, split, input, label, likely label, self-confidence) here,
+    /// one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    pub suspects: Option<PathBuf>,
+    /// Rows of each list shown in the table.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    experiment: String,
+    #[serde(flatten)]
+    checks: DataChecks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_issues: Option<runner::LabelIssues>,
+}
+
+pub async fn execute(args: Args) -> anyhow::Result<Exit> {
+    let DataCommand::Check(args) = args.command;
+    let plan = experiment::load(&args.file)?;
+    let checks = data_check::check(&plan.dataset, args.max_input_tokens);
+    let label_issues = match &args.arm {
+        Some(arm) => Some(label_issues(&plan, arm, args.limit).await?),
+        None => None,
+    };
+    let report = Report {
+        experiment: plan.name.clone(),
+        checks,
+        label_issues,
+    };
+    if let (Some(path), Some(li)) = (&args.suspects, &report.label_issues) {
+        write_suspects(path, &li.suspects)?;
+    }
+    match args.format {
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
+        Format::Table => print_table(&report, args.top)?,
+    }
+    Ok(Exit::Ok)
+}
+
+async fn label_issues(
+    plan: &experiment::Plan,
+    arm: &str,
+    limit: Option<u64>,
+) -> anyhow::Result<runner::LabelIssues> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let notes = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if let runner::Event::Note(text) = event {
+                errln!("note: {text}");
+            }
+        }
+    });
+    let limit = limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let found = runner::label_issues(plan, arm, limit, tx).await;
+    let _ = notes.await;
+    found.map_err(|e| match e {
+        runner::ProbeError::BadArm(m) => bad_input(m),
+        runner::ProbeError::Model(m) => anyhow::anyhow!(m),
+    })
+}
+
+fn write_suspects(path: &std::path::Path, suspects: &[runner::Suspect]) -> anyhow::Result<()> {
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    for s in suspects {
+        writeln!(file, "{}", serde_json::to_string(s)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    errln!(
+        "wrote {} suspect row(s) to {}",
+        suspects.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+fn print_table(r: &Report, top: usize) -> std::io::Result<()> {
+    let c = &r.checks;
+    outln!("data check of `{}`", r.experiment)?;
+    for s in &c.splits {
+        let labels: Vec<String> = s.labels.iter().map(|(l, n)| format!("{l} {n}")).collect();
+        outln!("  {:<5} {:>6} rows: {}", s.split, s.rows, labels.join(", "))?;
+    }
+    let conflicting = c.duplicates.iter().filter(|d| d.labels.len() > 1).count();
+    outln!(
+        "repeated inputs: {} group(s) ({} exact, {} only once normalised), {conflicting} with \
+         different labels",
+        c.duplicates.len(),
+        c.duplicates.iter().filter(|d| d.exact).count(),
+        c.duplicates.iter().filter(|d| !d.exact).count(),
+    )?;
+    for d in c.duplicates.iter().take(top) {
+        let rows: Vec<String> = d
+            .rows
+            .iter()
+            .map(|x| format!("{}:{}", x.split, x.id))
+            .collect();
+        outln!(
+            "  {:?}: {} [{}]",
+            clip(&d.text),
+            rows.join(" "),
+            d.labels.join(", ")
+        )?;
+    }
+    outln!(
+        "eval items also in train or dev (leakage): {}",
+        c.leaks.len()
+    )?;
+    for l in c.leaks.iter().take(top) {
+        let seen: Vec<String> = l
+            .seen_in
+            .iter()
+            .map(|x| format!("{}:{}", x.split, x.id))
+            .collect();
+        outln!("  eval:{} = {}", l.eval_id, seen.join(" "))?;
+    }
+    outln!(
+        "empty inputs: {}; over {} tokens: {}",
+        c.empty.len(),
+        c.max_input_tokens,
+        c.overlong.len()
+    )?;
+    if let Some(li) = &r.label_issues {
+        print_label_issues(li, top)?;
+    }
+    Ok(())
+}
+
+fn print_label_issues(li: &runner::LabelIssues, top: usize) -> std::io::Result<()> {
+    outln!(
+        "label issues by `{}`: {} of {} scored rows (confident learning; {} fixed demos left \
+         out, {} labels outside the choices, {} unscored)",
+        li.arm,
+        li.suspects.len(),
+        li.scored,
+        li.left_out_demos,
+        li.unknown_labels,
+        li.failed
+    )?;
+    for s in li.suspects.iter().take(top) {
+        out!(
+            "  {}:{} labelled {} but likely {} (p = {:.3}): {:?}\n",
+            s.split,
+            s.id,
+            s.label,
+            s.likely,
+            s.self_confidence,
+            clip(&s.input)
+        )?;
+    }
+    Ok(())
+}
+
+/// At most 60 characters of `text`, marked when cut.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
