@@ -177,3 +177,97 @@ async fn label_issues_are_ranked_by_self_confidence_and_written_for_review() {
         refused.stderr
     );
 }
+
+/// Known flips on real data: the first 200 VADER movie snippets, 20 labels flipped at seeded
+/// rows, SmolLM2 zero-shot with `choices` as the probe. Measured on a 2-core AMD EPYC
+/// (2026-12-04): 100 rows flagged, precision 0.130, recall 0.650; the 20 least self-confident
+/// suspects precision 0.650 (chance: 0.10). `bench/label_issues.sh` gives the larger runs
+/// recorded in BENCHMARKS.md. SmolLM2-135M is a weak judge of sentiment, so the test asks
+/// only that the least self-confident suspects are flips far more often than chance (10%).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_smollm2_injected_flips_are_found_among_the_least_confident_rows() {
+    if std::env::var("ORCHESTRATOR_SLOW_TESTS").as_deref() != Ok("1") {
+        eprintln!("skipping: set ORCHESTRATOR_SLOW_TESTS=1 to run it");
+        return;
+    }
+    let env = Env::without_server();
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../datasets/vader-movie/movie_snippets.jsonl"
+    );
+    let text = std::fs::read_to_string(data).unwrap();
+    let mut flipped = std::collections::BTreeSet::new();
+    let mut s = String::new();
+    for (i, line) in text.lines().take(200).enumerate() {
+        let mut row: serde_json::Value = serde_json::from_str(line).unwrap();
+        // Every tenth row, offset by a fixed pattern: known, spread and reproducible.
+        if (i * 7 + 3) % 10 == 0 {
+            let other = if row["label"] == "positive" {
+                "negative"
+            } else {
+                "positive"
+            };
+            row["label"] = other.into();
+            flipped.insert(format!("r{i}"));
+        }
+        let out =
+            serde_json::json!({"id": format!("r{i}"), "text": row["text"], "label": row["label"]});
+        s.push_str(&format!("{out}\n"));
+    }
+    env.write("movies.jsonl", &s);
+    let model = models::smollm2_gguf().display().to_string();
+    env.write(
+        "spec.yaml",
+        &format!(
+            r#"name: flips
+dataset: {{ path: movies.jsonl, input: text, target: label, split: {{ eval: 100, train: 100, seed: 7 }} }}
+providers:
+  - {{ id: smollm2, type: local, model: {model}, batch_size: 16 }}
+prompts:
+  - id: labels
+    system: You label the sentiment of movie reviews.
+    template: "Review: {{{{text}}}}\nIs this review positive or negative? Answer with one word: positive or negative."
+    choices: [positive, negative]
+"#
+        ),
+    );
+    let out = env
+        .run(&[
+            "data",
+            "check",
+            "spec.yaml",
+            "--arm",
+            "labels@smollm2",
+            "--format",
+            "json",
+        ])
+        .await;
+    out.expect_code(0);
+    let v = json(&out.stdout);
+    let suspects: Vec<String> = v["label_issues"]["suspects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let hits = suspects.iter().filter(|id| flipped.contains(*id)).count();
+    let top: Vec<&String> = suspects.iter().take(flipped.len()).collect();
+    let top_hits = top.iter().filter(|id| flipped.contains(**id)).count();
+    let (precision, recall) = (
+        hits as f64 / suspects.len().max(1) as f64,
+        hits as f64 / 20.0,
+    );
+    let top_precision = top_hits as f64 / top.len().max(1) as f64;
+    eprintln!(
+        "flagged {}: precision {precision:.3}, recall {recall:.3}; top {}: precision {top_precision:.3}",
+        suspects.len(),
+        top.len()
+    );
+    assert_eq!(flipped.len(), 20);
+    assert!(
+        top_precision >= 0.3,
+        "top-{} precision {top_precision}",
+        top.len()
+    );
+    assert!(recall >= 0.3, "recall {recall}");
+}
