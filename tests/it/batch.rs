@@ -211,3 +211,33 @@ async fn a_dry_run_with_batch_estimates_at_batch_rates() {
     );
     assert_eq!(env.server().batches_created(), 0);
 }
+
+/// Two arms of one provider whose prompts render alike ask one request per item: the batch
+/// carries it once, and the second arm follows its answer at no cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arms_asking_the_same_request_share_one_batch_line() {
+    let env = env_with(BatchConfig::default(), FAST_POLL).await;
+    let spec = std::fs::read_to_string(env.path("spec.yaml")).unwrap();
+    let twin = "  - id: twin\n    template: \"Q: {{text}}\"\n";
+    let spec = spec.replacen("  - id: polite\n", &format!("{twin}  - id: polite\n"), 1);
+    env.write("spec.yaml", &spec);
+    env.run(&["run", "spec.yaml", "--batch"])
+        .await
+        .expect_code(0);
+    submitted_once(&env);
+    assert_eq!(
+        env.server().batches_created(),
+        2,
+        "plain and polite; twin sent nothing"
+    );
+    let twin = env.row(Some(1), "twin@fake").await;
+    assert_eq!(
+        (twin["n"].as_u64(), twin["errors"].as_u64()),
+        (Some(ITEMS as u64), Some(0))
+    );
+    assert_eq!(twin["cost_usd"], 0.0, "{twin}");
+    assert_eq!(
+        twin["quality"],
+        env.row(Some(1), "plain@fake").await["quality"]
+    );
+}

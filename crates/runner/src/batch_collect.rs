@@ -5,8 +5,8 @@
 //! asked once more in real time in this invocation, or recorded failed, as `batch.on_failure`
 //! says.
 //!
-//! Items that share a request (the same cache key) are sent once; the others follow the
-//! answer of the one that was sent. An item the store already has a success for (answered in
+//! Items that share a request (the same cache key), in one arm or in several arms of one
+//! provider, are sent once; the others follow the answer of the one that was sent. An item the store already has a success for (answered in
 //! real time after an earlier, interrupted collection) is left as it is.
 
 use std::collections::HashMap;
@@ -25,8 +25,10 @@ pub(crate) struct Collector {
     index: HashMap<String, usize>,
     /// (arm, item sent) → the cache key of its request.
     keys: HashMap<(usize, usize), String>,
-    /// (arm, item sent) → items of that arm asking the same request.
-    followers: HashMap<(usize, usize), Vec<usize>>,
+    /// (provider's lane, cache key) → the (arm, item) sent with that request.
+    sent: HashMap<(usize, String), (usize, usize)>,
+    /// (arm, item sent) → the (arm, item)s of the same provider asking the same request.
+    followers: HashMap<(usize, usize), Vec<(usize, usize)>>,
     /// (arm, item) to ask in real time in this invocation.
     retry: Vec<(usize, usize)>,
 }
@@ -36,6 +38,7 @@ impl Collector {
         Self {
             index,
             keys: HashMap::new(),
+            sent: HashMap::new(),
             followers: HashMap::new(),
             retry: Vec::new(),
         }
@@ -47,13 +50,13 @@ impl Collector {
     }
 
     /// Answers what the response cache (or an answer not yet written) already has, sends each
-    /// distinct request once, and returns the items to send.
+    /// distinct request of a provider once (over all its arms), and returns the items of arm
+    /// `a` on lane `l` to send.
     pub(crate) async fn answer_from_cache(
         &mut self,
         st: &Stage<'_>,
-        lane: &Lane,
-        a: usize,
-        arm: &mut HostedArm,
+        (l, lane): (usize, &Lane),
+        (a, arm): (usize, &mut HostedArm),
         rendered: Vec<(usize, Vec<Message>)>,
         out: &mut StageOutcome,
     ) -> Vec<(usize, Vec<Message>)> {
@@ -61,13 +64,12 @@ impl Collector {
             return rendered;
         }
         let mut leaders: Vec<(usize, Vec<Message>, String)> = Vec::new();
-        let mut by_key: HashMap<String, usize> = HashMap::new();
         for (item, messages) in rendered {
             let key = providers::cache_key(&lane.base_url, &lane.model, &messages, &arm.params);
-            match by_key.get(&key) {
-                Some(&leader) => self.followers.entry((a, leader)).or_default().push(item),
+            match self.sent.get(&(l, key.clone())) {
+                Some(&leader) => self.followers.entry(leader).or_default().push((a, item)),
                 None => {
-                    by_key.insert(key.clone(), item);
+                    self.sent.insert((l, key.clone()), (a, item));
                     leaders.push((item, messages, key));
                 }
             }
@@ -85,8 +87,10 @@ impl Collector {
             let hit = found.remove(&key).or_else(|| st.unwritten.get(&key));
             match hit {
                 Some(answer) => {
+                    // Only this arm's items can follow it yet; a later arm's finds the cache.
+                    self.sent.remove(&(l, key));
                     let followers = self.followers.remove(&(a, item)).unwrap_or_default();
-                    for i in std::iter::once(item).chain(followers) {
+                    for (_, i) in std::iter::once((a, item)).chain(followers) {
                         self.hit(st, arm, i, &answer, out).await;
                     }
                 }
@@ -139,8 +143,7 @@ impl Collector {
         };
         for id in &row.items {
             if let Some(&item) = self.index.get(id) {
-                self.unanswered(st, (a, &mut arms[a]), item, &error, out)
-                    .await;
+                self.unanswered(st, arms, (a, item), &error, out).await;
             }
         }
     }
@@ -150,15 +153,16 @@ impl Collector {
     async fn unanswered(
         &mut self,
         st: &Stage<'_>,
-        (a, arm): (usize, &mut HostedArm),
-        item: usize,
+        arms: &mut [HostedArm],
+        (a, item): (usize, usize),
         error: &CallError,
         out: &mut StageOutcome,
     ) {
         let followers = self.followers.remove(&(a, item)).unwrap_or_default();
-        for i in std::iter::once(item).chain(followers) {
+        for (b, i) in std::iter::once((a, item)).chain(followers) {
+            let arm = &mut arms[b];
             match st.plan.batch.on_failure {
-                BatchFailure::Realtime => self.retry.push((a, i)),
+                BatchFailure::Realtime => self.retry.push((b, i)),
                 BatchFailure::Fail => {
                     let answered =
                         call::record(&st.shared, &arm.arm, i, Err(error.clone()), (0.0, 1)).await;
@@ -201,13 +205,14 @@ pub(crate) async fn collect(
     w: Waiting,
     out: &mut StageOutcome,
 ) {
-    let arm = &mut arms[w.arm];
+    let (name, params) = (arms[w.arm].arm.clone(), arms[w.arm].params.clone());
+    let prompt = &arms[w.arm].prompt;
     let items: Vec<(usize, Vec<Message>)> = w
         .row
         .items
         .iter()
         .filter_map(|id| c.index.get(id).copied())
-        .map(|i| (i, st.plan.render(&arm.prompt, &st.plan.dataset.eval[i])))
+        .map(|i| (i, st.plan.render(prompt, &st.plan.dataset.eval[i])))
         .collect();
     let requests: HashMap<&str, BatchRequest<'_>> = items
         .iter()
@@ -218,7 +223,7 @@ pub(crate) async fn collect(
                 BatchRequest {
                     custom_id: id,
                     messages: m,
-                    params: &arm.params,
+                    params: &params,
                 },
             )
         })
@@ -244,7 +249,7 @@ pub(crate) async fn collect(
     }
     let done = st
         .store
-        .completed_items(st.run_id, &arm.arm)
+        .completed_items(st.run_id, &name)
         .await
         .unwrap_or_default();
     let latency_ms = turnaround_ms(w.remote.created_at);
@@ -259,8 +264,8 @@ pub(crate) async fn collect(
             Some(Ok(answer)) => {
                 spent += answer.cost_usd;
                 answered += 1;
-                let at = (*item, messages.as_slice());
-                c.answered(st, lane, (w.arm, &mut *arm), at, answer, latency_ms, out)
+                let at = (w.arm, *item, messages.as_slice());
+                c.answered(st, lane, arms, at, answer, latency_ms, out)
                     .await;
             }
             result => {
@@ -269,8 +274,7 @@ pub(crate) async fn collect(
                     Some(Err(e)) => e,
                     _ => missing(&w),
                 };
-                c.unanswered(st, (w.arm, &mut *arm), *item, &error, out)
-                    .await;
+                c.unanswered(st, arms, (w.arm, *item), &error, out).await;
             }
         }
     }
@@ -278,8 +282,7 @@ pub(crate) async fn collect(
     out.collected.push(w.row.id);
     st.events
         .note(format!(
-            "arm {}: batch {} {}: {answered} answered, {unanswered} not (${spent:.4} at batch rates)",
-            arm.arm,
+            "arm {name}: batch {} {}: {answered} answered, {unanswered} not (${spent:.4} at batch rates)",
             w.remote.id,
             w.remote.status.as_str()
         ))
@@ -293,12 +296,13 @@ impl Collector {
         &mut self,
         st: &Stage<'_>,
         lane: &Lane,
-        (a, arm): (usize, &mut HostedArm),
-        (item, messages): (usize, &[Message]),
+        arms: &mut [HostedArm],
+        (a, item, messages): (usize, usize, &[Message]),
         answer: providers::Answer,
         latency_ms: f64,
         out: &mut StageOutcome,
     ) {
+        let arm = &mut arms[a];
         let mut answered =
             call::record(&st.shared, &arm.arm, item, Ok(answer), (latency_ms, 1)).await;
         let cached = answered.answer.take();
@@ -315,8 +319,8 @@ impl Collector {
         hosted::deliver(arm, answered.written, None, st.events, &st.writer).await;
         let followers = self.followers.remove(&(a, item)).unwrap_or_default();
         if let Some(answer) = cached {
-            for i in followers {
-                self.hit(st, arm, i, &answer, out).await;
+            for (b, i) in followers {
+                self.hit(st, &mut arms[b], i, &answer, out).await;
             }
         }
     }

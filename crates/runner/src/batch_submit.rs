@@ -46,7 +46,7 @@ pub(crate) async fn submit_pending(
                 })
                 .collect();
             let to_send = collector
-                .answer_from_cache(st, lane, *arm, &mut arms[*arm], rendered, out)
+                .answer_from_cache(st, (l, lane), (*arm, &mut arms[*arm]), rendered, out)
                 .await;
             let sent = send_arm(st, (l, lane, provider), (*arm, &arms[*arm]), to_send, out).await;
             for s in sent {
