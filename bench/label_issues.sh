@@ -4,7 +4,9 @@
 # `orchestrator data check --arm` with SmolLM2 (a zero-shot prompt with `choices`), and prints
 # the CPU model, the wall time, and the precision and recall of the suspects against the flips.
 #
-# Usage: bench/label_issues.sh [snips|vader] [N] [FRAC] [BINARY]   (default snips 400 0.1)
+# With PROBE=knn the probe is cross-validated kNN on all-MiniLM-L6-v2 embeddings instead.
+#
+# Usage: [PROBE=arm|knn] bench/label_issues.sh [snips|vader] [N] [FRAC] [BINARY]   (default snips 400 0.1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-snips}; N=${2:-400}; FRAC=${3:-0.1}
@@ -51,7 +53,9 @@ prompts:
 YAML
 lscpu | grep 'Model name' | sed 's/  */ /g'
 start=$(date +%s.%N)
-"$BIN" data check "$work/spec.yaml" --arm labels@smollm2 --format json > "$work/out.json"
+if [ "${PROBE:-arm}" = knn ]; then how=(--probe knn); else how=(--arm labels@smollm2); fi
+echo "probe: ${how[*]}"
+"$BIN" data check "$work/spec.yaml" "${how[@]}" --format json > "$work/out.json"
 end=$(date +%s.%N)
 python3 - "$work" "$start" "$end" <<'PY'
 import json, sys

@@ -271,3 +271,128 @@ prompts:
     );
     assert!(recall >= 0.3, "recall {recall}");
 }
+
+/// `--probe knn`: cross-validated neighbours in embedding space (the tiny BERT of
+/// `embed::testing`) give every train and eval row label probabilities; no arm is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_knn_probe_scores_every_row_from_embeddings() {
+    let env = env();
+    embed::testing::write_tiny_model(&env.path("tiny-embed")).expect("writing the tiny embedder");
+    let embedding = env.path("tiny-embed").display().to_string();
+    let out = env
+        .run(&[
+            "data",
+            "check",
+            "spec.yaml",
+            "--probe",
+            "knn",
+            "--embedding",
+            &embedding,
+            "--folds",
+            "3",
+            "--neighbours",
+            "3",
+            "--format",
+            "json",
+        ])
+        .await;
+    out.expect_code(0);
+    let li = &json(&out.stdout)["label_issues"];
+    assert_eq!(li["scored"], 24, "{li}");
+    assert!(li["arm"].as_str().unwrap().starts_with("knn("), "{li}");
+    assert_eq!(li["labels"], serde_json::json!(["no", "yes"]));
+    let both = env
+        .run(&[
+            "data",
+            "check",
+            "spec.yaml",
+            "--probe",
+            "knn",
+            "--arm",
+            "labels@tiny",
+        ])
+        .await;
+    both.expect_code(1);
+}
+
+/// Known flips on real data with the kNN probe: the first 400 SNIPS utterances (7 intents), 40
+/// labels moved to the next intent at a fixed pattern of rows, all-MiniLM-L6-v2 embeddings, 5
+/// folds, 10 neighbours. Measured on a 2-core AMD EPYC (2026-12-04): 43 flagged, precision
+/// 0.698, recall 0.750; the assertion asks for at least 0.5 of both (chance: 10%).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_minilm_the_knn_probe_finds_injected_intent_flips() {
+    if std::env::var("ORCHESTRATOR_SLOW_TESTS").as_deref() != Ok("1") {
+        eprintln!("skipping: set ORCHESTRATOR_SLOW_TESTS=1 to run it");
+        return;
+    }
+    let env = Env::without_server();
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../datasets/snips-intent/snips_intent.jsonl"
+    );
+    let text = std::fs::read_to_string(data).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .take(400)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let intents: std::collections::BTreeSet<String> = rows
+        .iter()
+        .map(|r| r["label"].as_str().unwrap().to_owned())
+        .collect();
+    let intents: Vec<String> = intents.into_iter().collect();
+    let mut flipped = std::collections::BTreeSet::new();
+    let mut s = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let mut label = row["label"].as_str().unwrap().to_owned();
+        if (i * 7 + 3) % 10 == 0 {
+            let at = intents.iter().position(|l| *l == label).unwrap();
+            label = intents[(at + 1) % intents.len()].clone();
+            flipped.insert(format!("r{i}"));
+        }
+        let out = serde_json::json!({"id": format!("r{i}"), "text": row["text"], "label": label});
+        s.push_str(&format!("{out}\n"));
+    }
+    env.write("snips.jsonl", &s);
+    env.write(
+        "spec.yaml",
+        r#"name: snips-flips
+dataset: { path: snips.jsonl, input: text, target: label, split: { eval: 200, train: 200, seed: 7 } }
+providers: [{ id: api, type: openai, model: gpt-4o-mini }]
+prompts: [{ id: zs, template: "{{text}}" }]
+"#,
+    );
+    let minilm = models::all_minilm_l6_v2_dir().display().to_string();
+    let out = env
+        .run(&[
+            "data",
+            "check",
+            "spec.yaml",
+            "--probe",
+            "knn",
+            "--embedding",
+            &minilm,
+            "--format",
+            "json",
+        ])
+        .await;
+    out.expect_code(0);
+    let suspects: Vec<String> = json(&out.stdout)["label_issues"]["suspects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let hits = suspects.iter().filter(|id| flipped.contains(*id)).count();
+    let precision = hits as f64 / suspects.len().max(1) as f64;
+    let recall = hits as f64 / flipped.len() as f64;
+    eprintln!(
+        "flagged {}: precision {precision:.3}, recall {recall:.3}",
+        suspects.len()
+    );
+    assert_eq!(flipped.len(), 40);
+    assert!(
+        precision >= 0.5 && recall >= 0.5,
+        "precision {precision}, recall {recall}"
+    );
+}

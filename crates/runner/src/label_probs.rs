@@ -191,7 +191,7 @@ pub struct LabelIssues {
     pub suspects: Vec<Suspect>,
 }
 
-/// [`label_probabilities`], then confident learning (`scoring::label_issues`) over them.
+/// [`label_probabilities`], then confident learning over them ([`issues_from`]).
 pub async fn label_issues(
     plan: &Plan,
     arm: &str,
@@ -199,6 +199,11 @@ pub async fn label_issues(
     events: tokio::sync::mpsc::Sender<Event>,
 ) -> Result<LabelIssues, ProbeError> {
     let p = label_probabilities(plan, arm, limit, events).await?;
+    Ok(issues_from(plan, arm, p))
+}
+
+/// Confident learning (`scoring::label_issues`) over `p`, the probabilities of probe `probe`.
+pub fn issues_from(plan: &Plan, probe: &str, p: LabelProbs) -> LabelIssues {
     let given: Vec<usize> = p.rows.iter().map(|r| r.given).collect();
     let probs: Vec<Vec<f64>> = p.rows.iter().map(|r| r.probs.clone()).collect();
     let k = p.labels.len();
@@ -214,22 +219,19 @@ pub async fn label_issues(
         .into_iter()
         .filter_map(|issue| {
             let row = p.rows.get(issue.row)?;
+            let input = inputs.get(&(row.split, row.id.as_str())).copied();
             Some(Suspect {
                 split: row.split,
                 id: row.id.clone(),
-                input: inputs
-                    .get(&(row.split, row.id.as_str()))
-                    .copied()
-                    .unwrap_or_default()
-                    .to_owned(),
+                input: input.unwrap_or_default().to_owned(),
                 label: p.labels.get(issue.given)?.clone(),
                 likely: p.labels.get(issue.likely)?.clone(),
                 self_confidence: issue.self_confidence,
             })
         })
         .collect();
-    Ok(LabelIssues {
-        arm: arm.to_owned(),
+    LabelIssues {
+        arm: probe.to_owned(),
         thresholds: scoring::class_thresholds(&given, &probs, k),
         scored: p.rows.len(),
         left_out_demos: p.demos_left_out,
@@ -237,5 +239,5 @@ pub async fn label_issues(
         failed: p.failed,
         labels: p.labels,
         suspects,
-    })
+    }
 }

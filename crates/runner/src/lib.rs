@@ -34,6 +34,7 @@ mod events;
 mod execute;
 mod grace;
 mod hosted;
+mod knn_probe;
 mod label_probs;
 mod lease;
 mod local;
@@ -50,8 +51,10 @@ mod writer;
 
 pub use bench::{BenchError, BenchRequest, bench_serving};
 pub use events::{ArmStart, Event};
+pub use knn_probe::{KnnProbe, knn_label_probabilities};
 pub use label_probs::{
-    LabelIssues, LabelProbs, ProbeError, RowProbs, Suspect, label_issues, label_probabilities,
+    LabelIssues, LabelProbs, ProbeError, RowProbs, Suspect, issues_from, label_issues,
+    label_probabilities,
 };
 /// Process settings for local models on the CPU; `run` applies them before it starts.
 pub use lease::observed_status;

@@ -2,9 +2,10 @@
 //! spent on it. Without a model: each split's label distribution, repeated inputs (exact, or
 //! the same once normalised) and those repeated with different labels, eval items whose input
 //! is also in train or dev, empty and overlong inputs (`experiment::data_check`). With
-//! `--arm` (a prompt arm with `choices` on a local provider): the rows whose label is probably
-//! wrong, by confident learning over that arm's label probabilities (`scoring::label_issues`),
-//! lowest self-confidence first. As a table or `--format json`; `--suspects FILE` writes the
+//! `--arm` (a prompt arm with `choices` on a local provider), or `--probe knn` (cross-validated
+//! nearest neighbours of sentence embeddings): the rows whose label is probably wrong, by
+//! confident learning over those label probabilities (`scoring::label_issues`), lowest
+//! self-confidence first. As a table or `--format json`; `--suspects FILE` writes the
 //! suspect rows as JSON lines for review. Touches no database.
 
 use std::io::Write as _;
@@ -36,8 +37,21 @@ pub struct CheckArgs {
     pub file: PathBuf,
     /// A prompt arm with `choices` on a local provider (e.g. zero-shot-labels@smollm2): its
     /// label probabilities rank the rows whose label is probably wrong.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "probe")]
     pub arm: Option<String>,
+    /// Label probabilities from sentence embeddings instead of an arm: each row's most similar
+    /// rows in the other folds vote (cross-validated kNN).
+    #[arg(long, value_enum)]
+    pub probe: Option<Probe>,
+    /// The embedding model of `--probe knn`: a known name or a folder.
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    pub embedding: String,
+    /// Folds of `--probe knn`.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=100))]
+    pub folds: u64,
+    /// Neighbours that vote in `--probe knn`.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub neighbours: u64,
     /// Score at most the first N rows of train and of eval with --arm.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
@@ -54,6 +68,12 @@ pub struct CheckArgs {
     /// Rows of each list shown in the table.
     #[arg(long, default_value_t = 20)]
     pub top: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Probe {
+    /// Cross-validated nearest neighbours in sentence-embedding space.
+    Knn,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -75,9 +95,11 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
     let DataCommand::Check(args) = args.command;
     let plan = experiment::load(&args.file)?;
     let checks = data_check::check(&plan.dataset, args.max_input_tokens);
-    let label_issues = match &args.arm {
-        Some(arm) => Some(label_issues(&plan, arm, args.limit).await?),
-        None => None,
+    let limit = args.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let label_issues = match (&args.arm, args.probe) {
+        (Some(arm), _) => Some(label_issues(&plan, arm, limit).await?),
+        (None, Some(Probe::Knn)) => Some(knn_issues(&plan, &args, limit).await?),
+        (None, None) => None,
     };
     let report = Report {
         experiment: plan.name.clone(),
@@ -94,11 +116,11 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-async fn label_issues(
-    plan: &experiment::Plan,
-    arm: &str,
-    limit: Option<u64>,
-) -> anyhow::Result<runner::LabelIssues> {
+/// Prints the notes of a probe's events (a model fetched) while it runs.
+fn forward_notes() -> (
+    tokio::sync::mpsc::Sender<runner::Event>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let notes = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
@@ -107,13 +129,55 @@ async fn label_issues(
             }
         }
     });
-    let limit = limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    let found = runner::label_issues(plan, arm, limit, tx).await;
-    let _ = notes.await;
-    found.map_err(|e| match e {
+    (tx, notes)
+}
+
+fn probe_error(e: runner::ProbeError) -> anyhow::Error {
+    match e {
         runner::ProbeError::BadArm(m) => bad_input(m),
         runner::ProbeError::Model(m) => anyhow::anyhow!(m),
-    })
+    }
+}
+
+async fn label_issues(
+    plan: &experiment::Plan,
+    arm: &str,
+    limit: Option<usize>,
+) -> anyhow::Result<runner::LabelIssues> {
+    let (tx, notes) = forward_notes();
+    let found = runner::label_issues(plan, arm, limit, tx).await;
+    let _ = notes.await;
+    found.map_err(probe_error)
+}
+
+async fn knn_issues(
+    plan: &experiment::Plan,
+    args: &CheckArgs,
+    limit: Option<usize>,
+) -> anyhow::Result<runner::LabelIssues> {
+    let path = PathBuf::from(&args.embedding);
+    let model = if path.exists() {
+        domain::ModelSource::Path(path)
+    } else {
+        domain::ModelSource::Named(args.embedding.clone())
+    };
+    let probe = runner::KnnProbe {
+        model,
+        folds: usize::try_from(args.folds).unwrap_or(5),
+        neighbours: usize::try_from(args.neighbours).unwrap_or(10),
+    };
+    let (tx, notes) = forward_notes();
+    let found = runner::knn_label_probabilities(plan, &probe, limit, tx).await;
+    let _ = notes.await;
+    let name = format!(
+        "knn({}, {} folds, k = {})",
+        args.embedding, probe.folds, probe.neighbours
+    );
+    Ok(runner::issues_from(
+        plan,
+        &name,
+        found.map_err(probe_error)?,
+    ))
 }
 
 fn write_suspects(path: &std::path::Path, suspects: &[runner::Suspect]) -> anyhow::Result<()> {
