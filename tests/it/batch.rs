@@ -241,3 +241,24 @@ async fn arms_asking_the_same_request_share_one_batch_line() {
         env.row(Some(1), "plain@fake").await["quality"]
     );
 }
+
+/// A server without a Batch API (404 on `/v1/files`, as vLLM's and llama.cpp's servers answer):
+/// nothing was made, so every item is asked in real time instead, once, with a note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_batch_api_falls_back_to_real_time_calls() {
+    let none = BatchConfig {
+        unsupported: true,
+        ..BatchConfig::default()
+    };
+    let env = env_with(none, FAST_POLL).await;
+    let out = env.run(&["run", "spec.yaml", "--batch"]).await;
+    out.expect_code(0);
+    assert!(out.stderr.contains("could not be sent"), "{}", out.stderr);
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
+    assert_eq!(
+        env.server().requests(),
+        2 * ITEMS as u64,
+        "each item once, in real time"
+    );
+    assert_eq!(env.row(Some(1), "plain@fake").await["n"], ITEMS as u64);
+}

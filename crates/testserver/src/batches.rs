@@ -41,6 +41,9 @@ pub struct BatchConfig {
     pub lose_create_responses: u32,
     /// Output lines in reverse input order (OpenAI: the order "may not match"). Default true.
     pub shuffle_output: bool,
+    /// No Batch API at all: every files and batches endpoint answers 404, as servers without
+    /// one (vLLM's and llama.cpp's OpenAI servers, most gateways) do.
+    pub unsupported: bool,
 }
 
 impl Default for BatchConfig {
@@ -51,6 +54,7 @@ impl Default for BatchConfig {
             expire_after: None,
             lose_create_responses: 0,
             shuffle_output: true,
+            unsupported: false,
         }
     }
 }
@@ -127,8 +131,12 @@ fn error(status: StatusCode, message: &str) -> Response {
     )
 }
 
-/// A 401 when the server requires a key and the request lacks it.
+/// A 404 when the server has no Batch API, else a 401 when it requires a key and the request
+/// lacks it.
 fn refuse_key(shared: &SharedState, headers: &HeaderMap) -> Option<Response> {
+    if shared.batch.config.unsupported {
+        return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+    }
     let key = shared.require_api_key.as_deref()?;
     let sent = headers
         .get(header::AUTHORIZATION)
