@@ -318,6 +318,15 @@ async fn a_database_url_of_another_scheme_is_refused() {
         assert!(out.stderr.contains("sqlite:"), "{}", out.stderr);
         assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
     }
+    let mut cmd = env.command(&["runs"]);
+    cmd.env("ORCHESTRATOR_DB", "postgresql://u:pw@h/d");
+    let out = cmd.output().await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "ORCHESTRATOR_DB is read the same way"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pw@"));
     assert!(
         !env.path("postgres:").exists(),
         "no folder named after the URL"

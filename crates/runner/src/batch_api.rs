@@ -403,13 +403,22 @@ async fn wait_all(
 async fn poll(st: &Stage<'_>, lane: &Lane, w: &mut Waiting) {
     match lane.client.retrieve_batch(&w.remote.id).await {
         Ok(remote) => {
-            if remote.status != w.remote.status
-                && let Err(err) = st
+            if remote.status != w.remote.status {
+                st.events
+                    .note(format!(
+                        "arm {}: batch {} is {}",
+                        w.row.arm,
+                        remote.id,
+                        remote.status.as_str()
+                    ))
+                    .await;
+                if let Err(err) = st
                     .store
                     .set_api_batch_status(w.row.id, remote.status.as_str())
                     .await
-            {
-                tracing::warn!(error = %err, "recording a batch's status failed");
+                {
+                    tracing::warn!(error = %err, "recording a batch's status failed");
+                }
             }
             w.remote = remote;
         }
