@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_openai::types::chat::CreateChatCompletionResponse;
+use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionResponse};
 use domain::{GenerationParams, Message};
 use serde_json::{Value, json};
 
@@ -119,17 +119,23 @@ impl Client {
         Support::default().extras(&inner.endpoint, params, inner.reasoning_model)
     }
 
-    /// The JSONL line (without its newline) that asks `request` in a batch.
-    pub fn batch_line(&self, request: BatchRequest<'_>) -> String {
+    /// The chat request a batch line carries for `request`, with the optional parts it has.
+    fn batch_request(&self, request: &BatchRequest<'_>) -> (CreateChatCompletionRequest, Extras) {
         let inner = &*self.inner;
         let extras = self.batch_extras(request.params);
-        let body = build_request(
+        let built = build_request(
             &inner.endpoint.model,
             request.messages,
             request.params,
             inner.reasoning_model,
             extras,
         );
+        (built, extras)
+    }
+
+    /// The JSONL line (without its newline) that asks `request` in a batch.
+    pub fn batch_line(&self, request: BatchRequest<'_>) -> String {
+        let (body, _) = self.batch_request(&request);
         json!({
             "custom_id": request.custom_id,
             "method": "POST",
@@ -286,14 +292,7 @@ impl Client {
                 body_excerpt: r.excerpt(&body.to_string()),
             })?;
         let inner = &*self.inner;
-        let extras = self.batch_extras(request.params);
-        let built = build_request(
-            &inner.endpoint.model,
-            request.messages,
-            request.params,
-            inner.reasoning_model,
-            extras,
-        );
+        let (built, extras) = self.batch_request(request);
         let call = Call {
             messages: request.messages,
             choices: request.params.choices.as_ref(),

@@ -293,20 +293,31 @@ fn check_lines(input: &[u8]) -> (Vec<String>, Vec<Value>) {
     (ids, errors)
 }
 
-pub(crate) async fn retrieve(
-    State(shared): State<SharedState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+/// Runs `f` on batch `id`, brought up to date, and answers with the batch object.
+fn with_batch(
+    shared: &SharedState,
+    headers: &HeaderMap,
+    id: &str,
+    f: impl FnOnce(&mut Batch),
 ) -> Response {
-    if let Some(refused) = refuse_key(&shared, &headers) {
+    if let Some(refused) = refuse_key(shared, headers) {
         return refused;
     }
     let mut batches = lock(&shared.batch.batches);
     let Some(batch) = batches.iter_mut().find(|b| b.id == id) else {
         return error(StatusCode::NOT_FOUND, &format!("no such batch: {id}"));
     };
-    advance(&shared, batch);
+    advance(shared, batch);
+    f(batch);
     json_response(StatusCode::OK, batch_object(batch).to_string().into_bytes())
+}
+
+pub(crate) async fn retrieve(
+    State(shared): State<SharedState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    with_batch(&shared, &headers, &id, |_| {})
 }
 
 pub(crate) async fn cancel(
@@ -314,18 +325,11 @@ pub(crate) async fn cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refused) = refuse_key(&shared, &headers) {
-        return refused;
-    }
-    let mut batches = lock(&shared.batch.batches);
-    let Some(batch) = batches.iter_mut().find(|b| b.id == id) else {
-        return error(StatusCode::NOT_FOUND, &format!("no such batch: {id}"));
-    };
-    advance(&shared, batch);
-    if batch.status == "in_progress" {
-        batch.status = "cancelled";
-    }
-    json_response(StatusCode::OK, batch_object(batch).to_string().into_bytes())
+    with_batch(&shared, &headers, &id, |batch| {
+        if batch.status == "in_progress" {
+            batch.status = "cancelled";
+        }
+    })
 }
 
 #[derive(Deserialize)]
