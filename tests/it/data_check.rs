@@ -45,6 +45,41 @@ fn env() -> Env {
     env
 }
 
+/// The first `n` rows of `datasets/<dataset>` written to `file` as `{id: rN, text, label}`,
+/// with the label of every tenth row (a fixed pattern: rows where `(7i + 3) % 10 == 0`) moved
+/// to the next label in sorted order; returns the ids of those rows.
+fn write_flipped(
+    env: &Env,
+    dataset: &str,
+    n: usize,
+    file: &str,
+) -> std::collections::BTreeSet<String> {
+    let path = format!("{}/../../datasets/{dataset}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .take(n)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let labels: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    let labels: Vec<&str> = labels.into_iter().collect();
+    let mut flipped = std::collections::BTreeSet::new();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let mut label = row["label"].as_str().unwrap();
+        if (i * 7 + 3) % 10 == 0 {
+            let at = labels.iter().position(|l| *l == label).unwrap();
+            label = labels[(at + 1) % labels.len()];
+            flipped.insert(format!("r{i}"));
+        }
+        let line = serde_json::json!({"id": format!("r{i}"), "text": row["text"], "label": label});
+        out.push_str(&format!("{line}\n"));
+    }
+    env.write(file, &out);
+    flipped
+}
+
 /// Precision and recall of a `data check` report's suspects against the rows `flipped`, and the
 /// precision of its `flipped.len()` least self-confident suspects; printed too.
 fn measured(
@@ -203,8 +238,8 @@ async fn label_issues_are_ranked_by_self_confidence_and_written_for_review() {
     );
 }
 
-/// Known flips on real data: the first 200 VADER movie snippets, 20 labels flipped at seeded
-/// rows, SmolLM2 zero-shot with `choices` as the probe. Measured on a 2-core AMD EPYC
+/// Known flips on real data: the first 200 VADER movie snippets, 20 labels flipped at a fixed
+/// pattern of rows ([`write_flipped`]), SmolLM2 zero-shot with `choices` as the probe. Measured on a 2-core AMD EPYC
 /// (2026-12-04): 100 rows flagged, precision 0.130, recall 0.650; the 20 least self-confident
 /// suspects precision 0.650 (chance: 0.10). `bench/label_issues.sh` gives the larger runs
 /// recorded in BENCHMARKS.md. SmolLM2-135M is a weak judge of sentiment, so the test asks
@@ -216,30 +251,12 @@ async fn on_smollm2_injected_flips_are_found_among_the_least_confident_rows() {
         return;
     }
     let env = Env::without_server();
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../datasets/vader-movie/movie_snippets.jsonl"
+    let flipped = write_flipped(
+        &env,
+        "vader-movie/movie_snippets.jsonl",
+        200,
+        "movies.jsonl",
     );
-    let text = std::fs::read_to_string(data).unwrap();
-    let mut flipped = std::collections::BTreeSet::new();
-    let mut s = String::new();
-    for (i, line) in text.lines().take(200).enumerate() {
-        let mut row: serde_json::Value = serde_json::from_str(line).unwrap();
-        // Every tenth row, offset by a fixed pattern: known, spread and reproducible.
-        if (i * 7 + 3) % 10 == 0 {
-            let other = if row["label"] == "positive" {
-                "negative"
-            } else {
-                "positive"
-            };
-            row["label"] = other.into();
-            flipped.insert(format!("r{i}"));
-        }
-        let out =
-            serde_json::json!({"id": format!("r{i}"), "text": row["text"], "label": row["label"]});
-        s.push_str(&format!("{out}\n"));
-    }
-    env.write("movies.jsonl", &s);
     let model = models::smollm2_gguf().display().to_string();
     env.write(
         "spec.yaml",
@@ -329,34 +346,8 @@ async fn on_minilm_the_knn_probe_finds_injected_intent_flips() {
         return;
     }
     let env = Env::without_server();
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../datasets/snips-intent/snips_intent.jsonl"
-    );
-    let text = std::fs::read_to_string(data).unwrap();
-    let rows: Vec<serde_json::Value> = text
-        .lines()
-        .take(400)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let intents: std::collections::BTreeSet<String> = rows
-        .iter()
-        .map(|r| r["label"].as_str().unwrap().to_owned())
-        .collect();
-    let intents: Vec<String> = intents.into_iter().collect();
-    let mut flipped = std::collections::BTreeSet::new();
-    let mut s = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let mut label = row["label"].as_str().unwrap().to_owned();
-        if (i * 7 + 3) % 10 == 0 {
-            let at = intents.iter().position(|l| *l == label).unwrap();
-            label = intents[(at + 1) % intents.len()].clone();
-            flipped.insert(format!("r{i}"));
-        }
-        let out = serde_json::json!({"id": format!("r{i}"), "text": row["text"], "label": label});
-        s.push_str(&format!("{out}\n"));
-    }
-    env.write("snips.jsonl", &s);
+    let flipped = write_flipped(&env, "snips-intent/snips_intent.jsonl", 400, "snips.jsonl");
+
     env.write(
         "spec.yaml",
         r#"name: snips-flips

@@ -235,7 +235,7 @@ fn take_items(
 }
 
 /// The messages of each of `items` (by id; ids not in this invocation's rows are left out).
-fn render_items(
+pub(crate) fn render_items(
     st: &Stage<'_>,
     arm: &HostedArm,
     items: &[String],

@@ -206,14 +206,7 @@ pub(crate) async fn collect(
     out: &mut StageOutcome,
 ) {
     let (name, params) = (arms[w.arm].arm.clone(), arms[w.arm].params.clone());
-    let prompt = &arms[w.arm].prompt;
-    let items: Vec<(usize, Vec<Message>)> = w
-        .row
-        .items
-        .iter()
-        .filter_map(|id| c.index.get(id).copied())
-        .map(|i| (i, st.plan.render(prompt, &st.plan.dataset.eval[i])))
-        .collect();
+    let items = crate::batch_api::render_items(st, &arms[w.arm], &w.row.items, &c.index);
     let requests: HashMap<&str, BatchRequest<'_>> = items
         .iter()
         .map(|(i, m)| {

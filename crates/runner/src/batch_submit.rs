@@ -117,7 +117,7 @@ async fn send_arm(
             .begin_api_batch(st.run_id, &arm.arm, provider, &token, &ids)
             .await
         {
-            Ok(id) => new_row(st, id, arm, provider, token, ids),
+            Ok(row) => row,
             Err(err) => {
                 st.budget.settle(reserved, 0.0);
                 st.events
@@ -159,31 +159,6 @@ async fn send_arm(
         }
     }
     sent
-}
-
-fn new_row(
-    st: &Stage<'_>,
-    id: i64,
-    arm: &HostedArm,
-    provider: &str,
-    token: String,
-    items: Vec<String>,
-) -> ApiBatch {
-    let created_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    ApiBatch {
-        id,
-        run_id: st.run_id,
-        arm: arm.arm.to_string(),
-        provider: provider.to_owned(),
-        token,
-        input_file_id: None,
-        remote_id: None,
-        status: "preparing".to_owned(),
-        created_ms,
-        items,
-    }
 }
 
 /// A token no other batch has: in the remote batch's metadata, and stored with its row.

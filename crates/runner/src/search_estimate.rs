@@ -81,13 +81,14 @@ pub(crate) fn estimate(
             total += costs.iter().take(rung.candidates).sum::<f64>();
             previous = rung.items;
         }
-        block.max_cost_usd.map_or(total, |m| total.min(m))
+        total
     });
     let (boot_calls, boot_cost) = bootstrap(plan, block, pricing);
     SearchEstimate {
         candidates: k,
         available: all.len(),
         calls: schedule_calls(&rungs) + boot_calls,
+        // The block's `max_cost_usd` caps the bootstrap and the rungs together.
         cost_usd: cost_usd.map(|c| {
             let total = c + boot_cost.unwrap_or(0.0);
             block.max_cost_usd.map_or(total, |m| total.min(m))

@@ -35,7 +35,7 @@ pub struct ApiBatch {
 
 impl Store {
     /// Records a batch of `items` of `arm` before anything is sent ([`PREPARING`]); returns
-    /// its id.
+    /// the batch as stored.
     pub async fn begin_api_batch(
         &self,
         run: i64,
@@ -43,8 +43,9 @@ impl Store {
         provider: &str,
         token: &str,
         items: &[String],
-    ) -> Result<i64> {
+    ) -> Result<ApiBatch> {
         let err = db_err("recording a batch", Some(run));
+        let created_ms = now_ms();
         let mut tx = self.writer.begin().await.map_err(&err)?;
         let id: i64 = sqlx::query(
             "INSERT INTO api_batches (run_id, arm, provider, token, status, created_ms) \
@@ -55,7 +56,7 @@ impl Store {
         .bind(provider)
         .bind(token)
         .bind(PREPARING)
-        .bind(now_ms())
+        .bind(created_ms)
         .fetch_one(&mut *tx)
         .await
         .map_err(&err)?
@@ -70,7 +71,18 @@ impl Store {
                 .map_err(&err)?;
         }
         tx.commit().await.map_err(&err)?;
-        Ok(id)
+        Ok(ApiBatch {
+            id,
+            run_id: run,
+            arm: arm.to_owned(),
+            provider: provider.to_owned(),
+            token: token.to_owned(),
+            input_file_id: None,
+            remote_id: None,
+            status: PREPARING.to_owned(),
+            created_ms,
+            items: items.to_vec(),
+        })
     }
 
     /// The batch's input file is uploaded ([`UPLOADED`]).

@@ -10,11 +10,13 @@ async fn a_batch_is_recorded_step_by_step_until_collected() {
     let first = store
         .begin_api_batch(run, "p@api", "api", "tok-1", &items)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let second = store
         .begin_api_batch(run, "q@api", "api", "tok-2", &["c".into()])
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let open = store.open_api_batches(run).await.unwrap();
     assert_eq!(open.len(), 2);
     assert_eq!(open[0].status, "preparing");
