@@ -56,6 +56,31 @@ pub struct ArmInfo {
     /// How the arm is paid for, as the run priced it; `None` for an arm stored by a version that
     /// did not record it (and that the upgrade could not derive).
     pub pricing: Option<ArmPricing>,
+    /// Where the arm sits on a learning curve or a label-noise sweep: every fine-tune, and
+    /// the prompt arms of a prompt with `few_shot_sizes` or `label_noise`. `None` for other
+    /// prompt arms and for arms stored before sweeps existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepPoint>,
+}
+
+/// One point of a sweep (`train_sizes`, `few_shot_sizes`, `label_noise`): an arm that differs
+/// from the declared arm of its family only in how many examples it learned from, or in how
+/// many of their labels were flipped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// The declared arm this point belongs with (its own id for the declared arm itself).
+    pub family: String,
+    /// The examples it learned from: a fine-tune's training rows, a prompt's demonstrations.
+    pub examples: usize,
+    /// The share of those examples whose label was flipped to another label (0 for clean data).
+    pub label_noise: f64,
+}
+
+impl SweepPoint {
+    /// A point with flipped labels measures tolerance to noise; it is never an arm to ship.
+    pub fn is_noisy(&self) -> bool {
+        self.label_noise > 0.0
+    }
 }
 
 /// An eval item as stored with its run, for side-by-side comparisons.

@@ -318,6 +318,12 @@ pub struct CostAssumptions {
     /// `costs.serving.mode`, `batch_window_hours` and `utilisation`.
     #[serde(default)]
     pub serving: crate::ServingAssumptions,
+    /// `costs.staff.labelling_minutes_per_example`: minutes of a person's time to collect and
+    /// label one training example. When set, a fine-tune's data preparation is its examples
+    /// times this (and a learning curve says how many the target needs) instead of
+    /// `data_prep_hours`. No default: unset keeps `data_prep_hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labelling_minutes_per_example: Option<f64>,
 }
 
 impl Default for CostAssumptions {
@@ -333,6 +339,7 @@ impl Default for CostAssumptions {
             batch_api: false,
             review: crate::ReviewCosts::default(),
             serving: crate::ServingAssumptions::default(),
+            labelling_minutes_per_example: None,
         }
     }
 }

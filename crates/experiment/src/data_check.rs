@@ -209,6 +209,7 @@ mod tests {
             input_field: "text".into(),
             target_field: "label".into(),
             seed: 0,
+            label_flips: Default::default(),
         };
         let c = check(&d, 40);
         assert_eq!(c.splits.len(), 2, "an empty dev split is not listed");

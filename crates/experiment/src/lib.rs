@@ -24,6 +24,7 @@ pub mod optimize;
 mod plan;
 mod raw;
 mod rng;
+pub mod sweep;
 mod template;
 mod validate;
 mod yaml;

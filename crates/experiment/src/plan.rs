@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use domain::{
     ArmInfo, ArmKind, ArmPricing, ComputeSpec, CostAssumptions, Decision, Device, GenerationParams,
-    LoraHyper, Message, ModelSource, Pricing, RunSettings, ScorerSpec, resolve_pricing,
+    LoraHyper, Message, ModelSource, Pricing, RunSettings, ScorerSpec, SweepPoint, resolve_pricing,
 };
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +79,11 @@ pub struct Dataset {
     pub target_field: String,
     /// `split.seed` (default 7): seeds the split and the few-shot draws.
     pub seed: u64,
+    /// For `label_noise`: each train row's place in the seeded order rows are flipped in, and
+    /// the label it is flipped to (see [`crate::sweep`]); keyed by row id. Empty when no prompt
+    /// or fine-tune declares `label_noise`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub label_flips: BTreeMap<String, crate::sweep::LabelFlip>,
 }
 
 /// One dataset row. All values are strings (JSON numbers and booleans as written in JSON).
@@ -183,6 +188,13 @@ pub struct PromptSpec {
     /// an `optimize:` search chose. None for prompts as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demos: Option<Vec<String>>,
+    /// The share of demonstration labels flipped (`label_noise`); 0 for prompts as written.
+    #[serde(default, skip_serializing_if = "crate::sweep::is_zero")]
+    pub label_noise: f64,
+    /// The declared prompt this one is a sweep point of (`few_shot_sizes`, `label_noise`): its
+    /// own id for a declared prompt with sweeps; `None` for a prompt without any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
 }
 
 /// A LoRA fine-tune of a local model.
@@ -202,6 +214,17 @@ pub struct FinetuneSpec {
     pub train_with_demos: bool,
     pub hyper: LoraHyper,
     pub compute: ComputeSpec,
+    /// Train rows it learns from: all of the train split for a declared fine-tune, a nested
+    /// subset for a `train_sizes` point (see [`Plan::finetune_train`]).
+    #[serde(default)]
+    pub train_size: usize,
+    /// The share of its train labels flipped (`label_noise`); 0 for clean data.
+    #[serde(default, skip_serializing_if = "crate::sweep::is_zero")]
+    pub label_noise: f64,
+    /// The declared fine-tune this one is a sweep point of: its own id for a declared
+    /// fine-tune with sweeps; `None` for one without any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
 }
 
 /// One arm, resolved: a way of answering every eval item, carrying everything the runner and
@@ -304,8 +327,37 @@ impl Arm {
             prompt: Some(self.prompt().id.clone()),
             model: self.model().to_owned(),
             pricing: Some(self.pricing()),
+            sweep: self.sweep(),
         }
     }
+
+    /// Where the arm sits on its family's sweep: every fine-tune (its training rows), and
+    /// prompt arms of a prompt with sweeps (its demonstrations).
+    pub fn sweep(&self) -> Option<SweepPoint> {
+        match self {
+            Arm::Finetune { spec, .. } => Some(SweepPoint {
+                family: spec.family.clone().unwrap_or_else(|| spec.id.clone()),
+                examples: spec.train_size,
+                label_noise: spec.label_noise,
+            }),
+            Arm::Hosted {
+                provider, prompt, ..
+            } => prompt_sweep(prompt, &provider.id),
+            Arm::Local {
+                provider, prompt, ..
+            } => prompt_sweep(prompt, &provider.id),
+        }
+    }
+}
+
+/// A prompt arm's sweep point: the family is the declared prompt on the same provider.
+fn prompt_sweep(prompt: &PromptSpec, provider: &str) -> Option<SweepPoint> {
+    let family = prompt.family.as_ref()?;
+    Some(SweepPoint {
+        family: format!("{family}@{provider}"),
+        examples: prompt.demos.as_ref().map_or(prompt.few_shot, Vec::len),
+        label_noise: prompt.label_noise,
+    })
 }
 
 /// `prompt` on `provider`, as arm `prompt@provider`.
@@ -383,7 +435,8 @@ impl Plan {
         }
         for demo in self.demos(p, item) {
             messages.push(Message::user(template::render(&p.template, demo)));
-            messages.push(Message::assistant(demo.target.clone()));
+            let target = self.noisy_target(demo, p.label_noise);
+            messages.push(Message::assistant(target.to_owned()));
         }
         messages.push(Message::user(template::render(&p.template, item)));
         messages

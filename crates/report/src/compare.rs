@@ -425,6 +425,7 @@ mod tests {
                 prompt: Some(arm.into()),
                 model: "m".into(),
                 pricing: None,
+                sweep: None,
             })
             .to_vec();
         results.items = (0..a.len())

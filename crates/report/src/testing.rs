@@ -71,6 +71,7 @@ fn arm(name: &str, kind: ArmKind, provider: Option<&str>, prompt: &str, model: &
         prompt: Some(prompt.into()),
         model: model.into(),
         pricing: None,
+        sweep: None,
     }
 }
 
@@ -354,6 +355,7 @@ pub fn assumptions(daily: f64) -> CostAssumptions {
         batch_api: false,
         review: domain::ReviewCosts::default(),
         serving: domain::ServingAssumptions::default(),
+        labelling_minutes_per_example: None,
     }
 }
 

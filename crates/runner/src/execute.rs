@@ -424,8 +424,7 @@ fn finetune_arm(
         (Vec::new(), Vec::new())
     } else {
         let train = plan
-            .dataset
-            .train
+            .finetune_train(spec)
             .iter()
             .map(|row| finetune::job::Example {
                 messages: plan.render_finetune(spec, prompt, row),
@@ -577,6 +576,7 @@ pub(crate) fn plan_without_rows(plan: &Plan) -> Plan {
             input_field: d.input_field.clone(),
             target_field: d.target_field.clone(),
             seed: d.seed,
+            label_flips: Default::default(),
         },
         providers: plan.providers.clone(),
         prompts: plan.prompts.clone(),

@@ -10,7 +10,9 @@ use serde::Serialize;
 use crate::budget::{call_cost_upper_bound, prompt_tokens_upper_bound};
 use crate::{Error, RunOptions, preflight, search_estimate};
 
-/// The arms selected by `--arms` (all of them without it), in the plan's order.
+/// The arms selected by `--arms` (all of them without it), in the plan's order. Naming a
+/// declared arm with sweeps (`train_sizes`, `few_shot_sizes`, `label_noise`) selects its
+/// whole family: the curve is what it was declared for.
 pub(crate) fn select_arms(plan: &Plan, filter: Option<&[String]>) -> Result<Vec<Arm>, Error> {
     let all = plan.arms();
     let Some(filter) = filter else {
@@ -24,9 +26,14 @@ pub(crate) fn select_arms(plan: &Plan, filter: Option<&[String]>) -> Result<Vec<
             });
         }
     }
+    let family = |a: &Arm| a.sweep().map(|s| s.family);
     Ok(all
         .into_iter()
-        .filter(|a| filter.iter().any(|f| f == a.id()))
+        .filter(|a| {
+            filter
+                .iter()
+                .any(|f| f == a.id() || family(a).as_deref() == Some(f.as_str()))
+        })
         .collect())
 }
 

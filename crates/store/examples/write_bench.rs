@@ -35,6 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 prompt: Some("zero-shot".into()),
                 model: "bench-model".into(),
                 pricing: None,
+                sweep: None,
             }],
         )
         .await?;

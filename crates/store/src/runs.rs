@@ -35,7 +35,8 @@ macro_rules! run_columns {
         "id, experiment, status, started_ms, finished_ms, dataset_fingerprint, spec_hash, \
          spec_json, daily_requests, horizon_days, hourly_rate_usd, prompt_iteration_hours, \
          data_prep_hours, mlops_hours_per_month, finetune_hourly_usd, batch_api, \
-         decision_metric, quality_target, declared_costs, review, review_costs, serving"
+         decision_metric, quality_target, declared_costs, review, review_costs, serving, \
+         labelling_minutes_per_example"
     };
 }
 
@@ -43,7 +44,7 @@ macro_rules! run_columns {
 macro_rules! arm_columns {
     () => {
         "arm, kind, provider, prompt, model, pricing, input_per_mtok, output_per_mtok, \
-         batch_api, cost_per_hour"
+         batch_api, cost_per_hour, sweep"
     };
 }
 pub(crate) use arm_columns;
@@ -123,7 +124,8 @@ impl Store {
             "UPDATE runs SET daily_requests = ?, horizon_days = ?, hourly_rate_usd = ?, \
              prompt_iteration_hours = ?, data_prep_hours = ?, mlops_hours_per_month = ?, \
              finetune_hourly_usd = ?, batch_api = ?, decision_metric = ?, quality_target = ?, \
-             declared_costs = ?, review = ?, review_costs = ?, serving = ? WHERE id = ?",
+             declared_costs = ?, review = ?, review_costs = ?, serving = ?, \
+             labelling_minutes_per_example = ? WHERE id = ?",
         )
         .bind(c.daily_requests)
         .bind(c.horizon_days)
@@ -139,6 +141,7 @@ impl Store {
         .bind(settings.review.and_then(|r| serde_json::to_string(&r).ok()))
         .bind(serde_json::to_string(&c.review).ok())
         .bind(serde_json::to_string(&c.serving).ok())
+        .bind(c.labelling_minutes_per_example)
         .bind(run)
         .execute(&self.writer)
         .await
@@ -160,9 +163,9 @@ impl Store {
             let p = PricingColumns::of(a.pricing.as_ref());
             sqlx::query(
                 "INSERT INTO arms (run_id, arm, seq, kind, provider, prompt, model, pricing, \
-                 input_per_mtok, output_per_mtok, batch_api, cost_per_hour) \
+                 input_per_mtok, output_per_mtok, batch_api, cost_per_hour, sweep) \
                  VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM arms WHERE run_id = ?1), \
-                 ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (run_id, arm) DO UPDATE SET \
+                 ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (run_id, arm) DO UPDATE SET \
                  pricing = excluded.pricing, input_per_mtok = excluded.input_per_mtok, \
                  output_per_mtok = excluded.output_per_mtok, batch_api = excluded.batch_api, \
                  cost_per_hour = excluded.cost_per_hour WHERE arms.pricing IS NULL",
@@ -178,6 +181,7 @@ impl Store {
             .bind(p.output_per_mtok)
             .bind(p.batch_api)
             .bind(p.cost_per_hour)
+            .bind(a.sweep.as_ref().and_then(|s| serde_json::to_string(s).ok()))
             .execute(&mut *tx)
             .await
             .map_err(&err)?;
@@ -368,6 +372,7 @@ fn settings_from_row(row: &SqliteRow) -> Result<Option<RunSettings>> {
         batch_api,
         review: json_column(row, "review_costs")?.unwrap_or_default(),
         serving: json_column(row, "serving")?.unwrap_or_default(),
+        labelling_minutes_per_example: real("labelling_minutes_per_example")?,
     };
     let declared: Option<String> = row.try_get("declared_costs").map_err(&get)?;
     Ok(Some(RunSettings {
@@ -398,6 +403,7 @@ pub(crate) fn arm_from_row(row: &SqliteRow) -> Result<ArmInfo> {
         prompt: row.try_get("prompt").map_err(&get)?,
         model: row.try_get("model").map_err(&get)?,
         pricing: pricing_from_row(row)?,
+        sweep: json_in(row, "arms", "sweep")?,
     })
 }
 
@@ -489,9 +495,18 @@ fn json_column<T: serde::de::DeserializeOwned>(
     row: &SqliteRow,
     column: &'static str,
 ) -> Result<Option<T>> {
+    json_in(row, "runs", column)
+}
+
+/// A JSON column of `table` read back into `T`; `None` when NULL.
+fn json_in<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    table: &'static str,
+    column: &'static str,
+) -> Result<Option<T>> {
     let text: Option<String> = row
         .try_get(column)
-        .map_err(db_err("reading a run's settings", None))?;
-    text.map(|t| crate::choice_columns::parse_json("runs", column, t))
+        .map_err(db_err("reading a stored JSON column", None))?;
+    text.map(|t| crate::choice_columns::parse_json(table, column, t))
         .transpose()
 }

@@ -4,6 +4,7 @@
 
 use domain::{ComputeSpec, LoraHyper, LoraTarget, LrScheduler};
 
+use super::sweep::RawSweep;
 use super::{RawFinetune, device, id, non_negative, positive};
 use crate::decode::{Ctx, fields, one_of, suggest};
 use crate::yaml::Node;
@@ -34,6 +35,8 @@ const FINETUNE: &[&str] = &[
     "seed",
     "merge_weights",
     "compute",
+    "train_sizes",
+    "label_noise",
 ];
 /// axolotl and PEFT spellings accepted for our names.
 const FINETUNE_ALIASES: &[(&str, &str)] =
@@ -66,6 +69,7 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
             train_with_demos: false,
             hyper: d,
             compute: ComputeSpec::default(),
+            sweep: RawSweep::default(),
         };
     };
     if let Some(a) = f.string(cx, "adapter")
@@ -193,5 +197,6 @@ pub(super) fn finetune(cx: &mut Ctx<'_>, node: &Node) -> RawFinetune {
         train_with_demos: f.bool(cx, "train_with_demos").is_some_and(|s| s.value),
         hyper,
         compute,
+        sweep: super::sweep::sweep(cx, &f, "train_sizes", true),
     }
 }

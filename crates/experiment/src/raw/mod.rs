@@ -14,6 +14,7 @@ mod optimize;
 mod provider;
 mod review;
 mod scorer;
+mod sweep;
 
 use std::collections::BTreeSet;
 
@@ -27,6 +28,7 @@ pub(crate) use choices::{RawChoiceSet, RawChoices, check_labels};
 pub(crate) use optimize::RawOptimize;
 pub use provider::DEFAULT_OPENAI_BASE_URL;
 pub(crate) use scorer::scorer_spec;
+pub(crate) use sweep::{RawSweep, Size};
 use {finetune::finetune, provider::provider, scorer::scorer};
 
 const TOP: &[&str] = &[
@@ -52,6 +54,8 @@ const PROMPT: &[&str] = &[
     "system",
     "template",
     "few_shot",
+    "few_shot_sizes",
+    "label_noise",
     "choices",
     "normalize_choices",
 ];
@@ -72,6 +76,7 @@ const STAFF: &[&str] = &[
     "prompt_iteration_hours",
     "data_prep_hours",
     "mlops_hours_per_month",
+    "labelling_minutes_per_example",
 ];
 const SERVING: &[&str] = &[
     "finetune_hourly_usd",
@@ -150,6 +155,8 @@ pub(crate) struct RawPrompt {
     pub template: Option<Spanned<String>>,
     pub few_shot: Spanned<usize>,
     pub choices: Option<RawChoices>,
+    /// `few_shot_sizes` and `label_noise`.
+    pub sweep: RawSweep,
 }
 
 pub(crate) struct RawFinetune {
@@ -159,6 +166,8 @@ pub(crate) struct RawFinetune {
     pub train_with_demos: bool,
     pub hyper: LoraHyper,
     pub compute: ComputeSpec,
+    /// `train_sizes` and `label_noise`.
+    pub sweep: RawSweep,
 }
 
 pub(crate) struct RawScorer {
@@ -371,6 +380,7 @@ fn prompt(cx: &mut Ctx<'_>, node: &Node) -> RawPrompt {
                 pos: node.pos,
             },
             choices: None,
+            sweep: RawSweep::default(),
         };
     };
     RawPrompt {
@@ -382,6 +392,7 @@ fn prompt(cx: &mut Ctx<'_>, node: &Node) -> RawPrompt {
             pos: f.pos,
         }),
         choices: choices::choices(cx, &f),
+        sweep: sweep::sweep(cx, &f, "few_shot_sizes", false),
     }
 }
 
@@ -456,6 +467,16 @@ fn costs(cx: &mut Ctx<'_>, node: &Node) -> Option<(CostAssumptions, BTreeSet<Str
         set("data_prep_hours", &mut c.data_prep_hours, x);
         let x = s.number(cx, "mlops_hours_per_month", non_negative, ge0);
         set("mlops_hours_per_month", &mut c.mlops_hours_per_month, x);
+        // Optional: unset means "use `data_prep_hours`", so it has no default to overwrite.
+        let x = s.number(
+            cx,
+            "labelling_minutes_per_example",
+            positive,
+            "more than zero",
+        );
+        let mut minutes = f64::NAN;
+        set("labelling_minutes_per_example", &mut minutes, x);
+        c.labelling_minutes_per_example = Some(minutes).filter(|m| !m.is_nan());
     }
     if let Some(s) = f
         .get("serving")

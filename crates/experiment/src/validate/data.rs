@@ -297,6 +297,7 @@ pub(super) fn dataset(
             input_field: input.value.clone(),
             target_field: target.value.clone(),
             seed,
+            label_flips: Default::default(),
         }),
     }
 }

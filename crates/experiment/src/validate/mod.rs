@@ -10,6 +10,7 @@ mod choices;
 mod data;
 mod optimize;
 mod review;
+mod sweep;
 mod weights;
 
 use std::collections::BTreeSet;
@@ -274,6 +275,8 @@ pub(crate) fn validate(
                 few_shot: p.few_shot.value,
                 choices,
                 demos: None,
+                label_noise: 0.0,
+                family: None,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -290,17 +293,24 @@ pub(crate) fn validate(
                 train_with_demos: f.train_with_demos,
                 hyper: f.hyper.clone(),
                 compute: f.compute.clone(),
+                train_size: 0,
+                label_noise: 0.0,
+                family: None,
             })
         })
         .collect::<Option<Vec<_>>>()?;
     let optimize = optimize::blocks(cx, raw, &prompts, &providers, dataset.as_ref()?)?;
-    if let (Some(r), Some(ds)) = (&raw.review, &dataset) {
-        review::check(cx, r, ds.eval.len());
+    let mut dataset = dataset?;
+    sweep::flips(&raw.prompts, &raw.finetunes, &mut dataset);
+    let prompts = sweep::prompts(cx, &raw.prompts, prompts, &dataset);
+    let finetunes = sweep::finetunes(cx, &raw.finetunes, finetunes, &dataset);
+    if let Some(r) = &raw.review {
+        review::check(cx, r, dataset.eval.len());
     }
     Some(Validated {
         name,
         description: raw.description.clone(),
-        dataset: dataset?,
+        dataset,
         providers,
         prompts,
         finetunes,

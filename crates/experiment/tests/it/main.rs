@@ -12,6 +12,7 @@ mod examples;
 mod optimize;
 mod plans;
 mod review;
+mod sweeps;
 
 use std::path::{Path, PathBuf};
 

@@ -188,3 +188,23 @@ async fn arms_and_items_of_an_unknown_run_are_not_found() {
     let err = store.insert_items(7, &[item("i")]).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { run: 7 }), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_arms_sweep_point_round_trips() {
+    let (_dir, store, run) = with_run().await;
+    let point = domain::SweepPoint {
+        family: "lora".into(),
+        examples: 40,
+        label_noise: 0.2,
+    };
+    let arms = [
+        domain::ArmInfo {
+            sweep: Some(point),
+            ..prompt_arm("lora~noise0.2")
+        },
+        prompt_arm("plain"),
+    ];
+    store.insert_arms(run, &arms).await.unwrap();
+    let back = store.results(run).await.unwrap().arms;
+    assert_eq!(back, arms);
+}

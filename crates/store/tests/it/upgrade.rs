@@ -213,6 +213,7 @@ async fn run_settings_round_trip_and_an_unknown_run_is_not_found() {
                 utilisation: 0.5,
                 latency_slo_ms: Some(800.0),
             },
+            labelling_minutes_per_example: Some(1.5),
             ..domain::CostAssumptions::default()
         },
         declared_costs: Some(["batch_api".to_owned(), "daily_requests".to_owned()].into()),
