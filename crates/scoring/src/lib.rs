@@ -30,6 +30,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod label_issues;
+mod learning_curve;
 mod scorers;
 mod selective;
 mod similar;
@@ -37,6 +38,9 @@ mod stats;
 mod text;
 
 pub use label_issues::{LabelIssue, class_thresholds, label_issues};
+pub use learning_curve::{
+    CURVE_RESAMPLES, CurveFit, POWER_LAW_MIN_POINTS, examples_needed_ci, fit as fit_curve,
+};
 pub use scorers::{Scorer, score};
 pub use selective::{
     CoveragePoint, Selection, Threshold, at_threshold, binomial_cdf, clopper_pearson_upper,
