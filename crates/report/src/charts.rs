@@ -518,6 +518,7 @@ mod tests {
                 measured,
                 review: None,
                 serving_bench: None,
+                sweep: None,
             }
         };
         let arms = [

@@ -113,6 +113,10 @@ pub struct Measured {
     pub eval_machine_seconds: f64,
     /// Training time of a fine-tune.
     pub train_seconds: Option<f64>,
+    /// The training examples a fine-tune learned from (its sweep point); `None` for prompt
+    /// arms and for fine-tunes stored before sweeps existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_examples: Option<usize>,
     /// What the prompt search of an optimised arm cost (`optimize:`; its candidates' dev
     /// calls), in dollars and machine seconds; 0 for every other arm. Both count in upfront
     /// cost and time-to-ship, like training does for a fine-tune.
@@ -191,6 +195,12 @@ pub(crate) fn measure(results: &RunResults, index: &ResultIndex<'_>, arm: &str) 
             .iter()
             .find(|t| t.arm == arm)
             .map(|t| t.train_seconds),
+        train_examples: results
+            .arms
+            .iter()
+            .find(|a| a.arm == arm && a.kind == ArmKind::Finetune)
+            .and_then(|a| a.sweep.as_ref())
+            .map(|s| s.examples),
         latency_p50_ms,
         latency_p95_ms,
         search_spend_usd: search.cost_usd,
@@ -365,8 +375,9 @@ pub fn pricing_for(
 ///   cost of uncached calls when the price is unknown; compute, mean compute seconds × hourly
 ///   price, or the mean recorded cost when no compute seconds were recorded;
 /// - upfront: prompt, `prompt_iteration_hours × rate + eval spend` (+ the search's spend for an
-///   optimised arm); fine-tune, `train_seconds × hourly price + data_prep_hours × rate + eval
-///   spend`;
+///   optimised arm); fine-tune, `train_seconds × hourly price + data prep hours × rate + eval
+///   spend`, where data prep is its training examples × `labelling_minutes_per_example` when
+///   that is declared (see [`data_prep_hours`]), else `data_prep_hours`;
 /// - fixed monthly: fine-tune, `finetune_hourly_usd × 730 + mlops_hours_per_month × rate`;
 ///   prompt arms, 0 (the model charges serving and upkeep to the fine-tune only);
 /// - served in batches (`costs.serving.mode: batch`, see `serving`): a compute-priced arm pays
@@ -395,7 +406,7 @@ pub fn arm_cost(
                 PricingUsed::Hosted { .. } => ComputeSpec::default().cost_per_hour,
             };
             (
-                costs.data_prep_hours,
+                data_prep_hours(measured, costs),
                 train_seconds / 3600.0 * hourly,
                 if batch {
                     0.0
@@ -441,6 +452,15 @@ pub fn arm_cost(
             machine_hours,
             review: None,
         },
+    }
+}
+
+/// A fine-tune's data preparation in staff hours: its measured training examples ×
+/// `labelling_minutes_per_example` when both are known, else the declared `data_prep_hours`.
+pub fn data_prep_hours(measured: &Measured, costs: &CostAssumptions) -> f64 {
+    match (costs.labelling_minutes_per_example, measured.train_examples) {
+        (Some(minutes), Some(n)) => n as f64 * minutes / 60.0,
+        _ => costs.data_prep_hours,
     }
 }
 

@@ -118,6 +118,9 @@ pub struct DecisionReport {
     /// The run's `bench-serving` measurements, by arm then batch size.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub serving_bench: Vec<domain::ServingBench>,
+    /// Learning curves and noise sweeps (`train_sizes`, `few_shot_sizes`, `label_noise`).
+    #[serde(default, skip_serializing_if = "crate::curves::Curves::is_empty")]
+    pub curves: crate::curves::Curves,
 }
 
 /// One arm: its measured quality, its raw measurements and the cost model derived from them.
@@ -143,6 +146,20 @@ pub struct ArmReport {
     /// The `bench-serving` measurement its serving cost uses (see `serving::chosen_bench`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_bench: Option<domain::ServingBench>,
+    /// Its point on a learning curve or noise sweep, as the run stored it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<domain::SweepPoint>,
+}
+
+impl ArmReport {
+    /// Whether the verdict may recommend it: every arm but a `label_noise` point, which
+    /// measures tolerance to noise and is never a way to ship.
+    pub fn shippable(&self) -> bool {
+        !self
+            .sweep
+            .as_ref()
+            .is_some_and(domain::SweepPoint::is_noisy)
+    }
 }
 
 /// The arm nearest the target when none reaches it.
@@ -274,9 +291,17 @@ pub fn decide(
             measured,
             review: arm_review,
             serving_bench,
+            sweep: info.sweep.clone(),
         });
     }
 
+    let curves = crate::curves::curves(&crate::curves::CurveInputs {
+        arms: &arms,
+        scores: &per_arm_scores,
+        target,
+        labelling_minutes: costs.labelling_minutes_per_example,
+        hourly_rate: costs.hourly_rate_usd,
+    });
     let totals: Vec<f64> = arms.iter().map(|a| a.cost.horizon_total_usd).collect();
     let recommended = pick(&arms, &totals, target, |_| true);
     let baseline = baseline_of(&arms, &totals, target, ArmKind::Prompt);
@@ -285,7 +310,7 @@ pub fn decide(
     let mut break_even = Vec::new();
     if let Some(p) = baseline {
         for (f, arm) in arms.iter().enumerate() {
-            if arm.kind != ArmKind::Finetune {
+            if arm.kind != ArmKind::Finetune || !arm.shippable() {
                 continue;
             }
             comparisons.push(paired(
@@ -356,6 +381,7 @@ pub fn decide(
         review,
         serving: Vec::new(),
         serving_bench: results.serving_bench.clone(),
+        curves,
     };
     report.serving = crate::serving::both_modes(&report.arms, costs, inputs, target);
     let (reasons, would_change) = Explainer {
@@ -365,6 +391,8 @@ pub fn decide(
     }
     .explain(recommended, baseline);
     report.reasons = reasons;
+    let curve_sentences = crate::curves::sentences(&report.curves, target, metric);
+    report.reasons.extend(curve_sentences);
     if let Some(c) = &report.prompt_ceiling {
         report.reasons.push(ceiling::sentence(c, metric));
     }
@@ -449,7 +477,8 @@ fn arm_warnings(
 }
 
 /// Rule 2 of the module docs: among allowed arms that meet the target, the cheapest over the
-/// horizon (`totals`), prompt arms first on ties, then higher quality, then run order.
+/// horizon (`totals`), prompt arms first on ties, then higher quality, then run order. Arms
+/// that are not [`ArmReport::shippable`] are never picked.
 pub(crate) fn pick(
     arms: &[ArmReport],
     totals: &[f64],
@@ -457,7 +486,7 @@ pub(crate) fn pick(
     allow: impl Fn(usize) -> bool,
 ) -> Option<usize> {
     (0..arms.len())
-        .filter(|&i| allow(i) && arms[i].quality + EPS >= target)
+        .filter(|&i| allow(i) && arms[i].shippable() && arms[i].quality + EPS >= target)
         .min_by(|&i, &j| {
             totals[i]
                 .total_cmp(&totals[j])
@@ -474,19 +503,21 @@ fn kind_rank(kind: ArmKind) -> u8 {
     }
 }
 
-/// The highest-quality allowed arm; ties go to the cheaper one.
+/// The highest-quality allowed (and shippable) arm; ties go to the cheaper one.
 pub(crate) fn best_quality(
     arms: &[ArmReport],
     totals: &[f64],
     allow: impl Fn(usize) -> bool,
 ) -> Option<usize> {
-    (0..arms.len()).filter(|&i| allow(i)).min_by(|&i, &j| {
-        arms[j]
-            .quality
-            .total_cmp(&arms[i].quality)
-            .then_with(|| totals[i].total_cmp(&totals[j]))
-            .then_with(|| i.cmp(&j))
-    })
+    (0..arms.len())
+        .filter(|&i| allow(i) && arms[i].shippable())
+        .min_by(|&i, &j| {
+            arms[j]
+                .quality
+                .total_cmp(&arms[i].quality)
+                .then_with(|| totals[i].total_cmp(&totals[j]))
+                .then_with(|| i.cmp(&j))
+        })
 }
 
 /// The arm of `kind` the rule would pick among that kind alone, else its best-scoring arm.

@@ -274,7 +274,9 @@ impl Explainer<'_> {
             .arms
             .iter()
             .enumerate()
-            .filter(|(i, a)| *i == rec || a.kind != self.r.arms[rec].kind || a.meets_target)
+            .filter(|(i, a)| {
+                *i == rec || a.shippable() && (a.kind != self.r.arms[rec].kind || a.meets_target)
+            })
             .map(|(_, a)| {
                 format!(
                     "`{}` {} ({} staff + {} machine)",

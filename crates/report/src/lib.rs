@@ -9,6 +9,7 @@
 pub mod calibration;
 pub mod compare;
 pub mod cost;
+pub mod curves;
 pub mod decision;
 pub mod escape;
 pub mod format;

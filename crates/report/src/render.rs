@@ -313,6 +313,17 @@ impl Doc {
             );
             self.table(&h, &rows);
         }
+        if let Some((h, rows)) = crate::curves::rows(&r.curves) {
+            self.section("Learning curves and label noise");
+            self.table(&h, &rows);
+            let notes: Vec<String> = r
+                .curves
+                .learning
+                .iter()
+                .map(|l| format!("`{}`: {}.", l.family, l.notes.join("; ")))
+                .collect();
+            self.list(&notes);
+        }
         if !r.break_even.is_empty() {
             self.section("Break-even daily volume");
             for b in &r.break_even {

@@ -164,6 +164,16 @@ pub(crate) fn assumptions(
             source: source("batch_api", costs.batch_api != d.batch_api),
         },
     ];
+    if let Some(minutes) = costs.labelling_minutes_per_example {
+        list.push(Assumption {
+            name: "labelling_minutes_per_example".to_owned(),
+            value: serde_json::json!(minutes),
+            unit: "minutes per training example (a fine-tune's data prep, instead of \
+                   data_prep_hours)"
+                .to_owned(),
+            source: Source::Declared,
+        });
+    }
     if let Some(slo) = costs.serving.latency_slo_ms {
         list.push(Assumption {
             name: "latency_slo_ms".to_owned(),
