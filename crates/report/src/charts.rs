@@ -14,7 +14,7 @@ use crate::index::ResultIndex;
 use crate::render::break_even_line;
 use crate::svg::{Axis, Plot, Shape, color, esc};
 
-fn placeholder(text: &str) -> String {
+pub(crate) fn placeholder(text: &str) -> String {
     format!(
         "<svg class=\"chart\" viewBox=\"0 0 560 120\" xmlns=\"http://www.w3.org/2000/svg\"><text x=\"280\" y=\"64\" text-anchor=\"middle\" class=\"note\">{}</text></svg>",
         esc(text)
@@ -37,11 +37,11 @@ fn fmt_usd(v: f64) -> String {
     }
 }
 
-fn fmt_quality(v: f64) -> String {
+pub(crate) fn fmt_quality(v: f64) -> String {
     format!("{v:.2}")
 }
 
-fn fmt_volume(v: f64) -> String {
+pub(crate) fn fmt_volume(v: f64) -> String {
     if v >= 1e6 {
         format!("{}M", trim(v / 1e6))
     } else if v >= 1e3 {

@@ -337,6 +337,14 @@ fn noise_sentence(n: &NoiseCurve, target: f64) -> String {
     format!("{head} ({}).", measured.join(", "))
 }
 
+/// How each learning curve was fitted, one line per curve.
+pub(crate) fn notes(c: &Curves) -> Vec<String> {
+    c.learning
+        .iter()
+        .map(|l| format!("`{}`: {}.", l.family, l.notes.join("; ")))
+        .collect()
+}
+
 /// The points of every curve as one table, for the text, Markdown and HTML reports.
 pub(crate) fn rows(c: &Curves) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
     if c.is_empty() {

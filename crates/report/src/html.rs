@@ -292,6 +292,22 @@ fn charts_section(h: &mut String, r: &DecisionReport, results: &RunResults) {
             "Each line: one local arm at the batch sizes bench-serving measured (labels), items per second against p95 latency per request. The dashed rule is the latency SLO, when declared.",
         );
     }
+    if !r.curves.learning.is_empty() {
+        figure(
+            h,
+            "Quality against training examples",
+            &crate::curve_charts::learning_chart(r),
+            "Each colour: one declared arm and its train_sizes (or few_shot_sizes) points, with 95% bootstrap CIs. Dashed: the fitted curve; ring: where the fit reaches the target (drawn when within 4× the largest size). The dashed rule is the target.",
+        );
+    }
+    if !r.curves.noise.is_empty() {
+        figure(
+            h,
+            "Quality against label noise",
+            &crate::curve_charts::noise_chart(r),
+            "Each colour: one declared arm trained (or shown demonstrations) with that share of its labels flipped to another label, seeded and nested across levels. The dashed rule is the target.",
+        );
+    }
     if r.review.is_some() {
         figure(
             h,
@@ -336,6 +352,12 @@ fn details_section(h: &mut String, r: &DecisionReport) {
     if let Some((headers, rows)) = crate::serving::bench_rows(r) {
         h.push_str("<h2>Local throughput and latency</h2><p class=\"muted\">Measured by <code>orchestrator bench-serving</code> on the eval prompts; a request's latency is its batch's time. The serving cost uses the marked size.</p>");
         table(h, &headers, &rows);
+    }
+    if let Some((headers, rows)) = crate::curves::rows(&r.curves) {
+        h.push_str("<h2>Learning curves and label noise</h2>");
+        table(h, &headers, &rows);
+        let notes = crate::curves::notes(&r.curves);
+        list(h, &notes);
     }
     if let Some((headers, rows)) = crate::review::rows(r) {
         h.push_str("<h2>Review</h2><p class=\"muted\">Thresholds chosen on the calibration items, measured on the rest; reviewed answers count as right (the reviewer is simulated by the gold label).</p>");

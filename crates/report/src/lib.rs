@@ -28,6 +28,7 @@ pub mod testing;
 mod break_even;
 mod ceiling;
 mod charts;
+mod curve_charts;
 mod explain;
 mod figures;
 mod index;

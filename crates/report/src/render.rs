@@ -316,12 +316,7 @@ impl Doc {
         if let Some((h, rows)) = crate::curves::rows(&r.curves) {
             self.section("Learning curves and label noise");
             self.table(&h, &rows);
-            let notes: Vec<String> = r
-                .curves
-                .learning
-                .iter()
-                .map(|l| format!("`{}`: {}.", l.family, l.notes.join("; ")))
-                .collect();
+            let notes = crate::curves::notes(&r.curves);
             self.list(&notes);
         }
         if !r.break_even.is_empty() {

@@ -171,6 +171,7 @@ fn report_renders_in_chromium_without_errors() {
         ("stay", stay_page()),
         ("escalate", escalate_page()),
         ("review", review_page()),
+        ("curves", curves_page()),
     ];
     for (name, html) in pages {
         check_page(dir.path(), name, &html);
@@ -272,6 +273,15 @@ fn review_page() -> String {
     assert!(r.arms.iter().all(|a| a.review.is_some()));
     let html = report::render_html(&r, &results);
     assert!(html.contains("Accuracy against coverage"));
+    html
+}
+
+/// Learning and noise curves: a fine-tune at four sizes and two noise levels.
+fn curves_page() -> String {
+    let (results, r) = crate::curves::sweep_with_run();
+    let html = report::render_html(&r, &results);
+    assert!(html.contains("Quality against training examples"));
+    assert!(html.contains("Quality against label noise"));
     html
 }
 

@@ -2,7 +2,7 @@
 //! the examples the target needs, labelling priced per example, the noise a fine-tune
 //! tolerates, and a noisy point never recommended.
 
-use domain::SweepPoint;
+use domain::{RunResults, SweepPoint};
 use report::testing::{ArmSpec, assumptions, decision, inputs, right, run};
 use report::{DecisionReport, ReportFormat, Verdict, decide, render_report};
 
@@ -10,6 +10,14 @@ const N: usize = 200;
 
 /// A prompt arm right on `prompt` items, then fine-tunes `(name, examples, noise, right)`.
 fn report(prompt: usize, finetunes: &[(&'static str, usize, f64, usize)]) -> DecisionReport {
+    sweep_run(prompt, finetunes).1
+}
+
+/// The run behind [`report`], and its report.
+fn sweep_run(
+    prompt: usize,
+    finetunes: &[(&'static str, usize, f64, usize)],
+) -> (RunResults, DecisionReport) {
     let mut arms = vec![ArmSpec::prompt("zero-shot@api", right(N, 0, prompt))];
     arms.extend(
         finetunes
@@ -26,12 +34,18 @@ fn report(prompt: usize, finetunes: &[(&'static str, usize, f64, usize)]) -> Dec
     }
     let mut costs = assumptions(1000.0);
     costs.labelling_minutes_per_example = Some(2.0);
-    decide(&results, &costs, &decision(0.9), &inputs(&results))
+    let r = decide(&results, &costs, &decision(0.9), &inputs(&results));
+    (results, r)
 }
 
 /// Quality 0.70, 0.80, 0.87 and 0.93 at 50–400 examples; 0.91 and 0.80 at 20% and 40% noise.
 fn sweep() -> DecisionReport {
-    report(
+    sweep_with_run().1
+}
+
+/// [`sweep`] and its run, for the HTML page the browser test loads.
+pub fn sweep_with_run() -> (RunResults, DecisionReport) {
+    sweep_run(
         170,
         &[
             ("lora", 400, 0.0, 186),
