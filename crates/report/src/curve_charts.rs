@@ -103,7 +103,7 @@ pub(crate) fn noise_chart(r: &DecisionReport) -> String {
     let x_hi = all.clone().map(|p| p.label_noise).fold(0.1, f64::max);
     let lows = all.clone().map(|p| p.ci_low).fold(target, f64::min);
     let highs = all.map(|p| p.ci_high).fold(target, f64::max);
-    let x = Axis::linear(0.0, x_hi, "share of labels flipped", |v| percent(v));
+    let x = Axis::linear(0.0, x_hi, "share of labels flipped", percent);
     let mut p = Plot::new(x, Axis::linear(lows, highs, "quality", fmt_quality));
     p.hrule(
         target,
