@@ -15,7 +15,7 @@ use crate::support::{Bench, hosted_spec};
 
 /// A shell script that runs the `fake-finetune-worker` binary in `mode` (the runner passes
 /// only `--job PATH`, and tests running at once need different modes).
-fn worker_script(dir: &Path, mode: &str) -> PathBuf {
+pub(crate) fn worker_script(dir: &Path, mode: &str) -> PathBuf {
     let fake = env!("CARGO_BIN_EXE_fake-finetune-worker");
     let path = dir.join(format!("fake-worker-{mode}"));
     let script = format!("#!/bin/sh\nexec '{fake}' --mode {mode} \"$@\"\n");
@@ -28,7 +28,7 @@ fn worker_script(dir: &Path, mode: &str) -> PathBuf {
     path
 }
 
-fn spec(b: &Bench, url: &str) -> String {
+pub(crate) fn spec(b: &Bench, url: &str) -> String {
     let model = b.path("base.gguf");
     // The GGUF magic passes `validate`; the fake worker never reads further.
     std::fs::write(&model, b"GGUF, but not really a model").unwrap();

@@ -15,3 +15,4 @@ mod finetune;
 mod hosted;
 mod local;
 mod support;
+mod sweeps;
