@@ -121,10 +121,11 @@ impl OptimizeSpec {
         seed: u64,
         proposed: &[String],
     ) -> Vec<Candidate> {
-        let seeds: Vec<&PromptSpec> = self
+        let seeds: Vec<PromptSpec> = self
             .from
             .iter()
             .filter_map(|p| all_prompts.iter().find(|x| &x.id == p))
+            .map(PromptSpec::outside_sweeps)
             .collect();
         let Some(first) = seeds.first() else {
             return Vec::new();
@@ -134,7 +135,7 @@ impl OptimizeSpec {
             .map(|s| {
                 let prompt = PromptSpec {
                     id: self.id.clone(),
-                    ..(*s).clone()
+                    ..s.clone()
                 };
                 (s.id.clone(), prompt)
             })
@@ -156,7 +157,7 @@ impl OptimizeSpec {
                     system: instruction.clone(),
                     few_shot: demos.len(),
                     demos: Some(demos),
-                    ..(*first).clone()
+                    ..first.clone()
                 };
                 if !prompts.iter().any(|(_, p)| same_prompt(p, &prompt)) {
                     grid.push((first.id.clone(), prompt));

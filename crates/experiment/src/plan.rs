@@ -197,6 +197,18 @@ pub struct PromptSpec {
     pub family: Option<String>,
 }
 
+impl PromptSpec {
+    /// The prompt as a seed of something else (an `optimize:` search): the same text and
+    /// demonstrations, belonging to no sweep family and with clean labels.
+    pub fn outside_sweeps(&self) -> PromptSpec {
+        PromptSpec {
+            label_noise: 0.0,
+            family: None,
+            ..self.clone()
+        }
+    }
+}
+
 /// A LoRA fine-tune of a local model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct FinetuneSpec {
@@ -401,7 +413,7 @@ impl Plan {
             {
                 let prompt = PromptSpec {
                     id: block.id.clone(),
-                    ..seed.clone()
+                    ..seed.outside_sweeps()
                 };
                 arms.push(prompt_arm(provider, prompt));
             }

@@ -109,7 +109,7 @@ impl Plan {
     /// fine-tune), with the labels its `label_noise` flips.
     pub fn finetune_train(&self, ft: &FinetuneSpec) -> Vec<Row> {
         let train = &self.dataset.train;
-        let mut chosen: Vec<usize> = if ft.train_size == 0 || ft.train_size >= train.len() {
+        let chosen: Vec<usize> = if ft.train_size == 0 || ft.train_size >= train.len() {
             (0..train.len()).collect()
         } else {
             let mut order = nested_order(train, self.dataset.seed);
@@ -117,7 +117,6 @@ impl Plan {
             order.sort_unstable();
             order
         };
-        chosen.dedup();
         chosen
             .into_iter()
             .map(|i| {

@@ -239,3 +239,28 @@ fn noise_needs_demonstrations_and_two_labels() {
     "#]]
     .assert_eq(&f.outcome());
 }
+
+/// A searched arm seeded by a prompt with sweeps is no point of that prompt's curve.
+#[test]
+fn an_optimised_arm_seeded_by_a_swept_prompt_is_outside_the_sweep() {
+    let text = spec(", few_shot_sizes: [0]", "").replace(
+        "finetunes:",
+        "optimize: [ { id: opt, from: [fs], dev: 20 } ]\n        finetunes:",
+    );
+    let text = text.replace(
+        "split: { eval: 20, train: 120 }",
+        "split: { eval: 20, train: 100 }",
+    );
+    let plan = Fixture::new(&text, &[("data.jsonl", &rows(150))])
+        .load()
+        .unwrap();
+    let arms = plan.arms();
+    let opt = arms.iter().find(|a| a.id() == "opt@p").unwrap();
+    assert_eq!(opt.sweep(), None);
+    for c in plan.optimize[0].candidates(&plan, &[]) {
+        assert_eq!(
+            (c.prompt.family.as_deref(), c.prompt.label_noise),
+            (None, 0.0)
+        );
+    }
+}

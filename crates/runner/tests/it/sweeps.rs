@@ -67,7 +67,10 @@ async fn each_point_trains_on_its_own_rows_and_answers_every_item() {
         ("lora~n4".to_owned(), 4, 0.0),
         ("lora~noise0.3".to_owned(), 10, 0.3),
     ];
-    assert_eq!(arms, expected, "`--arms lora` runs the family, and nothing else");
+    assert_eq!(
+        arms, expected,
+        "`--arms lora` runs the family, and nothing else"
+    );
     for (arm, _, _) in &expected {
         let answered = results.calls.iter().filter(|c| &c.arm == arm).count();
         assert_eq!(answered, 6, "{arm}");
@@ -81,10 +84,23 @@ async fn each_point_trains_on_its_own_rows_and_answers_every_item() {
             .map(|e| (e.messages.last().unwrap().content.clone(), e.answer.clone()))
             .collect()
     };
-    let (full, small, noisy) = (answers("lora"), answers("lora~n4"), answers("lora~noise0.3"));
+    let (full, small, noisy) = (
+        answers("lora"),
+        answers("lora~n4"),
+        answers("lora~noise0.3"),
+    );
     assert_eq!((full.len(), small.len(), noisy.len()), (10, 4, 10));
-    assert!(small.iter().all(|(k, v)| full.get(k) == Some(v)), "a clean subset");
-    let flipped = full.iter().filter(|(k, v)| noisy.get(*k) != Some(*v)).count();
+    assert!(
+        small.iter().all(|(k, v)| full.get(k) == Some(v)),
+        "a clean subset"
+    );
+    let flipped = full
+        .iter()
+        .filter(|(k, v)| noisy.get(*k) != Some(*v))
+        .count();
     assert_eq!(flipped, 3, "30% of 10 train labels flipped");
-    assert_eq!(jobs["lora"].eval, jobs["lora~n4"].eval, "the same eval prompts");
+    assert_eq!(
+        jobs["lora"].eval, jobs["lora~n4"].eval,
+        "the same eval prompts"
+    );
 }
