@@ -41,7 +41,9 @@ measure() { # $1: name; prints "wall_seconds" and leaves the report JSON in $wor
   spec "$1" "$2" > "$work/$1.yaml"
   local start end
   start=$(date +%s.%N)
-  (cd "$work" && "$BIN" run "$1.yaml" --db "$1.db" > "$1.log" 2>&1)
+  if ! (cd "$work" && "$BIN" run "$1.yaml" --db "$1.db" > "$1.log" 2>&1); then
+    echo "run $1 failed:" >&2; tail -20 "$work/$1.log" >&2; exit 1
+  fi
   end=$(date +%s.%N)
   (cd "$work" && "$BIN" report "$1" --db "$1.db" --format json > "$1.json")
   python3 -c "print(round($end - $start, 1))"
