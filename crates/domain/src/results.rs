@@ -61,6 +61,11 @@ pub struct ArmInfo {
     /// prompt arms and for arms stored before sweeps existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepPoint>,
+    /// The labels of the arm's `choices`, in the order of its calls'
+    /// `ChoiceRecord::probabilities`; `None` for an arm without `choices` and for arms stored
+    /// before the labels were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<String>>,
 }
 
 /// One point of a sweep (`train_sizes`, `few_shot_sizes`, `label_noise`): an arm that differs

@@ -340,6 +340,7 @@ impl Arm {
             model: self.model().to_owned(),
             pricing: Some(self.pricing()),
             sweep: self.sweep(),
+            choices: self.prompt().choices.as_ref().map(|c| c.labels.clone()),
         }
     }
 

@@ -426,6 +426,7 @@ mod tests {
                 model: "m".into(),
                 pricing: None,
                 sweep: None,
+                choices: None,
             })
             .to_vec();
         results.items = (0..a.len())

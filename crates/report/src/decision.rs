@@ -121,6 +121,10 @@ pub struct DecisionReport {
     /// Learning curves and noise sweeps (`train_sizes`, `few_shot_sizes`, `label_noise`).
     #[serde(default, skip_serializing_if = "crate::curves::Curves::is_empty")]
     pub curves: crate::curves::Curves,
+    /// Eval items whose label is probably wrong; `None` when no arm stored a probability for
+    /// every label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_issues: Option<crate::label_issues::LabelIssues>,
 }
 
 /// One arm: its measured quality, its raw measurements and the cost model derived from them.
@@ -302,6 +306,7 @@ pub fn decide(
         labelling_minutes: costs.labelling_minutes_per_example,
         hourly_rate: costs.hourly_rate_usd,
     });
+    let label_issues = crate::label_issues::label_issues(results, &arms);
     let totals: Vec<f64> = arms.iter().map(|a| a.cost.horizon_total_usd).collect();
     let recommended = pick(&arms, &totals, target, |_| true);
     let baseline = baseline_of(&arms, &totals, target, ArmKind::Prompt);
@@ -382,6 +387,7 @@ pub fn decide(
         serving: Vec::new(),
         serving_bench: results.serving_bench.clone(),
         curves,
+        label_issues,
     };
     report.serving = crate::serving::both_modes(&report.arms, costs, inputs, target);
     let (reasons, would_change) = Explainer {

@@ -359,6 +359,13 @@ fn details_section(h: &mut String, r: &DecisionReport) {
         let notes = crate::curves::notes(&r.curves);
         list(h, &notes);
     }
+    if let Some(li) = &r.label_issues {
+        h.push_str("<h2>Label issues in the eval split</h2>");
+        list(h, &crate::label_issues::notes(li));
+        if let Some((headers, rows)) = crate::label_issues::rows(li) {
+            table(h, &headers, &rows);
+        }
+    }
     if let Some((headers, rows)) = crate::review::rows(r) {
         h.push_str("<h2>Review</h2><p class=\"muted\">Thresholds chosen on the calibration items, measured on the rest; reviewed answers count as right (the reviewer is simulated by the gold label).</p>");
         table(h, &headers, &rows);

@@ -14,6 +14,7 @@ pub mod decision;
 pub mod escape;
 pub mod format;
 pub mod html;
+pub mod label_issues;
 pub mod leaderboard;
 pub mod render;
 pub mod review;

@@ -319,6 +319,13 @@ impl Doc {
             let notes = crate::curves::notes(&r.curves);
             self.list(&notes);
         }
+        if let Some(li) = &r.label_issues {
+            self.section("Label issues in the eval split");
+            self.list(&crate::label_issues::notes(li));
+            if let Some((h, rows)) = crate::label_issues::rows(li) {
+                self.table(&h, &rows);
+            }
+        }
         if !r.break_even.is_empty() {
             self.section("Break-even daily volume");
             for b in &r.break_even {

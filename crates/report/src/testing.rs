@@ -72,6 +72,7 @@ fn arm(name: &str, kind: ArmKind, provider: Option<&str>, prompt: &str, model: &
         model: model.into(),
         pricing: None,
         sweep: None,
+        choices: None,
     }
 }
 

@@ -36,6 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 model: "bench-model".into(),
                 pricing: None,
                 sweep: None,
+                choices: None,
             }],
         )
         .await?;

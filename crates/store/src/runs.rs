@@ -44,7 +44,7 @@ macro_rules! run_columns {
 macro_rules! arm_columns {
     () => {
         "arm, kind, provider, prompt, model, pricing, input_per_mtok, output_per_mtok, \
-         batch_api, cost_per_hour, sweep"
+         batch_api, cost_per_hour, sweep, choices"
     };
 }
 pub(crate) use arm_columns;
@@ -163,9 +163,9 @@ impl Store {
             let p = PricingColumns::of(a.pricing.as_ref());
             sqlx::query(
                 "INSERT INTO arms (run_id, arm, seq, kind, provider, prompt, model, pricing, \
-                 input_per_mtok, output_per_mtok, batch_api, cost_per_hour, sweep) \
+                 input_per_mtok, output_per_mtok, batch_api, cost_per_hour, sweep, choices) \
                  VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM arms WHERE run_id = ?1), \
-                 ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (run_id, arm) DO UPDATE SET \
+                 ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (run_id, arm) DO UPDATE SET \
                  pricing = excluded.pricing, input_per_mtok = excluded.input_per_mtok, \
                  output_per_mtok = excluded.output_per_mtok, batch_api = excluded.batch_api, \
                  cost_per_hour = excluded.cost_per_hour WHERE arms.pricing IS NULL",
@@ -182,6 +182,7 @@ impl Store {
             .bind(p.batch_api)
             .bind(p.cost_per_hour)
             .bind(a.sweep.as_ref().and_then(|s| serde_json::to_string(s).ok()))
+            .bind(a.choices.as_ref().and_then(|c| serde_json::to_string(c).ok()))
             .execute(&mut *tx)
             .await
             .map_err(&err)?;
@@ -404,6 +405,7 @@ pub(crate) fn arm_from_row(row: &SqliteRow) -> Result<ArmInfo> {
         model: row.try_get("model").map_err(&get)?,
         pricing: pricing_from_row(row)?,
         sweep: json_in(row, "arms", "sweep")?,
+        choices: json_in(row, "arms", "choices")?,
     })
 }
 

@@ -6,4 +6,5 @@
 mod browser;
 mod curves;
 mod decide;
+mod label_issues;
 mod review;

@@ -97,6 +97,21 @@ async fn choices_answer_with_the_likeliest_label() {
     );
 
     let results = b.store.results(summary.run_id).await.unwrap();
+    // The arm's labels are stored in the order of its answers' probabilities.
+    let labels = |arm: &str| {
+        results
+            .arms
+            .iter()
+            .find(|a| a.arm == arm)
+            .unwrap()
+            .choices
+            .clone()
+    };
+    assert_eq!(
+        labels("labelled@tiny"),
+        Some(vec!["yes".into(), "no".into(), "maybe".into()])
+    );
+    assert_eq!(labels("plain@tiny"), None);
     for call in results.calls.iter().filter(|c| c.error.is_none()) {
         if call.arm == "labelled@tiny" {
             let choice = call.choice.as_ref().unwrap();

@@ -97,6 +97,7 @@ pub fn prompt_arm(arm: &str) -> ArmInfo {
             batch_api: false,
         }),
         sweep: None,
+        choices: None,
     }
 }
 

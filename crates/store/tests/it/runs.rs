@@ -208,3 +208,18 @@ async fn an_arms_sweep_point_round_trips() {
     let back = store.results(run).await.unwrap().arms;
     assert_eq!(back, arms);
 }
+
+#[tokio::test]
+async fn an_arms_choice_labels_round_trip_in_their_order() {
+    let (_dir, store, run) = with_run().await;
+    let arms = [
+        domain::ArmInfo {
+            choices: Some(vec!["negative".into(), "positive".into(), "mixed".into()]),
+            ..prompt_arm("labels@local")
+        },
+        prompt_arm("free@local"),
+    ];
+    store.insert_arms(run, &arms).await.unwrap();
+    let back = store.results(run).await.unwrap().arms;
+    assert_eq!(back, arms);
+}
