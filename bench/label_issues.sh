@@ -4,14 +4,16 @@
 # `orchestrator data check --arm` with SmolLM2 (a zero-shot prompt with `choices`), and prints
 # the CPU model, the wall time, and the precision and recall of the suspects against the flips.
 #
-# With PROBE=knn the probe is cross-validated kNN on all-MiniLM-L6-v2 embeddings instead.
+# With PROBE=knn the probe is cross-validated kNN on all-MiniLM-L6-v2 embeddings instead; with
+# PROBE=finetune it is FOLDS (default 3) LoRA fine-tunes of SmolLM2 with the same prompt, one
+# epoch each, every fold's rows answered by the fine-tune that did not train on them.
 #
-# Usage: [PROBE=arm|knn] bench/label_issues.sh [snips|vader] [N] [FRAC] [BINARY]   (default snips 400 0.1)
+# Usage: [PROBE=arm|knn|finetune] [FOLDS=3] bench/label_issues.sh [snips|vader] [N] [FRAC] [BINARY]   (default snips 400 0.1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-snips}; N=${2:-400}; FRAC=${3:-0.1}
 BIN=${4:-target/release/orchestrator}
-[ -x "$BIN" ] || cargo build --quiet --release -p orchestrator --bins
+[ -x "$BIN" ] || cargo build --quiet --release -p orchestrator -p finetune-worker --bins
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 case "$DATA" in
@@ -50,10 +52,19 @@ prompts:
     system: "$SYSTEM"
     template: "$TEMPLATE"
     choices: $(cat "$work/labels.json")
+finetunes:
+  - { id: lora, base_model: smollm2-135m-instruct, prompt: labels, lora_r: 8, lora_alpha: 16,
+      lora_dropout: 0.05, lora_target_modules: [q_proj, v_proj], learning_rate: 1.0e-3,
+      num_epochs: 1, micro_batch_size: 8, sequence_len: 128, val_set_size: 0.1, warmup_steps: 4,
+      seed: 7, compute: { device: cpu } }
 YAML
 lscpu | grep 'Model name' | sed 's/  */ /g'
 start=$(date +%s.%N)
-if [ "${PROBE:-arm}" = knn ]; then how=(--probe knn); else how=(--arm labels@smollm2); fi
+case "${PROBE:-arm}" in
+  knn) how=(--probe knn) ;;
+  finetune) how=(--arm lora --folds "${FOLDS:-3}") ;;
+  *) how=(--arm labels@smollm2) ;;
+esac
 echo "probe: ${how[*]}"
 "$BIN" data check "$work/spec.yaml" "${how[@]}" --format json > "$work/out.json"
 end=$(date +%s.%N)

@@ -217,29 +217,15 @@ async fn label_issues_are_ranked_by_self_confidence_and_written_for_review() {
         !suspects.is_empty(),
         "the tiny model disagrees with some labels: {li}"
     );
-    let confidences: Vec<f64> = suspects
-        .iter()
-        .map(|s| s["self_confidence"].as_f64().unwrap())
-        .collect();
-    assert!(
-        confidences.windows(2).all(|w| w[0] <= w[1]),
-        "{confidences:?}"
-    );
+    assert_lowest_confidence_first(suspects);
     for s in suspects {
         assert_ne!(s["label"], s["likely"], "{s}");
     }
     let written = std::fs::read_to_string(env.path("suspects.jsonl")).unwrap();
     assert_eq!(written.lines().count(), suspects.len());
 
-    let refused = env
-        .run(&["data", "check", "spec.yaml", "--arm", "free@tiny"])
-        .await;
-    refused.expect_code(1);
-    assert!(
-        refused.stderr.contains("labels@tiny"),
-        "names the arms that can: {}",
-        refused.stderr
-    );
+    // Names the arms that can.
+    refused(&env, "free@tiny", "labels@tiny").await;
 }
 
 /// Known flips on real data: the first 200 VADER movie snippets, 20 labels flipped at a fixed
@@ -381,4 +367,87 @@ prompts: [{ id: zs, template: "{{text}}" }]
         precision >= 0.5 && recall >= 0.5,
         "precision {precision}, recall {recall}"
     );
+}
+
+/// A fine-tune `--arm`: `--folds` real `finetune-worker` processes train the tiny llama, each
+/// on the rows outside its fold, and answer their fold's rows with `choices`, so every row's
+/// probabilities are out of fold. The worker is the one `cargo test --workspace` built beside
+/// the binary. A fine-tune whose prompt has no `choices` is refused with exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fine_tune_arm_scores_every_row_with_k_fold_fine_tunes() {
+    let env = env();
+    let worker = crate::support::orchestrator_bin().with_file_name("finetune-worker");
+    assert!(
+        worker.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        worker.display()
+    );
+    env.write(
+        "spec.yaml",
+        &format!(
+            "{SPEC}finetunes:\n  - {{ id: lora, base_model: ./tiny.gguf, prompt: labels, \
+             num_epochs: 1, micro_batch_size: 4, val_set_size: 0.0, compute: {{ device: cpu }} }}\n  \
+             - {{ id: loose, base_model: ./tiny.gguf, prompt: free, compute: {{ device: cpu }} }}\n"
+        ),
+    );
+    let out = env
+        .run(&[
+            "data",
+            "check",
+            "spec.yaml",
+            "--arm",
+            "lora",
+            "--folds",
+            "3",
+            "--format",
+            "json",
+        ])
+        .await;
+    out.expect_code(0);
+    let li = &json(&out.stdout)["label_issues"];
+    // The overlong row 9 is past the tiny model's context: its answer fails alone.
+    assert_eq!(
+        (li["scored"].as_u64(), li["failed"].as_u64()),
+        (Some(23), Some(1)),
+        "{li}"
+    );
+    let ids: Vec<&str> = li["suspects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"r9"), "{li}");
+    assert_eq!(li["arm"], "lora (3-fold fine-tunes)", "{li}");
+    assert_eq!(li["labels"], serde_json::json!(["yes", "no"]));
+    for f in 1..=3 {
+        assert!(
+            out.stderr.contains(&format!("fold {f}/3: training `lora`")),
+            "{}",
+            out.stderr
+        );
+    }
+    let suspects = li["suspects"].as_array().unwrap();
+    assert_lowest_confidence_first(suspects);
+
+    refused(&env, "loose", "has no `choices`").await;
+}
+
+/// Suspects come lowest self-confidence first.
+fn assert_lowest_confidence_first(suspects: &[serde_json::Value]) {
+    let confidences: Vec<f64> = suspects
+        .iter()
+        .map(|s| s["self_confidence"].as_f64().unwrap())
+        .collect();
+    assert!(
+        confidences.windows(2).all(|w| w[0] <= w[1]),
+        "{confidences:?}"
+    );
+}
+
+/// `data check --arm ARM` exits 1 with `says` on stderr.
+async fn refused(env: &Env, arm: &str, says: &str) {
+    let out = env.run(&["data", "check", "spec.yaml", "--arm", arm]).await;
+    out.expect_code(1);
+    assert!(out.stderr.contains(says), "{}", out.stderr);
 }

@@ -102,7 +102,7 @@ fn embed_all(path: &std::path::Path, texts: &[String]) -> Result<Vec<Vec<f32>>, 
 }
 
 /// The fold of row `id`: FNV-1a of the id, modulo `folds`.
-fn fold(id: &str, folds: usize) -> usize {
+pub(crate) fn fold(id: &str, folds: usize) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in id.bytes() {
         h ^= u64::from(b);

@@ -80,7 +80,8 @@ fn probe(plan: &Plan, arm: &str, limit: Option<usize>) -> Result<Probe, ProbeErr
         let able: Vec<String> = plan
             .arms()
             .iter()
-            .filter(|a| matches!(a, Arm::Local { .. }) && a.prompt().choices.is_some())
+            .filter(|a| matches!(a, Arm::Local { .. } | Arm::Finetune { .. }))
+            .filter(|a| a.prompt().choices.is_some())
             .map(|a| format!("`{}`", a.id()))
             .collect();
         let able = if able.is_empty() {
@@ -89,8 +90,9 @@ fn probe(plan: &Plan, arm: &str, limit: Option<usize>) -> Result<Probe, ProbeErr
             able.join(", ")
         };
         ProbeError::BadArm(format!(
-            "`{arm}` is not a prompt arm with `choices` on a local provider, which label issues \
-             need (a probability for every label); such arms in this spec: {able}"
+            "`{arm}` is not a prompt arm with `choices` on a local provider nor a fine-tune \
+             with `choices`, which label issues need (a probability for every label); such \
+             arms in this spec: {able}"
         ))
     };
     let Some(Arm::Local {

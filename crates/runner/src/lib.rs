@@ -34,6 +34,7 @@ mod events;
 mod execute;
 mod grace;
 mod hosted;
+mod kfold_probe;
 mod knn_probe;
 mod label_probs;
 mod lease;
@@ -51,6 +52,7 @@ mod writer;
 
 pub use bench::{BenchError, BenchRequest, bench_serving};
 pub use events::{ArmStart, Event};
+pub use kfold_probe::kfold_label_probabilities;
 pub use knn_probe::{KnnProbe, knn_label_probabilities};
 pub use label_probs::{
     LabelIssues, LabelProbs, ProbeError, RowProbs, Suspect, issues_from, label_issues,

@@ -2,7 +2,8 @@
 //! spent on it. Without a model: each split's label distribution, repeated inputs (exact, or
 //! the same once normalised) and those repeated with different labels, eval items whose input
 //! is also in train or dev, empty and overlong inputs (`experiment::data_check`). With
-//! `--arm` (a prompt arm with `choices` on a local provider), or `--probe knn` (cross-validated
+//! `--arm` (a prompt arm with `choices` on a local provider, or a fine-tune with `choices`,
+//! trained once per fold), or `--probe knn` (cross-validated
 //! nearest neighbours of sentence embeddings): the rows whose label is probably wrong, by
 //! confident learning over those label probabilities (`scoring::label_issues`), lowest
 //! self-confidence first. As a table or `--format json`; `--suspects FILE` writes the
@@ -35,8 +36,10 @@ pub enum DataCommand {
 pub struct CheckArgs {
     /// The experiment spec (YAML).
     pub file: PathBuf,
-    /// A prompt arm with `choices` on a local provider (e.g. zero-shot-labels@smollm2): its
-    /// label probabilities rank the rows whose label is probably wrong.
+    /// A prompt arm with `choices` on a local provider (e.g. zero-shot-labels@smollm2), or a
+    /// fine-tune whose prompt has `choices` (trained --folds times, each fold's rows answered
+    /// by the fine-tune that did not see them): its label probabilities rank the rows whose
+    /// label is probably wrong.
     #[arg(long, conflicts_with = "probe")]
     pub arm: Option<String>,
     /// Label probabilities from sentence embeddings instead of an arm: each row's most similar
@@ -46,7 +49,7 @@ pub struct CheckArgs {
     /// The embedding model of `--probe knn`: a known name or a folder.
     #[arg(long, default_value = "all-minilm-l6-v2")]
     pub embedding: String,
-    /// Folds of `--probe knn`.
+    /// Folds of `--probe knn`, and fine-tunes of a fine-tune `--arm`.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=100))]
     pub folds: u64,
     /// Neighbours that vote in `--probe knn`.
@@ -97,6 +100,9 @@ pub async fn execute(args: Args) -> anyhow::Result<Exit> {
     let checks = data_check::check(&plan.dataset, args.max_input_tokens);
     let limit = args.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let label_issues = match (&args.arm, args.probe) {
+        (Some(arm), _) if is_finetune(&plan, arm) => {
+            Some(kfold_issues(&plan, arm, &args, limit).await?)
+        }
         (Some(arm), _) => Some(label_issues(&plan, arm, limit).await?),
         (None, Some(Probe::Knn)) => Some(knn_issues(&plan, &args, limit).await?),
         (None, None) => None,
@@ -148,6 +154,28 @@ async fn label_issues(
     let found = runner::label_issues(plan, arm, limit, tx).await;
     let _ = notes.await;
     found.map_err(probe_error)
+}
+
+fn is_finetune(plan: &experiment::Plan, arm: &str) -> bool {
+    plan.finetunes.iter().any(|f| f.id == arm)
+}
+
+async fn kfold_issues(
+    plan: &experiment::Plan,
+    arm: &str,
+    args: &CheckArgs,
+    limit: Option<usize>,
+) -> anyhow::Result<runner::LabelIssues> {
+    let folds = usize::try_from(args.folds).unwrap_or(5);
+    let (tx, notes) = forward_notes();
+    let found = runner::kfold_label_probabilities(plan, arm, folds, limit, None, tx).await;
+    let _ = notes.await;
+    let name = format!("{arm} ({folds}-fold fine-tunes)");
+    Ok(runner::issues_from(
+        plan,
+        &name,
+        found.map_err(probe_error)?,
+    ))
 }
 
 async fn knn_issues(
