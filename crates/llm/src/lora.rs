@@ -158,6 +158,10 @@ pub struct Linear {
     /// `[Σ out]`.
     bias: Option<Tensor>,
     parts: Vec<Part>,
+    /// The weight as it was before the first merge, while any adapter is merged: unmerging
+    /// puts it back exactly (subtracting the update again would leave rounding behind, and a
+    /// worker that serves several jobs trains each from the same base).
+    premerge: Option<Tensor>,
 }
 
 impl Linear {
@@ -185,7 +189,12 @@ impl Linear {
             Some(b) => Some(Tensor::cat(&b, 0)?.detach()),
             None => None,
         };
-        Ok(Self { w, bias, parts })
+        Ok(Self {
+            w,
+            bias,
+            parts,
+            premerge: None,
+        })
     }
 
     /// LoRA variables are f32, or f64 in an f64 model (gradient checks).
@@ -397,12 +406,27 @@ impl Linear {
 
     /// Folds the adapters into the weight; forward then costs what the base layer costs.
     pub fn merge(&mut self) -> CResult<()> {
+        let unmerged = self
+            .parts
+            .iter()
+            .any(|p| p.adapter.as_ref().is_some_and(|a| !a.merged));
+        if unmerged && self.premerge.is_none() {
+            self.premerge = Some(self.w.clone());
+        }
         self.fold(false, 1.0)
     }
 
-    /// Takes merged adapters back out of the weight.
+    /// Takes merged adapters back out of the weight: the weight from before the first merge,
+    /// bit for bit.
     pub fn unmerge(&mut self) -> CResult<()> {
-        self.fold(true, -1.0)
+        let Some(w) = self.premerge.take() else {
+            return self.fold(true, -1.0);
+        };
+        self.w = w;
+        for ad in self.parts.iter_mut().filter_map(|p| p.adapter.as_mut()) {
+            ad.merged = false;
+        }
+        Ok(())
     }
 
     pub fn is_merged(&self) -> bool {
@@ -466,7 +490,8 @@ mod tests {
         assert!(max_diff(&unmerged, &lin.forward(&x, None).unwrap()) < 1e-5);
         lin.merge().unwrap();
         lin.remove_lora().unwrap();
-        assert!(max_diff(&base, &lin.forward(&x, None).unwrap()) < 1e-5);
+        // Bit for bit: the weight from before the merge comes back.
+        assert_eq!(max_diff(&base, &lin.forward(&x, None).unwrap()), 0.0);
     }
 
     #[test]

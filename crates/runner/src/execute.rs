@@ -479,6 +479,7 @@ fn spawn_side_work(
         resume: !inv.opts.new,
         artifacts_dir: inv.opts.artifacts_dir.clone(),
         worker: inv.opts.worker.clone(),
+        pool: worker::Pool::default(),
     });
     for ft in finetunes {
         let device = lock(ft.spec.compute.device);

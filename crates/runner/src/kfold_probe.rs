@@ -4,8 +4,8 @@
 //! declared, on the rows of the other folds and answers the fold's rows with the prompt's
 //! `choices`, whose label probabilities are then out of fold, as confident learning needs.
 //!
-//! One worker at a time (one training job per device), each in a temporary folder removed at
-//! the end; nothing is stored. The fine-tune's `train_sizes` and `label_noise` do not apply:
+//! The folds run one after another in one `finetune-worker --serve` process (one training job
+//! per device), in a temporary folder removed at the end; nothing is stored. The fine-tune's `train_sizes` and `label_noise` do not apply:
 //! a probe learns from every row outside its fold, with the labels as given.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use std::process::Stdio;
 
 use experiment::{Arm, FinetuneSpec, Plan, PromptSpec, Row};
 use finetune::job::{EvalPrompt, Example, FinetuneJob, WorkerEvent};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 use crate::events::{Emitter, Event};
@@ -73,20 +73,21 @@ pub async fn kfold_label_probabilities(
         failed: 0,
     };
     let mut probs: Vec<Option<Vec<f64>>> = vec![None; rows.len()];
+    let mut jobs = Vec::with_capacity(folds);
     for f in 0..folds {
         let job = fold_job(plan, &spec, &prompt, &rows, f, &base_model, work.path());
-        emitter
-            .note(format!(
-                "fold {}/{folds}: training `{arm}` on {} rows, answering {}",
-                f + 1,
-                job.train.len(),
-                job.eval.len()
-            ))
-            .await;
-        for (index, p) in run_job(&worker, job, f).await? {
-            if let Some(slot) = probs.get_mut(index) {
-                *slot = Some(p);
-            }
+        let path = write_job(&job, &job.out_dir).map_err(ProbeError::Model)?;
+        let note = format!(
+            "fold {}/{folds}: training `{arm}` on {} rows, answering {}",
+            f + 1,
+            job.train.len(),
+            job.eval.len()
+        );
+        jobs.push((path, note));
+    }
+    for (index, p) in serve_jobs(&worker, &jobs, work.path(), &emitter).await? {
+        if let Some(slot) = probs.get_mut(index) {
+            *slot = Some(p);
         }
     }
     for (r, p) in rows.iter().zip(probs) {
@@ -186,59 +187,79 @@ fn fold_job(
     }
 }
 
-/// Runs one fold's worker to its end; returns each answered row's index and probabilities.
-async fn run_job(
+/// Runs the folds' jobs in turn in one `finetune-worker --serve` (so each fold after the
+/// first skips the process start and the first step's warm-up), noting each fold as it starts;
+/// returns each answered row's index and probabilities.
+async fn serve_jobs(
     worker: &Path,
-    job: FinetuneJob,
-    f: usize,
+    jobs: &[(PathBuf, String)],
+    work: &Path,
+    emitter: &Emitter,
 ) -> Result<Vec<(usize, Vec<f64>)>, ProbeError> {
-    let fail = |m: String| ProbeError::Model(format!("fold {}: {m}", f + 1));
-    let dir = job.out_dir.clone();
-    let job_path = write_job(&job, &dir).map_err(fail)?;
-    let (log, stderr) = WorkerLog::open(&dir).map_err(fail)?;
+    let fail = |m: String| ProbeError::Model(m);
+    let (log, stderr) = WorkerLog::open(work).map_err(fail)?;
     let mut child = Command::new(worker)
-        .arg("--job")
-        .arg(&job_path)
+        .arg("--serve")
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| fail(format!("starting {} failed: {e}", worker.display())))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| fail("the worker's output could not be read".to_owned()))?;
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(fail(
+            "the worker's input or output could not be opened".to_owned(),
+        ));
+    };
+    let mut input = String::new();
+    for (path, _) in jobs {
+        input.push_str(&format!("{}\n", path.display()));
+    }
+    stdin
+        .write_all(input.as_bytes())
+        .await
+        .map_err(|e| fail(format!("handing the jobs to the worker failed: {e}")))?;
+    // End of input: the worker exits after the last job.
+    drop(stdin);
     let mut lines = BufReader::new(stdout).lines();
-    let mut answers = Vec::new();
-    let mut error = None;
+    let (mut answers, mut fold, mut error) = (Vec::new(), 0, None);
     while let Ok(Some(line)) = lines.next_line().await {
         match WorkerEvent::parse_line(&line) {
+            Ok(WorkerEvent::Started { .. }) => {
+                if let Some((_, note)) = jobs.get(fold) {
+                    emitter.note(note.clone()).await;
+                }
+            }
             Ok(WorkerEvent::Answer {
                 item_id, choice, ..
             }) => {
-                let index = item_id.parse::<usize>().ok();
-                if let (Some(index), Some(choice)) = (index, choice) {
+                if let (Ok(index), Some(choice)) = (item_id.parse::<usize>(), choice) {
                     answers.push((index, choice.probabilities));
                 }
             }
-            Ok(WorkerEvent::Error { message }) => error = Some(message),
+            Ok(WorkerEvent::Done) => fold += 1,
+            Ok(WorkerEvent::Error { message }) => {
+                error.get_or_insert(format!("fold {}: {message}", fold + 1));
+                fold += 1;
+            }
             Ok(_) => {}
-            Err(e) => tracing::warn!(fold = f, error = %e, "unreadable worker line"),
+            Err(e) => tracing::warn!(fold, error = %e, "unreadable worker line"),
         }
     }
     let status = child
         .wait()
         .await
         .map_err(|e| fail(format!("waiting for the worker failed: {e}")))?;
-    if status.success() {
-        return Ok(answers);
+    match error {
+        Some(message) => Err(fail(message)),
+        None if status.success() && fold == jobs.len() => Ok(answers),
+        None => Err(fail(format!(
+            "fold {}: the fine-tune worker failed ({status}): {}",
+            fold + 1,
+            log.crash_reason()
+        ))),
     }
-    let reason = error.unwrap_or_else(|| log.crash_reason());
-    Err(fail(format!(
-        "the fine-tune worker failed ({status}): {reason}"
-    )))
 }
 
 fn write_job(job: &FinetuneJob, dir: &Path) -> Result<PathBuf, String> {

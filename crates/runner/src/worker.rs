@@ -1,5 +1,6 @@
-//! Fine-tune arms: each runs as one `finetune-worker` process (found next to the running binary,
-//! or named by `ORCHESTRATOR_WORKER`), one job per device at a time. The runner writes the job
+//! Fine-tune arms: each runs as a job of a `finetune-worker --serve` process (found next to the
+//! running binary, or named by `ORCHESTRATOR_WORKER`), one job per device at a time; the
+//! process serves the device's later arms too (`worker/pool.rs`). The runner writes the job
 //! (train split formatted with the arm's prompt, eval prompts still unanswered) to the arm's
 //! directory, reads the worker's JSON lines, stores the loss curve and the training record, and
 //! scores the worker's answers like any call.
@@ -11,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +19,7 @@ use domain::{LossPoint, LossSplit, TrainingRecord, TrainingStatus};
 use experiment::FinetuneSpec;
 use finetune::job::{EvalPrompt, Example, FinetuneJob, WorkerEvent};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Child;
 use tokio::sync::Mutex;
 
 use crate::events::{Emitter, Event};
@@ -30,6 +29,9 @@ use crate::worker_log::WorkerLog;
 use crate::{SideContext, Tally};
 
 mod answers;
+mod pool;
+
+pub(crate) use pool::Pool;
 
 /// Environment variable naming the worker binary, for installs where it is not beside us.
 pub const WORKER_ENV: &str = "ORCHESTRATOR_WORKER";
@@ -61,6 +63,8 @@ pub(crate) struct WorkerContext {
     pub resume: bool,
     pub artifacts_dir: PathBuf,
     pub worker: Option<PathBuf>,
+    /// The idle serving worker of each device, kept between fine-tunes.
+    pub pool: Pool,
 }
 
 /// The worker binary: the explicit path, else `$ORCHESTRATOR_WORKER`, else beside the current
@@ -153,8 +157,9 @@ pub(crate) async fn run_finetune(
         return Tally::all_failed(pending);
     };
     let mut record = running_record(ft.previous.take(), &ft.arm, &out_dir);
+    let device = ft.spec.compute.device;
     let started = start_worker(&mut ft, &ctx, &out_dir).await;
-    let (mut child, stdout, log) = match started {
+    let (mut served, log) = match started {
         Ok(started) => started,
         Err(message) => {
             ctx.side
@@ -169,8 +174,16 @@ pub(crate) async fn run_finetune(
     store_record(&ctx, &record).await;
 
     let mut session = Session::new(&ft, &ctx);
-    session.read(&mut ft, &mut record, &mut child, stdout).await;
-    let status = wait_for_exit(&mut child, session.kill_at, &ctx.side.grace).await;
+    session.read(&mut ft, &mut record, &mut served).await;
+    // A worker that ended its job with `done` or `error` and still runs serves the next one.
+    let alive = session.ended
+        && session.outcome != Outcome::Interrupted
+        && served.child.try_wait().ok().flatten().is_none();
+    let status = if alive {
+        None
+    } else {
+        wait_for_exit(&mut served.child, session.kill_at, &ctx.side.grace).await
+    };
     let answered = session.answered;
     // An interrupted fine-tune's unanswered items are not failures: a rerun answers them.
     let failed = match session.outcome {
@@ -184,10 +197,16 @@ pub(crate) async fn run_finetune(
         &log,
         &mut record,
         session.outcome,
-        status,
+        Exit {
+            ok: status.map_or(alive, |s| s.success()),
+            status,
+        },
     )
     .await;
     store_record(&ctx, &record).await;
+    if alive {
+        ctx.pool.put_back(device, served);
+    }
     Tally { answered, failed }
 }
 
@@ -222,23 +241,22 @@ async fn store_record(ctx: &WorkerContext, record: &TrainingRecord) {
     }
 }
 
-/// Writes the job and starts the worker on it, with its stdout ready to read and its stderr
-/// going to its log.
+/// Writes the job and hands it to the device's serving worker (started if there is none),
+/// with its stdout ready to read and its stderr going to the device's log, beside the arms'
+/// folders.
 async fn start_worker(
     ft: &mut FinetuneArm,
     ctx: &WorkerContext,
     out_dir: &Path,
-) -> Result<(Child, ChildStdout, WorkerLog), String> {
+) -> Result<(pool::Served, WorkerLog), String> {
     let job_path = prepare(ft, ctx, out_dir, &ctx.side.events).await?;
-    let (log, stderr) = WorkerLog::open(out_dir)?;
-    let mut child = launch(ctx, &job_path, stderr)?;
-    match child.stdout.take() {
-        Some(stdout) => Ok((child, stdout, log)),
-        None => {
-            let _ = child.kill().await;
-            Err("the worker's output could not be read".into())
-        }
-    }
+    let worker = find_worker(ctx.worker.as_deref()).ok_or_else(|| {
+        format!("the {WORKER_NAME} binary was not found next to this program; set {WORKER_ENV} to its path")
+    })?;
+    // `out_dir` is ARTIFACTS/EXPERIMENT/ARM/KEY: the log goes in ARTIFACTS/EXPERIMENT.
+    let log_dir = out_dir.ancestors().nth(2).unwrap_or(out_dir);
+    let device = ft.spec.compute.device;
+    ctx.pool.start(device, &worker, log_dir, &job_path).await
 }
 
 /// How the worker's output ended.
@@ -267,6 +285,8 @@ struct Session<'a> {
     outcome: Outcome,
     /// When the worker is killed if it has not stopped after SIGTERM.
     kill_at: Option<tokio::time::Instant>,
+    /// The job's last event (`done` or `error`) was read.
+    ended: bool,
 }
 
 impl<'a> Session<'a> {
@@ -285,20 +305,21 @@ impl<'a> Session<'a> {
             loss_points: Vec::new(),
             outcome: Outcome::Open,
             kill_at: None,
+            ended: false,
         }
     }
 
-    /// Reads the worker's JSON lines until its output ends (or it is killed after a cancel).
+    /// Reads the worker's JSON lines until the job's last event, or until its output ends (or
+    /// it is killed after a cancel).
     async fn read(
         &mut self,
         ft: &mut FinetuneArm,
         record: &mut TrainingRecord,
-        child: &mut Child,
-        stdout: ChildStdout,
+        served: &mut pool::Served,
     ) {
         let stop = self.ctx.side.stop.clone();
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
+        let (child, lines) = (&mut served.child, &mut served.lines);
+        while !self.ended {
             let line = tokio::select! {
                 line = lines.next_line() => line,
                 () = stop.cancelled(), if self.kill_at.is_none() => {
@@ -440,11 +461,13 @@ impl<'a> Session<'a> {
                 self.unanswered(ft, &item_id, error).await;
             }
             WorkerEvent::Done => {
+                self.ended = true;
                 if self.outcome == Outcome::Open {
                     self.outcome = Outcome::Finished;
                 }
             }
             WorkerEvent::Error { message } => {
+                self.ended = true;
                 self.errors += 1;
                 self.set_failed(message);
             }
@@ -466,6 +489,13 @@ impl<'a> Session<'a> {
         }
         self.loss_points.clear();
     }
+}
+
+/// How the worker's part in a job ended: well (exited 0, or still serving after `done`), and
+/// its exit status if it exited.
+struct Exit {
+    ok: bool,
+    status: Option<std::process::ExitStatus>,
 }
 
 /// Waits for the worker to exit. After a cancel it gets the rest of the grace period, then is
@@ -497,9 +527,12 @@ async fn settle(
     log: &WorkerLog,
     record: &mut TrainingRecord,
     outcome: Outcome,
-    status: Option<std::process::ExitStatus>,
+    exit: Exit,
 ) {
-    let exited_ok = status.is_some_and(|s| s.success());
+    let Exit {
+        ok: exited_ok,
+        status,
+    } = exit;
     let reason = match outcome {
         Outcome::Interrupted => {
             record.status = TrainingStatus::Interrupted;
@@ -560,25 +593,6 @@ async fn prepare(
         .await
         .map_err(|e| format!("writing {} failed: {e}", job_path.display()))?;
     Ok(job_path)
-}
-
-fn launch(ctx: &WorkerContext, job_path: &Path, log: std::fs::File) -> Result<Child, String> {
-    let worker = find_worker(ctx.worker.as_deref()).ok_or_else(|| {
-        format!("the {WORKER_NAME} binary was not found next to this program; set {WORKER_ENV} to its path")
-    })?;
-    let mut command = Command::new(&worker);
-    command.arg("--job").arg(job_path).env("NO_COLOR", "1");
-    // Its own process group: a Ctrl-C in the terminal reaches only us, and we forward exactly
-    // one SIGTERM (a second signal would make the worker quit without its checkpoint).
-    #[cfg(unix)]
-    command.process_group(0);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("starting {} failed: {e}", worker.display()))
 }
 
 /// Asks the worker to stop (it saves a checkpoint first).

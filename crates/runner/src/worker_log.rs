@@ -35,6 +35,15 @@ impl WorkerLog {
         Ok((WorkerLog { path, start }, file))
     }
 
+    /// The log at `path` (the stderr of a serving worker) from its present end on.
+    pub(crate) fn at(path: &Path) -> Self {
+        let start = std::fs::metadata(path).map_or(0, |m| m.len());
+        WorkerLog {
+            path: path.to_path_buf(),
+            start,
+        }
+    }
+
     /// The reason in what the worker wrote since it was launched; empty when it wrote nothing.
     pub(crate) fn crash_reason(&self) -> String {
         crash_reason(&self.read_own_part())

@@ -1,6 +1,11 @@
 //! `finetune-worker --job job.json`: runs one fine-tune job in its own process, so a crash,
 //! an out-of-memory kill or a Ctrl-C costs one arm at most, and the orchestrator's async
-//! runtime never waits on a matmul.
+//! runtime never waits on a matmul. `finetune-worker --serve` runs the jobs whose paths arrive
+//! on stdin one after another in one process, which spares each later job the model load
+//! (0.9 s for SmolLM2) and the first step's warm-up (growing the heap to the step's peak, page
+//! by page: about 4 s of SmolLM2's first 8 × 128 step on 2 cores, against 1.2–1.6 s for the
+//! steps after it). Jobs on the same base model and device share it, adapters removed between
+//! them.
 //!
 //! It loads the base model, trains a LoRA adapter (or resumes the job's newest checkpoint, or
 //! skips training that already finished), writes the PEFT adapter, loads it back, answers the
@@ -29,8 +34,13 @@ use llm::LocalModel;
 #[command(version)]
 struct Args {
     /// The job file (`FinetuneJob` as JSON), written by the orchestrator's runner.
+    #[arg(long, required_unless_present = "serve", conflicts_with = "serve")]
+    job: Option<PathBuf>,
+    /// Read job files from stdin, one path a line, and run each in turn in this process (the
+    /// memory it has grown to and its threads stay warm); every job's events end with `done`
+    /// or `error`. Exits at the end of the input, or on an interrupt (130).
     #[arg(long)]
-    job: PathBuf,
+    serve: bool,
 }
 
 /// Where a failure came from, which decides the exit code.
@@ -84,7 +94,16 @@ fn main() {
         });
         std::process::exit(exit::FAILURE);
     }
-    let code = match run(&args.job, &events, &cancel) {
+    let code = match &args.job {
+        Some(job) => exit_code(run(job, &events, &cancel, &mut None), &events),
+        None => serve(&events, &cancel),
+    };
+    std::process::exit(code);
+}
+
+/// The exit code of a job's outcome, after its `error` event where it has one.
+fn exit_code(outcome: Result<(), Failure>, events: &Events) -> i32 {
+    match outcome {
         Ok(()) => exit::OK,
         Err(Failure::Interrupted) => {
             tracing::warn!("interrupted; rerun the job to resume from its checkpoint");
@@ -102,8 +121,31 @@ fn main() {
             });
             exit::FAILURE
         }
-    };
-    std::process::exit(code);
+    }
+}
+
+/// `--serve`: the jobs named on stdin, one after another. A job that fails has said so in its
+/// `error` event and the next one starts afresh (each loads its own base model); an interrupt
+/// ends the process, as it ends a single job.
+fn serve(events: &Events, cancel: &AtomicBool) -> i32 {
+    let mut kept = None;
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else {
+            return exit::FAILURE;
+        };
+        let path = line.trim();
+        if path.is_empty() {
+            continue;
+        }
+        if cancel.load(Ordering::SeqCst) {
+            return exit::INTERRUPTED;
+        }
+        let code = exit_code(run(Path::new(path), events, cancel, &mut kept), events);
+        if code == exit::INTERRUPTED {
+            return code;
+        }
+    }
+    exit::OK
 }
 
 /// SIGINT and SIGTERM raise `cancel`; the same signal arriving while it is already raised
@@ -117,13 +159,31 @@ fn install_signal_handlers(cancel: &Arc<AtomicBool>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn run(job_path: &Path, events: &Events, cancel: &AtomicBool) -> Result<(), Failure> {
+/// A base model kept between served jobs, with what it was loaded from.
+struct Kept {
+    path: PathBuf,
+    device: domain::Device,
+    model: LocalModel,
+}
+
+/// Runs one job: `kept` supplies its base model when it holds the same one, and holds it
+/// afterwards (adapters removed: the exact weights from before the merge) for the next job.
+/// A job that fails leaves nothing kept, so the next one loads afresh.
+fn run(
+    job_path: &Path,
+    events: &Events,
+    cancel: &AtomicBool,
+    kept: &mut Option<Kept>,
+) -> Result<(), Failure> {
     let job = read_job(job_path).map_err(Failure::BadJob)?;
     let _span = tracing::info_span!("finetune", arm = %job.arm).entered();
 
-    let mut model = LocalModel::load(&job.base_model, job.compute.device)
-        .with_context(|| format!("loading base model {}", job.base_model.display()))
-        .map_err(Failure::Failed)?;
+    let mut model = match kept.take() {
+        Some(k) if k.path == job.base_model && k.device == job.compute.device => k.model,
+        _ => LocalModel::load(&job.base_model, job.compute.device)
+            .with_context(|| format!("loading base model {}", job.base_model.display()))
+            .map_err(Failure::Failed)?,
+    };
     let report = match train::train(&job, &mut model, &mut |e| events.emit(&e), cancel) {
         Ok(TrainOutcome::Finished(report)) => report,
         Ok(TrainOutcome::Interrupted { step, checkpoint }) => {
@@ -151,6 +211,17 @@ fn run(job_path: &Path, events: &Events, cancel: &AtomicBool) -> Result<(), Fail
         .context("merging the adapter for generation")
         .map_err(Failure::Failed)?;
     answer(&job, &model, events, cancel)?;
+    // Back to the base model before `done`: the next served job may start as soon as it reads it.
+    let base = model.model_mut();
+    base.set_training(false, 0);
+    base.remove_lora()
+        .context("removing the adapter")
+        .map_err(Failure::Failed)?;
+    *kept = Some(Kept {
+        path: job.base_model.clone(),
+        device: job.compute.device,
+        model,
+    });
     events.emit(&WorkerEvent::Done);
     Ok(())
 }

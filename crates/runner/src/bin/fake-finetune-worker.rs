@@ -11,6 +11,10 @@
 //! answers one item every 100 ms, so a test can cancel it mid-way; `reuse` skips the steps and
 //! reports the finished training's whole curve, as a worker that finds its adapter already
 //! trained does.
+//!
+//! `--serve` instead of `--job PATH` reads job paths from stdin, one a line, and runs each in
+//! turn, as `finetune-worker --serve` does; every job it runs gets a `worker.pid` file in its
+//! `out_dir` with this process's id, so a test can tell which jobs one process served.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,7 +44,14 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    match run(mode, &job) {
+    let Some(job) = job else {
+        return serve(mode);
+    };
+    run_or_report(mode, &job)
+}
+
+fn run_or_report(mode: Mode, job: &PathBuf) -> ExitCode {
+    match run(mode, job) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("fake-finetune-worker: {err}");
@@ -49,12 +60,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--mode MODE --job PATH`, in either order.
-fn args() -> Result<(Mode, PathBuf), String> {
+/// The jobs named on stdin, in turn; the first that does not finish ends the process.
+fn serve(mode: Mode) -> ExitCode {
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else {
+            return ExitCode::from(1);
+        };
+        let job = PathBuf::from(line.trim());
+        if let Some(dir) = job.parent() {
+            let _ = std::fs::write(dir.join("worker.pid"), std::process::id().to_string());
+        }
+        let code = run_or_report(mode, &job);
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--mode MODE` and `--job PATH` (or `--serve`), in any order.
+fn args() -> Result<(Mode, Option<PathBuf>), String> {
     let mut mode = Mode::Ok;
     let mut job = None;
+    let mut serving = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--serve" {
+            serving = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--job" => job = Some(PathBuf::from(value)),
@@ -73,7 +107,10 @@ fn args() -> Result<(Mode, PathBuf), String> {
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
-    Ok((mode, job.ok_or("--job PATH is required")?))
+    if serving {
+        return Ok((mode, None));
+    }
+    Ok((mode, Some(job.ok_or("--job PATH or --serve is required")?)))
 }
 
 fn run(mode: Mode, job_path: &PathBuf) -> Result<ExitCode, Box<dyn std::error::Error>> {

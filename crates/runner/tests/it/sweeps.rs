@@ -19,8 +19,10 @@ fn jobs(b: &Bench) -> BTreeMap<String, FinetuneJob> {
     let root = b.path(".orchestrator/finetunes/runner-test");
     std::fs::read_dir(&root)
         .unwrap()
+        .map(|arm| arm.unwrap().path())
+        // Beside the arms' folders: the serving worker's log.
+        .filter(|arm| arm.is_dir())
         .map(|arm| {
-            let arm = arm.unwrap().path();
             let key = std::fs::read_dir(&arm).unwrap().next().unwrap().unwrap();
             let job = std::fs::read(key.path().join("job.json")).unwrap();
             let name = arm.file_name().unwrap().to_string_lossy().into_owned();
@@ -75,6 +77,18 @@ async fn each_point_trains_on_its_own_rows_and_answers_every_item() {
         let answered = results.calls.iter().filter(|c| &c.arm == arm).count();
         assert_eq!(answered, 6, "{arm}");
     }
+
+    // One serving worker trained every point: they share the device.
+    let root = b.path(".orchestrator/finetunes/runner-test");
+    let pids: std::collections::BTreeSet<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|arm| {
+            let arm = arm.unwrap().path();
+            let key = std::fs::read_dir(&arm).ok()?.next()?.ok()?;
+            std::fs::read_to_string(key.path().join("worker.pid")).ok()
+        })
+        .collect();
+    assert_eq!(pids.len(), 1, "{pids:?}");
 
     let jobs = jobs(&b);
     let answers = |arm: &str| -> BTreeMap<String, String> {
