@@ -1,6 +1,7 @@
 //! Scores answers and aggregates scores: the scorers every arm is judged by, and the statistics
 //! (means, percentiles, bootstrap intervals, paired tests, selective-prediction thresholds with a
-//! guarantee) the leaderboard, `compare` and the decision report print.
+//! guarantee) the leaderboard, `compare` and the decision report print, with the agreement
+//! between two raters (Cohen's κ, Spearman's ρ) that a judge's calibration rests on.
 //!
 //! The crate does no IO and holds no state: strings and numbers in, numbers out. It knows
 //! nothing of runs, arms or the store; `runner` scores answers with it, `report` aggregates.
@@ -29,6 +30,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod agreement;
 mod label_issues;
 mod learning_curve;
 mod scorers;
@@ -37,6 +39,7 @@ mod similar;
 mod stats;
 mod text;
 
+pub use agreement::{KappaWeights, bootstrap_stat, cohen_kappa, spearman};
 pub use label_issues::{LabelIssue, class_thresholds, label_issues};
 pub use learning_curve::{
     CURVE_RESAMPLES, CurveFit, POWER_LAW_MIN_POINTS, examples_needed_ci, fit as fit_curve,
