@@ -18,7 +18,9 @@
 //! ```
 //!
 //! Exit codes are in [`exit`]. An `error` event precedes a non-zero exit when the worker can
-//! still say why.
+//! still say why. A worker started with `--serve` reads job paths on stdin, one a line, and
+//! runs them in turn: each job's events end with `done` or `error` (after which the worker
+//! waits for the next path), and it exits 0 at the end of its input, or 130 when interrupted.
 
 use std::path::PathBuf;
 
