@@ -15,7 +15,7 @@ use domain::RunResults;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::ArmReport;
-use crate::figures::{count, percent, plain};
+use crate::figures::{count, percent};
 use crate::index::{ResultIndex, succeeded};
 
 /// How much of an item's input a suspect keeps: enough to recognise it.
@@ -187,7 +187,7 @@ pub(crate) fn rows(li: &LabelIssues) -> Option<(Vec<&'static str>, Vec<Vec<Strin
                 s.item_id.clone(),
                 s.given.clone(),
                 s.likely.clone(),
-                plain(s.self_confidence),
+                format!("{:.3}", s.self_confidence),
                 format!("{} of {}", s.others_likely, s.others_answered),
                 s.input.clone(),
             ]
