@@ -1,10 +1,12 @@
-//! The fine-tune worker's stderr log (`worker.log` in the arm's folder) and what it says when
+//! The fine-tune worker's stderr log (a serving worker's `worker-DEVICE.log` beside the arms'
+//! folders, or `worker.log` in a probe's folder) and what it says when
 //! the worker dies without a word on its protocol: the reason stored for the failed arm is the
 //! first panic (`thread '…' panicked at …` and its message line) or allocation failure
 //! (`memory allocation of N bytes failed`) this invocation wrote, else its last non-empty line;
 //! never the backtrace's footer that a crash ends with.
 //!
-//! The log is appended to across reruns, so only the part written since this launch is read.
+//! The log is appended to across reruns and served jobs, so only the part written since this
+//! job began is read.
 //! Nothing here starts or reads the worker's stdout (`worker.rs` does).
 
 use std::fs::File;
