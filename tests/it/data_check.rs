@@ -369,9 +369,9 @@ prompts: [{ id: zs, template: "{{text}}" }]
     );
 }
 
-/// A fine-tune `--arm`: `--folds` real `finetune-worker` processes train the tiny llama, each
-/// on the rows outside its fold, and answer their fold's rows with `choices`, so every row's
-/// probabilities are out of fold. The worker is the one `cargo test --workspace` built beside
+/// A fine-tune `--arm`: one real `finetune-worker --serve` trains the tiny llama `--folds`
+/// times, each time on the rows outside a fold, and answers that fold's rows with `choices`,
+/// so every row's probabilities are out of fold. The worker is the one `cargo test --workspace` built beside
 /// the binary. A fine-tune whose prompt has no `choices` is refused with exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fine_tune_arm_scores_every_row_with_k_fold_fine_tunes() {
@@ -411,13 +411,9 @@ async fn a_fine_tune_arm_scores_every_row_with_k_fold_fine_tunes() {
         (Some(23), Some(1)),
         "{li}"
     );
-    let ids: Vec<&str> = li["suspects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
-    assert!(!ids.contains(&"r9"), "{li}");
+    let suspects = li["suspects"].as_array().unwrap();
+    assert!(suspects.iter().all(|s| s["id"] != "r9"), "{li}");
+    assert_lowest_confidence_first(suspects);
     assert_eq!(li["arm"], "lora (3-fold fine-tunes)", "{li}");
     assert_eq!(li["labels"], serde_json::json!(["yes", "no"]));
     for f in 1..=3 {
@@ -427,8 +423,6 @@ async fn a_fine_tune_arm_scores_every_row_with_k_fold_fine_tunes() {
             out.stderr
         );
     }
-    let suspects = li["suspects"].as_array().unwrap();
-    assert_lowest_confidence_first(suspects);
 
     refused(&env, "loose", "has no `choices`").await;
 }

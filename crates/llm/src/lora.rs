@@ -159,8 +159,9 @@ pub struct Linear {
     bias: Option<Tensor>,
     parts: Vec<Part>,
     /// The weight as it was before the first merge, while any adapter is merged: unmerging
-    /// puts it back exactly (subtracting the update again would leave rounding behind, and a
-    /// worker that serves several jobs trains each from the same base).
+    /// puts it back exactly, so a worker that serves several jobs trains each from the same
+    /// base. It costs a second copy of the (fused) weight while merged, that is while a
+    /// fine-tune answers, never while it trains.
     premerge: Option<Tensor>,
 }
 
@@ -375,13 +376,13 @@ impl Linear {
         (ba * ad.scale)?.to_dtype(self.w.dtype())
     }
 
-    /// The weight with `sign ·` the update of every adapter whose `merged` flag equals `from`
-    /// folded in, flipping those flags.
-    fn fold(&mut self, from: bool, sign: f64) -> CResult<()> {
+    /// Folds the unmerged adapters into the weight; forward then costs what the base layer
+    /// costs. The weight from before the first merge is kept for [`Linear::unmerge`].
+    pub fn merge(&mut self) -> CResult<()> {
         if !self
             .parts
             .iter()
-            .any(|p| p.adapter.as_ref().is_some_and(|a| a.merged == from))
+            .any(|p| p.adapter.as_ref().is_some_and(|a| !a.merged))
         {
             return Ok(());
         }
@@ -389,40 +390,25 @@ impl Linear {
         for p in &self.parts {
             let w = self.w.narrow(0, p.offset, p.out)?;
             rows.push(match &p.adapter {
-                Some(ad) if ad.merged == from => (w + (self.delta(ad)? * sign)?)?,
+                Some(ad) if !ad.merged => (w + self.delta(ad)?)?,
                 _ => w,
             });
         }
-        self.w = Tensor::cat(&rows, 0)?.contiguous()?;
-        for p in &mut self.parts {
-            if let Some(ad) = p.adapter.as_mut()
-                && ad.merged == from
-            {
-                ad.merged = !from;
-            }
+        let merged = Tensor::cat(&rows, 0)?.contiguous()?;
+        let before = std::mem::replace(&mut self.w, merged);
+        self.premerge.get_or_insert(before);
+        for ad in self.parts.iter_mut().filter_map(|p| p.adapter.as_mut()) {
+            ad.merged = true;
         }
         Ok(())
     }
 
-    /// Folds the adapters into the weight; forward then costs what the base layer costs.
-    pub fn merge(&mut self) -> CResult<()> {
-        let unmerged = self
-            .parts
-            .iter()
-            .any(|p| p.adapter.as_ref().is_some_and(|a| !a.merged));
-        if unmerged && self.premerge.is_none() {
-            self.premerge = Some(self.w.clone());
-        }
-        self.fold(false, 1.0)
-    }
-
     /// Takes merged adapters back out of the weight: the weight from before the first merge,
-    /// bit for bit.
+    /// bit for bit (subtracting the update again would leave rounding behind).
     pub fn unmerge(&mut self) -> CResult<()> {
-        let Some(w) = self.premerge.take() else {
-            return self.fold(true, -1.0);
-        };
-        self.w = w;
+        if let Some(w) = self.premerge.take() {
+            self.w = w;
+        }
         for ad in self.parts.iter_mut().filter_map(|p| p.adapter.as_mut()) {
             ad.merged = false;
         }

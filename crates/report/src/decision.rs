@@ -306,7 +306,7 @@ pub fn decide(
         labelling_minutes: costs.labelling_minutes_per_example,
         hourly_rate: costs.hourly_rate_usd,
     });
-    let label_issues = crate::label_issues::label_issues(results, &arms);
+    let label_issues = crate::label_issues::label_issues(results, &index, &arms);
     let totals: Vec<f64> = arms.iter().map(|a| a.cost.horizon_total_usd).collect();
     let recommended = pick(&arms, &totals, target, |_| true);
     let baseline = baseline_of(&arms, &totals, target, ArmKind::Prompt);

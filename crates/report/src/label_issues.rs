@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::ArmReport;
 use crate::figures::{count, percent};
+use crate::format::truncate;
 use crate::index::{ResultIndex, succeeded};
 
 /// How much of an item's input a suspect keeps: enough to recognise it.
@@ -45,7 +46,7 @@ pub struct LabelIssues {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelSuspect {
     pub item_id: String,
-    /// Its input, cut to its first 160 characters.
+    /// Its input on one line, at most 160 characters.
     pub input: String,
     /// The stored label (the item's target).
     pub given: String,
@@ -58,11 +59,15 @@ pub struct LabelSuspect {
     pub others_likely: usize,
 }
 
-/// The label issues of `results`' eval items, from the best probe among `arms` (the
-/// report's arms, in `results.arms` order); `None` when no arm stored full probabilities.
-pub(crate) fn label_issues(results: &RunResults, arms: &[ArmReport]) -> Option<LabelIssues> {
-    let index = ResultIndex::new(results);
-    let probe = best_probe(results, arms, &index)?;
+/// The label issues of `results`' eval items (looked up in `index`, the run's), from the best
+/// probe among `arms` (the report's arms, in `results.arms` order); `None` when no arm stored
+/// full probabilities.
+pub(crate) fn label_issues(
+    results: &RunResults,
+    index: &ResultIndex<'_>,
+    arms: &[ArmReport],
+) -> Option<LabelIssues> {
+    let probe = best_probe(results, arms, index)?;
     let labels = results.arms[probe].choices.clone()?;
     let arm = results.arms[probe].arm.as_str();
     let mut ids = Vec::new();
@@ -81,7 +86,7 @@ pub(crate) fn label_issues(results: &RunResults, arms: &[ArmReport]) -> Option<L
             probs.push(choice.probabilities.clone());
         }
     }
-    let others = other_choices(results, probe, &index);
+    let others = other_choices(results, probe, index);
     let suspects = scoring::label_issues(&given, &probs, labels.len())
         .into_iter()
         .map(|issue| {
@@ -93,7 +98,7 @@ pub(crate) fn label_issues(results: &RunResults, arms: &[ArmReport]) -> Option<L
                 .collect();
             LabelSuspect {
                 item_id: item.item_id.clone(),
-                input: cut(&item.input),
+                input: truncate(&item.input, INPUT_CHARS),
                 given: item.target.clone(),
                 others_answered: answered.len(),
                 others_likely: answered.iter().filter(|&&l| l == likely).count(),
@@ -155,14 +160,6 @@ fn other_choices<'a>(
                 .collect()
         })
         .collect()
-}
-
-fn cut(input: &str) -> String {
-    let flat = input.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(INPUT_CHARS) {
-        Some((at, _)) => format!("{}…", &flat[..at]),
-        None => flat,
-    }
 }
 
 /// The suspects table (the first [`SHOWN`]), or `None` when there is nothing to show.

@@ -5,16 +5,15 @@
 //! `choices`, whose label probabilities are then out of fold, as confident learning needs.
 //!
 //! The folds run one after another in one `finetune-worker --serve` process (one training job
-//! per device), in a temporary folder removed at the end; nothing is stored. The fine-tune's `train_sizes` and `label_noise` do not apply:
-//! a probe learns from every row outside its fold, with the labels as given.
+//! per device), in a temporary folder removed at the end; nothing is stored. The fine-tune's
+//! `train_sizes` and `label_noise` do not apply: a probe learns from every row outside its
+//! fold, with the labels as given.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use experiment::{Arm, FinetuneSpec, Plan, PromptSpec, Row};
 use finetune::job::{EvalPrompt, Example, FinetuneJob, WorkerEvent};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 
 use crate::events::{Emitter, Event};
 use crate::label_probs::{LabelProbs, ProbeError, RowProbs};
@@ -39,9 +38,7 @@ pub async fn kfold_label_probabilities(
     worker: Option<&Path>,
     events: tokio::sync::mpsc::Sender<Event>,
 ) -> Result<LabelProbs, ProbeError> {
-    let (spec, prompt) = finetune_with_choices(plan, arm)?;
-    let labels = prompt.choices.as_ref().map(|c| c.labels.clone());
-    let labels = labels.unwrap_or_default();
+    let (spec, prompt, labels) = finetune_with_choices(plan, arm)?;
     let (rows, unknown_labels) = probe_rows(plan, &labels, folds, limit);
     for f in 0..folds {
         let inside = rows.iter().filter(|r| r.fold == f).count();
@@ -53,12 +50,7 @@ pub async fn kfold_label_probabilities(
             )));
         }
     }
-    let worker = crate::find_worker(worker).ok_or_else(|| {
-        ProbeError::Model(format!(
-            "the finetune-worker binary was not found next to this program; set {} to its path",
-            crate::WORKER_ENV
-        ))
-    })?;
+    let worker = crate::worker::require_worker(worker).map_err(ProbeError::Model)?;
     let emitter = Emitter::new(events);
     let base_model = crate::local::resolve_model(&spec.base_weights, &emitter)
         .await
@@ -104,10 +96,17 @@ pub async fn kfold_label_probabilities(
     Ok(out)
 }
 
-/// The fine-tune `arm` and its prompt, which must have `choices`.
-fn finetune_with_choices(plan: &Plan, arm: &str) -> Result<(FinetuneSpec, PromptSpec), ProbeError> {
+/// The fine-tune `arm`, its prompt, and the labels of the prompt's `choices`, which it must
+/// have.
+fn finetune_with_choices(
+    plan: &Plan,
+    arm: &str,
+) -> Result<(FinetuneSpec, PromptSpec, Vec<String>), ProbeError> {
     match plan.arms().into_iter().find(|a| a.id() == arm) {
-        Some(Arm::Finetune { spec, prompt }) if prompt.choices.is_some() => Ok((spec, prompt)),
+        Some(Arm::Finetune { spec, prompt }) if prompt.choices.is_some() => {
+            let labels = prompt.choices.as_ref().map(|c| c.labels.clone());
+            Ok((spec, prompt, labels.unwrap_or_default()))
+        }
         Some(Arm::Finetune { spec, .. }) => Err(ProbeError::BadArm(format!(
             "fine-tune `{arm}` answers with prompt `{}`, which has no `choices`: k-fold label \
              probabilities need a probability for every label",
@@ -197,21 +196,11 @@ async fn serve_jobs(
     emitter: &Emitter,
 ) -> Result<Vec<(usize, Vec<f64>)>, ProbeError> {
     let fail = |m: String| ProbeError::Model(m);
-    let (log, stderr) = WorkerLog::open(work).map_err(fail)?;
-    let mut child = Command::new(worker)
-        .arg("--serve")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| fail(format!("starting {} failed: {e}", worker.display())))?;
-    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(fail(
-            "the worker's input or output could not be opened".to_owned(),
-        ));
-    };
+    let (log, stderr) = WorkerLog::open(&work.join("worker.log")).map_err(fail)?;
+    // Not in a group of its own: `data check` has no Ctrl-C handling, so the terminal's
+    // Ctrl-C must stop the worker too.
+    let (mut child, mut stdin, stdout) =
+        crate::worker::spawn_serving(worker, stderr, false).map_err(fail)?;
     let mut input = String::new();
     for (path, _) in jobs {
         input.push_str(&format!("{}\n", path.display()));
@@ -313,8 +302,8 @@ scorers: [{ type: equals }]
     #[test]
     fn each_fold_trains_on_every_other_fold_and_answers_its_own_rows() {
         let (dir, plan) = plan();
-        let (spec, prompt) = finetune_with_choices(&plan, "lora").unwrap();
-        let labels = vec!["yes".to_owned(), "no".to_owned()];
+        let (spec, prompt, labels) = finetune_with_choices(&plan, "lora").unwrap();
+        assert_eq!(labels, ["yes", "no"]);
         let (rows, unknown) = probe_rows(&plan, &labels, 3, None);
         assert_eq!(
             (rows.len(), unknown),

@@ -31,7 +31,7 @@ use crate::{SideContext, Tally};
 mod answers;
 mod pool;
 
-pub(crate) use pool::Pool;
+pub(crate) use pool::{Pool, spawn_serving};
 
 /// Environment variable naming the worker binary, for installs where it is not beside us.
 pub const WORKER_ENV: &str = "ORCHESTRATOR_WORKER";
@@ -82,6 +82,16 @@ pub fn find_worker(explicit: Option<&Path>) -> Option<PathBuf> {
     [dir.join(&name), dir.parent()?.join(&name)]
         .into_iter()
         .find(|p| p.is_file())
+}
+
+/// [`find_worker`], or the sentence that says where it was looked for.
+pub(crate) fn require_worker(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    find_worker(explicit).ok_or_else(|| {
+        format!(
+            "the {WORKER_NAME} binary was not found next to this program; set {WORKER_ENV} to \
+             its path"
+        )
+    })
 }
 
 /// Where an arm's job, log, checkpoints and adapter live. Keyed by experiment, arm and what
@@ -250,9 +260,7 @@ async fn start_worker(
     out_dir: &Path,
 ) -> Result<(pool::Served, WorkerLog), String> {
     let job_path = prepare(ft, ctx, out_dir, &ctx.side.events).await?;
-    let worker = find_worker(ctx.worker.as_deref()).ok_or_else(|| {
-        format!("the {WORKER_NAME} binary was not found next to this program; set {WORKER_ENV} to its path")
-    })?;
+    let worker = require_worker(ctx.worker.as_deref())?;
     // `out_dir` is ARTIFACTS/EXPERIMENT/ARM/KEY: the log goes in ARTIFACTS/EXPERIMENT.
     let log_dir = out_dir.ancestors().nth(2).unwrap_or(out_dir);
     let device = ft.spec.compute.device;

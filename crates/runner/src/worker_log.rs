@@ -25,9 +25,9 @@ pub(crate) struct WorkerLog {
 }
 
 impl WorkerLog {
-    /// Opens `out_dir/worker.log` for appending (the worker's stderr), noting its length.
-    pub(crate) fn open(out_dir: &Path) -> Result<(Self, File), String> {
-        let path = out_dir.join("worker.log");
+    /// Opens the log at `path` for appending (the worker's stderr), noting its length.
+    pub(crate) fn open(path: &Path) -> Result<(Self, File), String> {
+        let path = path.to_path_buf();
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -112,7 +112,7 @@ pub fn bootstrap_stat(
         return None;
     }
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut draws: Vec<f64> = (0..resamples)
+    let draws: Vec<f64> = (0..resamples)
         .filter_map(|_| {
             let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
             stat(&idx)
@@ -121,7 +121,6 @@ pub fn bootstrap_stat(
     if draws.is_empty() {
         return None;
     }
-    draws.sort_by(f64::total_cmp);
     Some((
         crate::percentile(&draws, 2.5),
         crate::percentile(&draws, 97.5),

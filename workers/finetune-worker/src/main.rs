@@ -36,9 +36,10 @@ struct Args {
     /// The job file (`FinetuneJob` as JSON), written by the orchestrator's runner.
     #[arg(long, required_unless_present = "serve", conflicts_with = "serve")]
     job: Option<PathBuf>,
-    /// Read job files from stdin, one path a line, and run each in turn in this process (the
-    /// memory it has grown to and its threads stay warm); every job's events end with `done`
-    /// or `error`. Exits at the end of the input, or on an interrupt (130).
+    /// Read job files from stdin, one path a line, and run each in turn in this process (its
+    /// loaded base model, the memory it has grown to and its threads stay warm); every job's
+    /// events end with `done` or `error`. Exits at the end of the input, or on an interrupt
+    /// (130).
     #[arg(long)]
     serve: bool,
 }
@@ -124,9 +125,10 @@ fn exit_code(outcome: Result<(), Failure>, events: &Events) -> i32 {
     }
 }
 
-/// `--serve`: the jobs named on stdin, one after another. A job that fails has said so in its
-/// `error` event and the next one starts afresh (each loads its own base model); an interrupt
-/// ends the process, as it ends a single job.
+/// `--serve`: the jobs named on stdin, one after another, each on the base model the one before
+/// left loaded when it is the same (see [`run`]). A job that fails has said so in its `error`
+/// event and the next one loads its base model afresh; an interrupt ends the process, as it
+/// ends a single job.
 fn serve(events: &Events, cancel: &AtomicBool) -> i32 {
     let mut kept = None;
     for line in std::io::stdin().lines() {

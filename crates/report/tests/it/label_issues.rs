@@ -109,8 +109,8 @@ fn the_best_arm_with_label_probabilities_ranks_the_eval_items() {
 #[test]
 fn a_noisy_sweep_point_is_never_the_probe_however_good() {
     let mut results = two_arms();
-    let lora = results.arms.iter_mut().find(|a| a.arm == "zero-shot@api");
-    lora.unwrap().sweep = Some(SweepPoint {
+    let noisy = results.arms.iter_mut().find(|a| a.arm == "zero-shot@api");
+    noisy.unwrap().sweep = Some(SweepPoint {
         family: "zero-shot".into(),
         examples: 0,
         label_noise: 0.2,

@@ -1,12 +1,12 @@
 //! Worker processes kept between fine-tunes on one device: a `finetune-worker --serve` reads
 //! job paths on its stdin and runs them one after another, so the arms after the first (a
 //! learning curve's sizes, a noise sweep's levels, any fine-tunes sharing a device) skip the
-//! process start and the first step's warm-up. The device lock already lets one job run per
+//! process start, the base model's load and the first step's warm-up. The device lock already lets one job run per
 //! device; the pool only remembers the idle process between them.
 //!
 //! A process goes back to the pool only after its job's last event (`done` or `error`) with
 //! the process still running; one that crashed, was cancelled or was killed is dropped, and
-//! the next job starts a fresh one. Its stderr is one log per device (`worker-DEVICE.log`
+//! the next job starts a fresh one. Its stderr is one log per device (`worker-cpu.log`, …
 //! beside the arms' folders), of which each job reads only the part written while it ran.
 
 use std::collections::HashMap;
@@ -80,28 +80,9 @@ async fn send(stdin: &mut ChildStdin, job_path: &Path) -> std::io::Result<()> {
 fn spawn(device: Device, worker: &Path, log_dir: &Path) -> Result<Served, String> {
     std::fs::create_dir_all(log_dir)
         .map_err(|e| format!("creating {} failed: {e}", log_dir.display()))?;
-    let log = log_dir.join(format!("worker-{}.log", device_name(device)));
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .map_err(|e| format!("opening {} failed: {e}", log.display()))?;
-    let mut command = Command::new(worker);
-    command.arg("--serve").env("NO_COLOR", "1");
-    // Its own process group: a Ctrl-C in the terminal reaches only us, and we forward exactly
-    // one SIGTERM (a second signal would make the worker quit without its checkpoint).
-    #[cfg(unix)]
-    command.process_group(0);
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("starting {} failed: {e}", worker.display()))?;
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err("the worker's input or output could not be opened".into());
-    };
+    let log = log_dir.join(format!("worker-{device}.log"));
+    let (_, stderr) = WorkerLog::open(&log)?;
+    let (child, stdin, stdout) = spawn_serving(worker, stderr, true)?;
     Ok(Served {
         child,
         stdin,
@@ -110,10 +91,30 @@ fn spawn(device: Device, worker: &Path, log_dir: &Path) -> Result<Served, String
     })
 }
 
-fn device_name(device: Device) -> String {
-    match device {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda{i}"),
-        Device::Auto => "auto".into(),
+/// Starts `worker --serve` with its stdin and stdout piped and its stderr to `stderr`. With
+/// `own_group`, in a process group of its own: a Ctrl-C in the terminal then reaches only us,
+/// and we forward exactly one SIGTERM (a second signal would make the worker quit without its
+/// checkpoint); without, the terminal's Ctrl-C reaches it as well.
+pub(crate) fn spawn_serving(
+    worker: &Path,
+    stderr: std::fs::File,
+    own_group: bool,
+) -> Result<(Child, ChildStdin, ChildStdout), String> {
+    let mut command = Command::new(worker);
+    command.arg("--serve").env("NO_COLOR", "1");
+    #[cfg(unix)]
+    if own_group {
+        command.process_group(0);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("starting {} failed: {e}", worker.display()))?;
+    match (child.stdin.take(), child.stdout.take()) {
+        (Some(stdin), Some(stdout)) => Ok((child, stdin, stdout)),
+        _ => Err("the worker's input or output could not be opened".into()),
     }
 }

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::finetune::{spec, worker_script};
 use crate::support::Bench;
 
-/// Each fine-tune arm's job as its worker read it.
-fn jobs(b: &Bench) -> BTreeMap<String, FinetuneJob> {
+/// Each fine-tune arm's folder (`ARM/KEY`), by arm.
+fn arm_dirs(b: &Bench) -> BTreeMap<String, std::path::PathBuf> {
     let root = b.path(".orchestrator/finetunes/runner-test");
     std::fs::read_dir(&root)
         .unwrap()
@@ -24,8 +24,18 @@ fn jobs(b: &Bench) -> BTreeMap<String, FinetuneJob> {
         .filter(|arm| arm.is_dir())
         .map(|arm| {
             let key = std::fs::read_dir(&arm).unwrap().next().unwrap().unwrap();
-            let job = std::fs::read(key.path().join("job.json")).unwrap();
             let name = arm.file_name().unwrap().to_string_lossy().into_owned();
+            (name, key.path())
+        })
+        .collect()
+}
+
+/// Each fine-tune arm's job as its worker read it.
+fn jobs(b: &Bench) -> BTreeMap<String, FinetuneJob> {
+    arm_dirs(b)
+        .into_iter()
+        .map(|(name, dir)| {
+            let job = std::fs::read(dir.join("job.json")).unwrap();
             (name, serde_json::from_slice(&job).unwrap())
         })
         .collect()
@@ -79,16 +89,12 @@ async fn each_point_trains_on_its_own_rows_and_answers_every_item() {
     }
 
     // One serving worker trained every point: they share the device.
-    let root = b.path(".orchestrator/finetunes/runner-test");
-    let pids: std::collections::BTreeSet<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .filter_map(|arm| {
-            let arm = arm.unwrap().path();
-            let key = std::fs::read_dir(&arm).ok()?.next()?.ok()?;
-            std::fs::read_to_string(key.path().join("worker.pid")).ok()
-        })
+    let pids: Vec<String> = arm_dirs(&b)
+        .values()
+        .map(|dir| std::fs::read_to_string(dir.join("worker.pid")).unwrap())
         .collect();
-    assert_eq!(pids.len(), 1, "{pids:?}");
+    assert_eq!(pids.len(), expected.len());
+    assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
 
     let jobs = jobs(&b);
     let answers = |arm: &str| -> BTreeMap<String, String> {

@@ -13,7 +13,7 @@ use std::process::Stdio;
 
 use finetune::job::{FinetuneJob, WorkerEvent};
 
-use crate::protocol::{job, parse_events, worker, write_job};
+use crate::protocol::{job, ok_events, parse_events, worker, write_job};
 
 /// 6 training examples at micro-batch 1: 6 steps an epoch.
 const STEPS_PER_EPOCH: u64 = 6;
@@ -131,14 +131,7 @@ fn sigkill_mid_epoch_resumes_from_the_last_step_checkpoint() {
         last_done - resumed
     );
 
-    let rerun = worker().arg("--job").arg(&path).output().unwrap();
-    assert_eq!(
-        rerun.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&rerun.stderr)
-    );
-    let events = parse_events(&rerun.stdout);
+    let events = ok_events(&worker().arg("--job").arg(&path).output().unwrap());
     assert_eq!(
         events.first(),
         Some(&WorkerEvent::Started {

@@ -77,12 +77,17 @@ pub(crate) fn parse_events(stdout: &[u8]) -> Vec<WorkerEvent> {
 }
 
 /// Runs the worker on `job`, expects exit 0, and returns its events.
-fn run_ok(dir: &Path, job: &FinetuneJob) -> Vec<WorkerEvent> {
+pub(crate) fn run_ok(dir: &Path, job: &FinetuneJob) -> Vec<WorkerEvent> {
     let out = worker()
         .arg("--job")
         .arg(write_job(dir, job))
         .output()
         .unwrap();
+    ok_events(&out)
+}
+
+/// The events of a worker that exited 0 (its stderr shown when it did not).
+pub(crate) fn ok_events(out: &std::process::Output) -> Vec<WorkerEvent> {
     assert_eq!(
         out.status.code(),
         Some(0),

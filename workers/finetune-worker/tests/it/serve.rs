@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use finetune::job::WorkerEvent;
 
-use crate::protocol::{job, parse_events, worker, write_job};
+use crate::protocol::{job, ok_events, run_ok, worker, write_job};
 
 /// The per-step losses and the answers of one job's events.
 fn losses_and_answers(events: &[WorkerEvent]) -> (Vec<f64>, Vec<String>) {
@@ -40,13 +40,7 @@ fn one_process_serves_jobs_in_turn_each_as_if_alone() {
     }
     let mut alone = job(dir.path(), 1);
     alone.out_dir = alone_dir.join("out");
-    let out = worker()
-        .arg("--job")
-        .arg(write_job(&alone_dir, &alone))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let expected = losses_and_answers(&parse_events(&out.stdout));
+    let expected = losses_and_answers(&run_ok(&alone_dir, &alone));
 
     let mut first = job(dir.path(), 2);
     first.out_dir = served_dir.join("first");
@@ -70,14 +64,7 @@ fn one_process_serves_jobs_in_turn_each_as_if_alone() {
         writeln!(stdin, "{}", p.display()).unwrap();
     }
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events = parse_events(&out.stdout);
+    let events = ok_events(&child.wait_with_output().unwrap());
     let ends: Vec<usize> = events
         .iter()
         .enumerate()
